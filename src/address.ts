@@ -1,0 +1,52 @@
+// Canonical keys for peers, from the address strings Node gives in rinfo.
+// No sockets. The hot path calls ipKeyOf() once per datagram, so it parses
+// without allocating: an IPv4 address (or IPv4-mapped IPv6, SPEC 1.1) becomes
+// a 32-bit integer, which V8 keeps unboxed; any other IPv6 address keys by the
+// canonical string the kernel produced.
+
+export type IpKey = number | string;
+
+const DOT = 0x2e, ZERO = 0x30, NINE = 0x39;
+
+/** Parses dotted-quad IPv4 from `start` to the end; -1 when it is not one. Returns an unsigned value. */
+function parseIPv4(s: string, start: number): number {
+  let value = 0, octet = 0, digits = 0, dots = 0;
+  for (let i = start; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= ZERO && c <= NINE) {
+      octet = octet * 10 + (c - ZERO);
+      if (++digits > 3 || octet > 255) return -1;
+    } else if (c === DOT) {
+      if (digits === 0 || ++dots > 3) return -1;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+    } else {
+      return -1;
+    }
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return value * 256 + octet;
+}
+
+/** True for `::ffff:` (any case), the prefix of an IPv4-mapped IPv6 address. */
+function hasMappedPrefix(s: string): boolean {
+  if (s.length < 14 || s.charCodeAt(0) !== 0x3a || s.charCodeAt(1) !== 0x3a || s.charCodeAt(6) !== 0x3a) return false;
+  for (let i = 2; i < 6; i++) if ((s.charCodeAt(i) | 0x20) !== 0x66) return false;
+  return true;
+}
+
+/**
+ * The IP part of a peer's identity: IPv4 and IPv4-mapped IPv6 give the same
+ * int32, so a peer is one peer on a dual-stack socket however it is written.
+ */
+export function ipKeyOf(address: string): IpKey {
+  const v4 = parseIPv4(address, hasMappedPrefix(address) ? 7 : 0);
+  // Addresses come from the kernel (inet_ntop), so an IPv6 string is already canonical.
+  return v4 >= 0 ? v4 | 0 : address;
+}
+
+/** For logs only: `ip:port`, IPv6 in brackets. */
+export function formatAddress(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// Entry of the bundle (dist/quic-relay.js). The only module that touches
+// `process`: argv, env, signals, exit codes.
+
+import createDebug from 'debug';
+import { Command } from 'commander';
+import { DEFAULT_LOG_NAMESPACES } from '../log';
+import { RelayServer } from '../relay-server';
+import { addRelayOptions, relayOptionsFrom } from './relay';
+
+declare const QUIC_RELAY_VERSION: string | undefined;
+const VERSION = typeof QUIC_RELAY_VERSION === 'string' ? QUIC_RELAY_VERSION : '0.0.0-dev';
+
+/** The whole command line; `run` receives the relay options when the relay itself is asked for. */
+export function buildProgram(env: NodeJS.ProcessEnv, runRelay: (cmd: Command) => Promise<void> | void): Command {
+  const program = new Command('quic-relay')
+    .description('UDP rendezvous relay for peer-to-peer QUIC: peers send REG:<session-id>, get ACK, and every later datagram goes to the other peer')
+    .version(VERSION, '-V, --version')
+    .enablePositionalOptions()
+    .showSuggestionAfterError(true)
+    .allowExcessArguments(false);
+  addRelayOptions(program);
+  program.action(async () => runRelay(program));
+  void env;
+  return program;
+}
+
+async function startRelay(cmd: Command, env: NodeJS.ProcessEnv): Promise<void> {
+  const relay = new RelayServer(relayOptionsFrom(cmd, env));
+  try {
+    await relay.start();
+  } catch (err) {
+    process.stderr.write(`quic-relay: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) process.exit(0); // a second signal: do not wait
+    stopping = true;
+    // SPEC 3.4: stop, one summary line (logged by close), exit 0 within 1 s.
+    setTimeout(() => process.exit(0), 900).unref();
+    relay.close().then(
+      () => process.exit(0),
+      (err: Error) => {
+        process.stderr.write(`quic-relay: error while stopping on ${signal}: ${err.message}\n`);
+        process.exit(0);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+export async function main(argv: string[] = process.argv, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  // SPEC 3.2: info and warnings on when DEBUG says nothing.
+  if (env.DEBUG === undefined || env.DEBUG === '') createDebug.enable(DEFAULT_LOG_NAMESPACES);
+  const program = buildProgram(env, (cmd) => startRelay(cmd, env));
+  await program.parseAsync(argv);
+}
+
+if (require.main === module) {
+  main().catch((err: Error) => {
+    process.stderr.write(`quic-relay: ${err.message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,39 @@
+// Argument parsers shared by the commands. Each throws commander's
+// InvalidArgumentError, so a bad flag or variable ends in one line naming the
+// option (SPEC 3.1), and each runs the library's own check so both agree.
+
+import { InvalidArgumentError } from 'commander';
+import { checkHost, checkInteger } from '../config';
+import { RelayError } from '../errors';
+
+function wrap<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    // The library names the option itself; commander names it too, so keep only the reason.
+    const msg = err instanceof RelayError ? err.message.replace(/^[^:]*: /, '') : String(err);
+    throw new InvalidArgumentError(msg);
+  }
+}
+
+/** A whole decimal number in [min, max]; no signs, exponents or blanks. */
+export function integerParser(min: number, max: number): (value: string) => number {
+  return (value) => {
+    if (!/^\d{1,10}$/.test(value)) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
+    return wrap(() => checkInteger(Number(value), '', min, max));
+  };
+}
+
+export const parsePort = integerParser(0, 65535);
+
+export function parseHost(value: string): string {
+  return wrap(() => checkHost(value, ''));
+}
+
+/** true/false spelled the usual ways, for variables of on/off flags. */
+export function parseBoolean(value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  throw new InvalidArgumentError('must be true or false');
+}

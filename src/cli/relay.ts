@@ -1,0 +1,93 @@
+// The `quic-relay` program (SPEC 3.1): options -> validateConfig -> RelayServer.
+// Every option also reads QUIC_RELAY_<NAME>; a flag beats its variable.
+
+import { Command, Option } from 'commander';
+import type { RelayServerOptions } from '../config';
+import {
+  DEFAULT_HOST, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_METRICS_HOST, DEFAULT_PORT,
+  DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, DEFAULT_SEND_BUFFER_BYTES,
+  DEFAULT_SESSION_TIMEOUT_SECS, MAX_SESSION_TIMEOUT_SECS, REGISTRATION_BURST_SECS,
+} from '../constants';
+import { integerParser, parseBoolean, parseHost, parsePort } from './options';
+
+export const ENV_PREFIX = 'QUIC_RELAY_';
+/** The variable of the negatable flag, read by hand: commander would take any value, even "false", as set. */
+export const NO_IMPLICIT_REBIND_ENV = `${ENV_PREFIX}NO_IMPLICIT_REBIND`;
+
+/** Adds the relay's options to `cmd`. */
+export function addRelayOptions(cmd: Command): Command {
+  const opt = (flags: string, env: string, help: string): Option => new Option(flags, help).env(ENV_PREFIX + env);
+  return cmd
+    .addOption(opt('-p, --port <n>', 'PORT', 'UDP port to listen on (0: any free port)').default(DEFAULT_PORT).argParser(parsePort))
+    .addOption(opt('--host <addr>', 'HOST', 'address to bind; "::" is dual-stack').default(DEFAULT_HOST).argParser(parseHost))
+    .addOption(
+      opt('--session-timeout-secs <n>', 'SESSION_TIMEOUT_SECS', 'remove a session idle this long')
+        .default(DEFAULT_SESSION_TIMEOUT_SECS).argParser(integerParser(1, MAX_SESSION_TIMEOUT_SECS)),
+    )
+    .addOption(opt('--metrics-port <n>', 'METRICS_PORT', 'serve /metrics and /healthz over HTTP on this port (off by default)').argParser(parsePort))
+    .addOption(opt('--metrics-host <addr>', 'METRICS_HOST', 'address for the metrics server').default(DEFAULT_METRICS_HOST).argParser(parseHost))
+    .addOption(opt('--max-sessions <n>', 'MAX_SESSIONS', 'sessions held at most; new ones get ERR:BUSY').default(DEFAULT_MAX_SESSIONS).argParser(integerParser(1, 100_000_000)))
+    .addOption(
+      opt('--max-sessions-per-ip <n>', 'MAX_SESSIONS_PER_IP', 'sessions one source IP may take part in')
+        .default(DEFAULT_MAX_SESSIONS_PER_IP).argParser(integerParser(1, 100_000_000)),
+    )
+    .addOption(
+      opt('--registrations-per-sec-per-ip <n>', 'REGISTRATIONS_PER_SEC_PER_IP', `registrations/s per source IP, bursts of ${REGISTRATION_BURST_SECS} s worth; keepalives are free; 0: no limit`)
+        .default(DEFAULT_REGISTRATIONS_PER_SEC_PER_IP).argParser(integerParser(0, 1_000_000)),
+    )
+    .addOption(new Option('--no-implicit-rebind', `forward nothing from unregistered ports, even when one peer has that IP [env: ${NO_IMPLICIT_REBIND_ENV}]`))
+    .addOption(
+      opt('--recv-buffer-bytes <n>', 'RECV_BUFFER_BYTES', 'UDP receive buffer to ask for (capped by net.core.rmem_max)')
+        .default(DEFAULT_RECV_BUFFER_BYTES).argParser(integerParser(0, 1 << 30)),
+    )
+    .addOption(
+      opt('--send-buffer-bytes <n>', 'SEND_BUFFER_BYTES', 'UDP send buffer to ask for (capped by net.core.wmem_max)')
+        .default(DEFAULT_SEND_BUFFER_BYTES).argParser(integerParser(0, 1 << 30)),
+    );
+}
+
+interface RelayFlags {
+  port: number;
+  host: string;
+  sessionTimeoutSecs: number;
+  metricsPort?: number;
+  metricsHost: string;
+  maxSessions: number;
+  maxSessionsPerIp: number;
+  registrationsPerSecPerIp: number;
+  implicitRebind: boolean;
+  recvBufferBytes: number;
+  sendBufferBytes: number;
+}
+
+/**
+ * The relay options from a parsed command. `env` supplies the one variable
+ * commander does not read itself; a bad value throws via `cmd.error`.
+ */
+export function relayOptionsFrom(cmd: Command, env: NodeJS.ProcessEnv): RelayServerOptions {
+  const f = cmd.opts<RelayFlags>();
+  let implicitRebind = f.implicitRebind;
+  const envValue = env[NO_IMPLICIT_REBIND_ENV];
+  if (cmd.getOptionValueSource('implicitRebind') !== 'cli' && envValue !== undefined) {
+    try {
+      implicitRebind = !parseBoolean(envValue);
+    } catch {
+      cmd.error(`error: option '--no-implicit-rebind' value '${envValue}' from env '${NO_IMPLICIT_REBIND_ENV}' is invalid. must be true or false`, {
+        code: 'commander.invalidArgument', exitCode: 1,
+      });
+    }
+  }
+  return {
+    port: f.port,
+    host: f.host,
+    sessionTimeoutSecs: f.sessionTimeoutSecs,
+    metricsPort: f.metricsPort,
+    metricsHost: f.metricsHost,
+    maxSessions: f.maxSessions,
+    maxSessionsPerIp: f.maxSessionsPerIp,
+    registrationsPerSecPerIp: f.registrationsPerSecPerIp,
+    implicitRebind,
+    recvBufferBytes: f.recvBufferBytes,
+    sendBufferBytes: f.sendBufferBytes,
+  };
+}

@@ -1,0 +1,43 @@
+// Defaults and limits in one place: the CLI help, the library options and the
+// README are all built from these (SPEC 1.1, 2.5, 4.1).
+
+/** SPEC 1.1: default UDP port of the relay. */
+export const DEFAULT_PORT = 4433;
+/** SPEC 1.1: default bind address. `::` binds dual-stack. */
+export const DEFAULT_HOST = '0.0.0.0';
+/** SPEC 2.5: a session silent this long is removed. */
+export const DEFAULT_SESSION_TIMEOUT_SECS = 300;
+/** Largest timeout accepted: its milliseconds must fit a 32-bit integer (timer overflow trap). */
+export const MAX_SESSION_TIMEOUT_SECS = 2_147_483;
+/** SPEC 3.3: metrics listen on loopback unless told otherwise. */
+export const DEFAULT_METRICS_HOST = '127.0.0.1';
+
+/** SPEC 4.1: sessions the whole relay holds (about 60 MB of memory at this count). */
+export const DEFAULT_MAX_SESSIONS = 250_000;
+/** SPEC 4.1: sessions one source IP may take part in. A thousand from one NAT must fit. */
+export const DEFAULT_MAX_SESSIONS_PER_IP = 4_096;
+/** SPEC 4.1: sustained state-changing registrations per second from one source IP. */
+export const DEFAULT_REGISTRATIONS_PER_SEC_PER_IP = 100;
+/** Size of the per-IP registration bucket, in seconds of the sustained rate: 1000 at once from one NAT fit. */
+export const REGISTRATION_BURST_SECS = 10;
+
+/** Socket buffers: a 1200-byte stream at 20k/s fills Linux's 208 KiB default in 10 ms. */
+export const DEFAULT_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_SEND_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/** SPEC 1.4: the largest UDP payload over IPv4. */
+export const MAX_DATAGRAM = 65_507;
+/** SPEC 1.2: session id length bounds, in bytes. */
+export const SESSION_ID_MIN = 1;
+export const SESSION_ID_MAX = 64;
+
+/** SPEC 2.5: how often the reaper looks; keeps removal well within 1 s of a deadline. */
+export const REAP_INTERVAL_MS = 250;
+/** SPEC 4.1: repeated refusals are logged at most this often per cause. */
+export const REFUSAL_LOG_INTERVAL_MS = 1_000;
+
+/** Client side (SPEC 5.1). */
+export const DEFAULT_KEEPALIVE_SECS = 15;
+export const REGISTER_BACKOFF_INITIAL_MS = 250;
+export const REGISTER_BACKOFF_MAX_MS = 2_000;
+export const DEFAULT_REGISTER_TIMEOUT_MS = 30_000;

@@ -1,0 +1,68 @@
+// Counters are plain numbers bumped on the hot path (SPEC 3.3); nothing here
+// runs per datagram but `counters.x++`. The Prometheus text is produced at
+// scrape time by metrics-server.ts from these and from the session table.
+
+/** Why a datagram was not forwarded. */
+export type DropReason = 'unpaired' | 'unknown_source' | 'ambiguous_source' | 'send_error';
+
+export class RelayCounters {
+  datagramsReceived = 0;
+  bytesReceived = 0;
+  forwardedDatagrams = 0;
+  forwardedBytes = 0;
+  // dropped, one pair per reason
+  droppedUnpaired = 0;
+  droppedUnpairedBytes = 0;
+  droppedUnknownSource = 0;
+  droppedUnknownSourceBytes = 0;
+  droppedAmbiguousSource = 0;
+  droppedAmbiguousSourceBytes = 0;
+  sendErrors = 0;
+  socketErrors = 0;
+  // registrations by result
+  regCreated = 0;
+  regJoined = 0;
+  regKeepalive = 0;
+  regRebound = 0;
+  regFull = 0;
+  regBad = 0;
+  regBusyRate = 0;
+  regBusySessions = 0;
+  regBusyIp = 0;
+  /** Replies not sent because they would be longer than the request (SPEC 1.3). */
+  repliesSuppressed = 0;
+  rebindsExplicit = 0;
+  rebindsImplicit = 0;
+  sessionsCreated = 0;
+  sessionsPaired = 0;
+  sessionsReaped = 0;
+  sessionsEmptied = 0;
+
+  get droppedDatagrams(): number {
+    return this.droppedUnpaired + this.droppedUnknownSource + this.droppedAmbiguousSource;
+  }
+  get refusals(): number {
+    return this.regFull + this.regBad + this.regBusyRate + this.regBusySessions + this.regBusyIp;
+  }
+}
+
+/** What the relay reports when it stops (SPEC 3.4) and what /healthz returns. */
+export interface RelaySummary {
+  uptimeSecs: number;
+  sessionsOpen: number;
+  sessionsPaired: number;
+  sessionsCreated: number;
+  forwardedDatagrams: number;
+  forwardedBytes: number;
+  droppedDatagrams: number;
+  refusals: number;
+  sendErrors: number;
+}
+
+export function formatSummary(s: RelaySummary): string {
+  return (
+    `stopped after ${s.uptimeSecs.toFixed(1)} s: ${s.sessionsOpen} sessions open (${s.sessionsPaired} paired), ` +
+    `${s.sessionsCreated} created, ${s.forwardedDatagrams} datagrams (${s.forwardedBytes} bytes) forwarded, ` +
+    `${s.droppedDatagrams} dropped, ${s.refusals} registrations refused, ${s.sendErrors} send errors`
+  );
+}

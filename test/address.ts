@@ -1,0 +1,26 @@
+import t from 'tap';
+import { formatAddress, ipKeyOf } from '../src/address';
+
+t.test('IPv4 becomes one int32 key, however it is written', async (t) => {
+  t.equal(ipKeyOf('127.0.0.1'), 0x7f000001);
+  t.equal(ipKeyOf('::ffff:127.0.0.1'), 0x7f000001, 'IPv4-mapped IPv6 is the same peer IP (SPEC 1.1)');
+  t.equal(ipKeyOf('::FFFF:127.0.0.1'), 0x7f000001);
+  t.equal(ipKeyOf('255.255.255.255'), -1, 'int32: kept unboxed by V8');
+  t.equal(ipKeyOf('0.0.0.0'), 0);
+  t.not(ipKeyOf('10.0.0.1'), ipKeyOf('10.0.0.2'));
+});
+
+t.test('anything else keys by its string', async (t) => {
+  t.equal(ipKeyOf('::1'), '::1');
+  t.equal(ipKeyOf('2001:db8::1'), '2001:db8::1');
+  t.equal(ipKeyOf('1.2.3'), '1.2.3');
+  t.equal(ipKeyOf('1.2.3.256'), '1.2.3.256');
+  t.equal(ipKeyOf('1.2.3.4.5'), '1.2.3.4.5');
+  t.equal(ipKeyOf('1..2.3'), '1..2.3');
+  t.equal(ipKeyOf('::ffff:1.2.3'), '::ffff:1.2.3');
+});
+
+t.test('formatAddress', async (t) => {
+  t.equal(formatAddress('1.2.3.4', 5), '1.2.3.4:5');
+  t.equal(formatAddress('::1', 5), '[::1]:5');
+});

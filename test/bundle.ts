@@ -1,0 +1,153 @@
+// SPEC 3.5: the built file, run by plain node from a folder with no
+// node_modules. Builds it first when it is missing.
+import t from 'tap';
+import { spawn, execFileSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { bindPeer, register } from './fixtures/udp';
+
+const root = resolve(__dirname, '..');
+const bundle = join(root, 'dist', 'quic-relay.js');
+if (!existsSync(bundle)) execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'inherit' });
+const dir = mkdtempSync(join(tmpdir(), 'quic-relay-bundle-'));
+copyFileSync(bundle, join(dir, 'quic-relay.js'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Run {
+  child: ChildProcess;
+  stderr: () => string;
+  waitFor: (re: RegExp, ms?: number) => Promise<RegExpMatchArray>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function run(t: Tap, args: string[], env: Record<string, string> = {}): Run {
+  const child = spawn(process.execPath, ['quic-relay.js', ...args], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '', ...env }, // no NODE_PATH, no DEBUG
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  const listeners: Array<() => void> = [];
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    for (const l of [...listeners]) l();
+  });
+  child.stdout!.resume();
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    return exit;
+  });
+  return {
+    child,
+    stderr: () => err,
+    exit,
+    waitFor: (re, ms = 5000) =>
+      new Promise((resolveMatch, reject) => {
+        const check = (): void => {
+          const m = err.match(re);
+          if (m) {
+            clearTimeout(timer);
+            listeners.splice(listeners.indexOf(check), 1);
+            resolveMatch(m);
+          }
+        };
+        const timer = setTimeout(() => reject(new Error(`no ${re} in stderr within ${ms} ms:\n${err}`)), ms);
+        listeners.push(check);
+        check();
+        void exit.then(() => setImmediate(check));
+      }),
+  };
+}
+type Tap = { teardown(fn: () => unknown): void };
+
+t.test('start line, one forwarded datagram, metrics, SIGTERM -> exit 0 within 1 s', async (t) => {
+  const r = run(t, ['--port', '0', '--host', '127.0.0.1', '--metrics-port', '0']);
+  const m = await r.waitFor(/UDP relay listening on 127\.0\.0\.1:(\d+)/);
+  t.match(r.stderr(), /^\d{4}-\d\d-\d\dT[\d:.]+Z quic-relay:relay UDP relay listening on/m, 'timestamped when not a terminal');
+  const port = Number(m[1]);
+  const relay = { address: '127.0.0.1', port, family: 'IPv4' };
+  const a = await bindPeer(t, relay, '127.0.0.2');
+  const b = await bindPeer(t, relay, '127.0.0.3');
+  t.equal(await register(a, 'bundle-test'), 'ACK\n');
+  t.equal(await register(b, 'bundle-test'), 'ACK\n');
+  a.send('through the bundle');
+  t.equal((await b.next()).toString(), 'through the bundle');
+  await r.waitFor(/session bundle-test paired/);
+  t.notMatch(r.stderr(), /forwarded to/, 'nothing logged per datagram by default');
+
+  const mm = await r.waitFor(/metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/);
+  const metrics = await (await fetch(`http://127.0.0.1:${mm[1]}/metrics`)).text();
+  t.match(metrics, /^quic_relay_forwarded_datagrams_total 1$/m);
+  const health = await fetch(`http://127.0.0.1:${mm[1]}/healthz`);
+  t.equal(health.status, 200);
+  await health.text();
+
+  const sent = Date.now();
+  r.child.kill('SIGTERM');
+  const { code } = await r.exit;
+  const took = Date.now() - sent;
+  t.equal(code, 0, 'exit 0');
+  t.ok(took < 1000, `exited within 1 s (${took} ms)`);
+  t.match(r.stderr(), /stopped after [\d.]+ s: 1 sessions open \(1 paired\), 1 created, 1 datagrams/, 'one-line summary');
+});
+
+t.test('SIGINT stops it too', async (t) => {
+  const r = run(t, ['--port', '0', '--host', '127.0.0.1']);
+  await r.waitFor(/UDP relay listening/);
+  r.child.kill('SIGINT');
+  t.equal((await r.exit).code, 0);
+});
+
+t.test('DEBUG=quic-relay:* adds per-datagram detail', async (t) => {
+  const r = run(t, ['--port', '0', '--host', '127.0.0.1'], { DEBUG: 'quic-relay:*' });
+  const m = await r.waitFor(/UDP relay listening on 127\.0\.0\.1:(\d+)/);
+  const relay = { address: '127.0.0.1', port: Number(m[1]), family: 'IPv4' };
+  const a = await bindPeer(t, relay, '127.0.0.2');
+  const b = await bindPeer(t, relay, '127.0.0.3');
+  await register(a, 'debug-test');
+  await register(b, 'debug-test');
+  a.send('x');
+  await b.next();
+  await r.waitFor(/quic-relay:datagram 1 bytes forwarded to 127\.0\.0\.3:/);
+  r.child.kill('SIGTERM');
+  await r.exit;
+});
+
+t.test('bad flags and variables: one line, non-zero', async (t) => {
+  for (const [args, env, re] of [
+    [['--port', '70000'], {}, /--port/],
+    [['--session-timeout-secs', '-1'], {}, /--session-timeout-secs/],
+    [['--frobnicate'], {}, /--frobnicate/],
+    [[], { QUIC_RELAY_PORT: 'x' }, /--port.*QUIC_RELAY_PORT/],
+  ] as Array<[string[], Record<string, string>, RegExp]>) {
+    const r = run(t, args, env);
+    const { code } = await r.exit;
+    t.not(code, 0, `${args.join(' ')} ${JSON.stringify(env)} exits non-zero`);
+    t.match(r.stderr(), re);
+    t.equal(r.stderr().trim().split('\n').length, 1, 'one line');
+  }
+});
+
+t.test('a port in use is one clear line, exit 1', async (t) => {
+  const first = run(t, ['--port', '0', '--host', '127.0.0.1']);
+  const m = await first.waitFor(/listening on 127\.0\.0\.1:(\d+)/);
+  const second = run(t, ['--port', m[1]!, '--host', '127.0.0.1']);
+  t.equal((await second.exit).code, 1);
+  t.match(second.stderr(), /cannot bind UDP 127\.0\.0\.1:\d+: EADDRINUSE/);
+  first.child.kill('SIGTERM');
+  await first.exit;
+});
+
+t.test('--help and --version', async (t) => {
+  const h = run(t, ['--help']);
+  let out = '';
+  h.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  t.equal((await h.exit).code, 0);
+  for (const flag of ['--port', '--host', '--session-timeout-secs', '--metrics-port', '--metrics-host', '--max-sessions', '--max-sessions-per-ip', '--registrations-per-sec-per-ip', '--no-implicit-rebind']) {
+    t.match(out, flag, `help lists ${flag}`);
+  }
+  t.match(out, /QUIC_RELAY_PORT/, 'help names the variables');
+});

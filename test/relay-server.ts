@@ -1,0 +1,312 @@
+// The relay from the outside: real UDP on 127.x addresses, port 0.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { bindPeer, register, startRelay, until } from './fixtures/udp';
+import { MAX_DATAGRAM } from '../src/constants';
+
+const ID = '123e4567-e89b-12d3-a456-426614174000';
+
+t.test('SPEC 1.3/1.4/2.3: register, pair, forward byte for byte both ways', async (t) => {
+  const { relay, address } = await startRelay(t);
+  const a = await bindPeer(t, address, '127.0.0.2');
+  const b = await bindPeer(t, address, '127.0.0.3');
+  t.equal(await register(a, ID), 'ACK\n');
+  // SPEC 2.3: the partner has not arrived: dropped and counted
+  a.send('early');
+  await until(() => relay.counters.droppedUnpaired === 1);
+  t.equal(await register(b, ID), 'ACK\n', 'with \\n');
+  for (const size of [0, 1, 1200, MAX_DATAGRAM]) {
+    const payload = randomBytes(size);
+    a.send(payload);
+    t.same(await b.next(), payload, `${size} bytes a -> b`);
+    b.send(payload);
+    t.same(await a.next(), payload, `${size} bytes b -> a`);
+  }
+  t.equal(relay.counters.forwardedDatagrams, 8);
+  t.equal(relay.table.pairedCount, 1);
+  t.ok(await b.silent(), 'the early datagram was not delivered later');
+});
+
+t.test('SPEC 1.2: \\r\\n and no line end register too', async (t) => {
+  const { address } = await startRelay(t);
+  const a = await bindPeer(t, address);
+  const b = await bindPeer(t, address);
+  a.send(`REG:${ID}\r\n`);
+  t.equal((await a.next()).toString(), 'ACK\n');
+  b.send(`REG:${ID}`);
+  t.equal((await b.next()).toString(), 'ACK\n');
+  a.send('x');
+  t.equal((await b.next()).toString(), 'x');
+});
+
+t.test('SPEC 2.2: keepalive from a registered peer is answered, not forwarded', async (t) => {
+  const { relay, address } = await startRelay(t);
+  const a = await bindPeer(t, address);
+  const b = await bindPeer(t, address);
+  await register(a, ID);
+  await register(b, ID);
+  t.equal(await register(a, ID), 'ACK\n');
+  t.ok(await b.silent(), 'b does not see the keepalive');
+  t.equal(relay.counters.regKeepalive, 1);
+});
+
+t.test('SPEC 1.3: ERR:FULL to a third peer; nothing stored for it', async (t) => {
+  const { relay, address } = await startRelay(t);
+  const a = await bindPeer(t, address, '127.0.0.2');
+  const b = await bindPeer(t, address, '127.0.0.3');
+  const c = await bindPeer(t, address, '127.0.0.4');
+  await register(a, ID);
+  await register(b, ID);
+  t.equal(await register(c, ID), 'ERR:FULL\n');
+  c.send('data from c');
+  t.ok(await a.silent(), 'c cannot inject');
+  t.ok(await b.silent());
+  t.equal(relay.counters.regFull, 1);
+  t.equal(relay.table.peerAt(0x7f000004, c.port), undefined);
+});
+
+t.test('SPEC 1.3: ERR:BAD for a malformed REG from an unregistered address', async (t) => {
+  const { relay, address } = await startRelay(t);
+  const a = await bindPeer(t, address);
+  a.send('REG:has space\n');
+  t.equal((await a.next()).toString(), 'ERR:BAD\n');
+  a.send(`REG:${'x'.repeat(65)}\n`);
+  t.equal((await a.next()).toString(), 'ERR:BAD\n');
+  a.send('REG:abc\nextra');
+  t.equal((await a.next()).toString(), 'ERR:BAD\n');
+  t.equal(relay.counters.regBad, 3);
+  t.equal(relay.table.size, 0);
+});
+
+t.test('SPEC 1.3: no reply longer than its request (no amplification)', async (t) => {
+  const { relay, address } = await startRelay(t);
+  const a = await bindPeer(t, address, '127.0.0.2');
+  const b = await bindPeer(t, address, '127.0.0.3');
+  const c = await bindPeer(t, address, '127.0.0.4');
+  a.send('REG:!!'); // 6 bytes: ERR:BAD (8) would be longer
+  a.send('REG:');
+  await until(() => relay.counters.regBad === 2);
+  t.ok(await a.silent(), 'no ERR:BAD to a 4- or 6-byte request');
+  await register(a, 'abcd');
+  await register(b, 'abcd');
+  c.send('REG:abcd'); // 8 bytes: ERR:FULL (9) would be longer
+  await until(() => relay.counters.regFull === 1);
+  t.ok(await c.silent(), 'no ERR:FULL to an 8-byte request');
+  t.equal(relay.counters.repliesSuppressed, 3);
+  c.send('REG:abcd\n'); // 9 bytes: fits
+  t.equal((await c.next()).toString(), 'ERR:FULL\n');
+});
+
+t.test('SPEC 1.4: a malformed REG: from a registered peer is data', async (t) => {
+  const { address } = await startRelay(t);
+  const a = await bindPeer(t, address);
+  const b = await bindPeer(t, address);
+  await register(a, ID);
+  await register(b, ID);
+  for (const s of ['REG:', 'REG:bad id', `REG:${ID}\nmore`, 'REG:\x00\x01\x02']) {
+    a.send(s);
+    t.equal((await b.next()).toString('latin1'), s, JSON.stringify(s));
+  }
+  t.ok(await a.silent(), 'no ERR:BAD to a registered peer');
+});
+
+t.test('SPEC 1.4: from an unregistered address, REG: is never data', async (t) => {
+  const { relay, address } = await startRelay(t);
+  const a = await bindPeer(t, address, '127.0.0.2');
+  const b = await bindPeer(t, address, '127.0.0.3');
+  await register(a, ID);
+  await register(b, ID);
+  // same IP as a, new port: data would rebind implicitly, but a bad REG must not
+  const a2 = await bindPeer(t, address, '127.0.0.2');
+  a2.send('REG:not valid!');
+  t.equal((await a2.next()).toString(), 'ERR:BAD\n');
+  t.ok(await b.silent(), 'not forwarded');
+  t.equal(relay.counters.rebindsImplicit, 0);
+});
+
+t.test('SPEC 2.2: a peer that registers another session leaves the first', async (t) => {
+  const { relay, address } = await startRelay(t);
+  const a = await bindPeer(t, address);
+  const b = await bindPeer(t, address);
+  await register(a, 'one');
+  await register(b, 'one');
+  t.equal(await register(a, 'two'), 'ACK\n');
+  t.equal(relay.table.session('one')?.paired, false);
+  b.send('to nobody');
+  await until(() => relay.counters.droppedUnpaired === 1);
+  t.ok(await a.silent(), 'a no longer gets session one\'s data');
+});
+
+t.test('SPEC 2.2: explicit rebind by REG from a new port of the same IP', async (t) => {
+  const { relay, address } = await startRelay(t);
+  const a = await bindPeer(t, address, '127.0.0.2');
+  const b = await bindPeer(t, address, '127.0.0.3');
+  await register(a, ID);
+  await register(b, ID);
+  const a2 = await bindPeer(t, address, '127.0.0.2'); // the NAT gave a new port
+  t.equal(await register(a2, ID), 'ACK\n', 'a full session still ACKs the rebinding peer');
+  b.send('after rebind');
+  t.equal((await a2.next()).toString(), 'after rebind');
+  t.ok(await a.silent(), 'the old port gets nothing');
+  t.equal(relay.counters.rebindsExplicit, 1);
+  t.equal(relay.table.peerAt(0x7f000002, a.port), undefined, 'the old port is no longer a peer');
+  // SPEC 2.4: data from the old port is now from an unregistered address whose
+  // IP has exactly one (paired) peer: it rebinds back, as a NAT flapping would.
+  a.send('from the old port');
+  t.equal((await b.next()).toString(), 'from the old port');
+  t.equal(relay.counters.rebindsImplicit, 1);
+});
+
+t.test('SPEC 2.4: implicit rebind by data from the only peer on that IP', async (t) => {
+  const { relay, address } = await startRelay(t);
+  const a = await bindPeer(t, address, '127.0.0.2');
+  const b = await bindPeer(t, address, '127.0.0.3');
+  await register(a, ID);
+  await register(b, ID);
+  const a2 = await bindPeer(t, address, '127.0.0.2');
+  a2.send('quic from new port');
+  t.equal((await b.next()).toString(), 'quic from new port');
+  b.send('reply');
+  t.equal((await a2.next()).toString(), 'reply', 'the slot became the new port');
+  t.equal(relay.counters.rebindsImplicit, 1);
+});
+
+t.test('SPEC 2.4: no hijack when several peers share the IP', async (t) => {
+  const { relay, address } = await startRelay(t);
+  // two hosts behind one NAT (127.0.0.5), each in its own session
+  const h1 = await bindPeer(t, address, '127.0.0.5');
+  const p1 = await bindPeer(t, address, '127.0.0.6');
+  const h2 = await bindPeer(t, address, '127.0.0.5');
+  const p2 = await bindPeer(t, address, '127.0.0.7');
+  await register(h1, 'session-1');
+  await register(p1, 'session-1');
+  await register(h2, 'session-2');
+  await register(p2, 'session-2');
+  const intruder = await bindPeer(t, address, '127.0.0.5');
+  intruder.send('take over');
+  await until(() => relay.counters.droppedAmbiguousSource === 1);
+  t.ok(await p1.silent(), 'session-1 partner gets nothing');
+  t.ok(await p2.silent(), 'session-2 partner gets nothing');
+  p1.send('still mine');
+  t.equal((await h1.next()).toString(), 'still mine', 'h1 keeps its session');
+  t.ok(await intruder.silent());
+});
+
+t.test('SPEC 2.4: --no-implicit-rebind turns it off', async (t) => {
+  const { relay, address } = await startRelay(t, { implicitRebind: false });
+  const a = await bindPeer(t, address, '127.0.0.2');
+  const b = await bindPeer(t, address, '127.0.0.3');
+  await register(a, ID);
+  await register(b, ID);
+  const a2 = await bindPeer(t, address, '127.0.0.2');
+  a2.send('data');
+  await until(() => relay.counters.droppedUnknownSource === 1);
+  t.ok(await b.silent());
+  t.equal(relay.counters.rebindsImplicit, 0);
+  t.equal(await register(a2, ID), 'ACK\n', 'explicit rebind still works');
+  b.send('x');
+  t.equal((await a2.next()).toString(), 'x');
+});
+
+t.test('SPEC 2.5: reaping through the server with an injected clock', async (t) => {
+  let now = 1_000_000;
+  const { relay, address } = await startRelay(t, { sessionTimeoutSecs: 30 }, { clock: () => now, reapIntervalMs: 0 });
+  const a = await bindPeer(t, address, '127.0.0.2');
+  const b = await bindPeer(t, address, '127.0.0.3');
+  await register(a, ID);
+  await register(b, ID);
+  now += 10_000;
+  a.send('activity');
+  await b.next();
+  now += 29_999;
+  t.equal(relay.reap(), 0, 'not before 30 s of silence');
+  now += 1;
+  const gone = relay.reap() + (now += 250, relay.reap());
+  t.equal(gone, 1, 'gone within 250 ms of the deadline');
+  t.equal(relay.table.size, 0);
+  t.equal(relay.counters.sessionsReaped, 1);
+  b.send('after reaping');
+  await until(() => relay.counters.droppedUnknownSource === 1);
+  t.ok(await a.silent(), 'the reaped session forwards nothing');
+  t.equal(await register(a, ID), 'ACK\n', 'the id can be used again');
+});
+
+t.test('SPEC 2.5: the reaper timer runs by itself', async (t) => {
+  const { relay, address } = await startRelay(t, { sessionTimeoutSecs: 1 });
+  const a = await bindPeer(t, address);
+  await register(a, ID);
+  t.equal(relay.table.size, 1);
+  await until(() => relay.table.size === 0, 5000);
+  t.equal(relay.counters.sessionsReaped, 1);
+});
+
+t.test('SPEC 4.1: limits answer ERR:BUSY; keepalives are never refused', async (t) => {
+  t.test('--max-sessions', async (t) => {
+    const { relay, address } = await startRelay(t, { maxSessions: 2 });
+    const a = await bindPeer(t, address);
+    t.equal(await register(a, 'one1'), 'ACK\n');
+    t.equal(await register(await bindPeer(t, address), 'two2'), 'ACK\n');
+    t.equal(await register(await bindPeer(t, address), 'three'), 'ERR:BUSY\n');
+    t.equal(await register(await bindPeer(t, address), 'one1'), 'ACK\n', 'joining an existing session is fine');
+    t.equal(await register(a, 'one1'), 'ACK\n', 'keepalive');
+    t.equal(relay.counters.regBusySessions, 1);
+  });
+  t.test('--max-sessions-per-ip', async (t) => {
+    const { relay, address } = await startRelay(t, { maxSessionsPerIp: 2 });
+    t.equal(await register(await bindPeer(t, address, '127.0.0.2'), 'aaaa1'), 'ACK\n');
+    t.equal(await register(await bindPeer(t, address, '127.0.0.2'), 'aaaa2'), 'ACK\n');
+    t.equal(await register(await bindPeer(t, address, '127.0.0.2'), 'aaaa3'), 'ERR:BUSY\n');
+    t.equal(await register(await bindPeer(t, address, '127.0.0.3'), 'aaaa3'), 'ACK\n', 'another IP is not affected');
+    t.equal(relay.counters.regBusyIp, 1);
+  });
+  t.test('--registrations-per-sec-per-ip', async (t) => {
+    let now = 0;
+    const { relay, address } = await startRelay(t, { registrationsPerSecPerIp: 1 }, { clock: () => now, reapIntervalMs: 0 });
+    const a = await bindPeer(t, address);
+    const replies: string[] = [];
+    for (let i = 0; i < 12; i++) replies.push(await register(await bindPeer(t, address), `s${i}x`));
+    t.equal(replies.filter((r) => r === 'ACK\n').length, 10, 'a burst of 10 s worth');
+    t.equal(replies.filter((r) => r === 'ERR:BUSY\n').length, 2);
+    // bucket empty now; a keepalive of a registered address still passes
+    const first = await bindPeer(t, address);
+    now += 1000;
+    t.equal(await register(first, 'kk'), 'ACK\n', 'one more after a second');
+    for (let i = 0; i < 5; i++) t.equal(await register(first, 'kk'), 'ACK\n', 'keepalive with an empty bucket');
+    t.equal(relay.counters.regBusyRate, 2);
+    void a;
+  });
+});
+
+t.test('SPEC 4.2: garbage, floods and vanished peers do not stop other sessions', async (t) => {
+  const { relay, address } = await startRelay(t);
+  const a = await bindPeer(t, address, '127.0.0.2');
+  const b = await bindPeer(t, address, '127.0.0.3');
+  await register(a, ID);
+  await register(b, ID);
+  // a vanished peer: its partner keeps sending into ICMP port unreachable
+  const v1 = await bindPeer(t, address, '127.0.0.8');
+  const v2 = await bindPeer(t, address, '127.0.0.9');
+  await register(v1, 'vanish');
+  await register(v2, 'vanish');
+  v2.close();
+  const flooders = await Promise.all(Array.from({ length: 20 }, (_, i) => bindPeer(t, address, `127.0.1.${i + 1}`)));
+  const garblers = await Promise.all(Array.from({ length: 20 }, (_, i) => bindPeer(t, address, `127.0.2.${i + 1}`)));
+  let received = 0;
+  b.socket.on('message', () => received++);
+  const N = 2000;
+  for (let i = 0; i < N; i++) {
+    a.send(`payload ${i}`);
+    flooders[i % flooders.length]!.send(`REG:flood-${i}\n`); // registration flood
+    const g = garblers[i % garblers.length]!; // never registered
+    g.send(randomBytes(i % 1500)); // garbage
+    g.send(i % 2 ? 'REG:' : Buffer.from('REG:\xff\xff\xff\xff\xff', 'latin1')); // truncated, bad
+    if (i % 10 === 0) v1.send('into the void');
+    if (i % 100 === 99) await new Promise((r) => setImmediate(r));
+  }
+  await until(() => received === N, 3000).catch(() => undefined);
+  t.ok(received >= N * 0.99, `${received}/${N} delivered during the flood (< 1% loss)`);
+  a.send('still alive');
+  await until(() => relay.counters.forwardedDatagrams >= received + 1);
+  t.ok(relay.counters.regBusyRate + relay.counters.regCreated > 0, 'flood registrations were handled');
+  t.ok(relay.counters.regBad > 0, 'bad registrations counted');
+});
