@@ -151,3 +151,30 @@ t.test('--help and --version', async (t) => {
   }
   t.match(out, /QUIC_RELAY_PORT/, 'help names the variables');
 });
+
+t.test('peer and probe from the same bundle', async (t) => {
+  const r = run(t, ['--port', '0', '--host', '127.0.0.1']);
+  const m = await r.waitFor(/UDP relay listening on 127\.0\.0\.1:(\d+)/);
+  const relay = `127.0.0.1:${m[1]}`;
+  // listening side forwards to a port nobody uses; we only need it registered
+  const fwd = run(t, ['peer', '--session', 'bundle-peer', '--relay', relay, '--forward', '127.0.0.1:9']);
+  await fwd.waitFor(new RegExp(`registered bundle-peer via ${relay.replace(/\./g, '\\.')}`));
+  const lis = run(t, ['peer', '--session', 'bundle-peer', '--listen', '127.0.0.1:0'], { QUIC_RELAY_IP: relay });
+  await lis.waitFor(/registered bundle-peer via/);
+  await lis.waitFor(/point your QUIC client at 127\.0\.0\.1:\d+/);
+  fwd.child.kill('SIGTERM');
+  lis.child.kill('SIGTERM');
+  t.equal((await fwd.exit).code, 0, 'sidecar exits 0 on SIGTERM');
+  t.equal((await lis.exit).code, 0);
+
+  const p = run(t, ['probe', '--relay', relay, '--count', '10', '--interval-ms', '1']);
+  let out = '';
+  p.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  t.equal((await p.exit).code, 0, 'probe exits 0 against a working relay');
+  t.match(out, /10\/10 round trips, loss 0\.0%/);
+  r.child.kill('SIGTERM');
+  await r.exit;
+
+  const dead = run(t, ['probe', '--relay', relay, '--count', '1', '--timeout-secs', '1']);
+  t.equal((await dead.exit).code, 1, 'probe exits 1 when nothing answers');
+});

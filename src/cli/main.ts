@@ -6,12 +6,14 @@ import createDebug from 'debug';
 import { Command } from 'commander';
 import { DEFAULT_LOG_NAMESPACES } from '../log';
 import { RelayServer } from '../relay-server';
+import { addPeerCommand } from './peer';
+import { addProbeCommand } from './probe';
 import { addRelayOptions, relayOptionsFrom } from './relay';
 
 declare const QUIC_RELAY_VERSION: string | undefined;
 const VERSION = typeof QUIC_RELAY_VERSION === 'string' ? QUIC_RELAY_VERSION : '0.0.0-dev';
 
-/** The whole command line; `run` receives the relay options when the relay itself is asked for. */
+/** The whole command line: the relay itself, and the `peer` and `probe` subcommands. */
 export function buildProgram(env: NodeJS.ProcessEnv, runRelay: (cmd: Command) => Promise<void> | void): Command {
   const program = new Command('quic-relay')
     .description('UDP rendezvous relay for peer-to-peer QUIC: peers send REG:<session-id>, get ACK, and every later datagram goes to the other peer')
@@ -21,8 +23,32 @@ export function buildProgram(env: NodeJS.ProcessEnv, runRelay: (cmd: Command) =>
     .allowExcessArguments(false);
   addRelayOptions(program);
   program.action(async () => runRelay(program));
-  void env;
+  addPeerCommand(program, () => ({
+    env,
+    say: (line) => process.stderr.write(`${line}\n`),
+    running: (sidecar) => stopOnSignals(() => sidecar.close()),
+  }));
+  addProbeCommand(program, () => ({
+    env,
+    print: (line) => process.stdout.write(`${line}\n`),
+    exit: (code) => {
+      process.exitCode = code;
+    },
+  }));
   return program;
+}
+
+/** SIGTERM/SIGINT: run `stop`, then exit 0 (within 1 s in any case). A second signal exits at once. */
+function stopOnSignals(stop: () => Promise<unknown>): void {
+  let stopping = false;
+  const onSignal = (): void => {
+    if (stopping) process.exit(0);
+    stopping = true;
+    setTimeout(() => process.exit(0), 900).unref();
+    stop().finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }
 
 async function startRelay(cmd: Command, env: NodeJS.ProcessEnv): Promise<void> {
@@ -33,22 +59,8 @@ async function startRelay(cmd: Command, env: NodeJS.ProcessEnv): Promise<void> {
     process.stderr.write(`quic-relay: ${(err as Error).message}\n`);
     process.exit(1);
   }
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) process.exit(0); // a second signal: do not wait
-    stopping = true;
-    // SPEC 3.4: stop, one summary line (logged by close), exit 0 within 1 s.
-    setTimeout(() => process.exit(0), 900).unref();
-    relay.close().then(
-      () => process.exit(0),
-      (err: Error) => {
-        process.stderr.write(`quic-relay: error while stopping on ${signal}: ${err.message}\n`);
-        process.exit(0);
-      },
-    );
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  // SPEC 3.4: stop, one summary line (logged by close), exit 0 within 1 s.
+  stopOnSignals(() => relay.close());
 }
 
 export async function main(argv: string[] = process.argv, env: NodeJS.ProcessEnv = process.env): Promise<void> {

@@ -1,0 +1,73 @@
+// `quic-relay peer`: the sidecar (SPEC 5.1).
+import { Command, Option } from 'commander';
+import { DEFAULT_KEEPALIVE_SECS } from '../constants';
+import { isValidSessionId } from '../protocol';
+import { Sidecar } from '../client/sidecar';
+import type { RelayEndpoint } from '../client/relay-client';
+import { integerParser } from './options';
+import { InvalidArgumentError } from 'commander';
+import { chooseRelay, parseEndpointArg, parseRelayArg } from './client-options';
+
+interface PeerFlags {
+  session: string;
+  relay?: RelayEndpoint[];
+  listen?: RelayEndpoint;
+  forward?: RelayEndpoint;
+  keepaliveSecs: number;
+  registerTimeoutSecs: number;
+  bind?: RelayEndpoint;
+}
+
+function parseSession(value: string): string {
+  if (!isValidSessionId(value)) throw new InvalidArgumentError('must be 1-64 characters of A-Z a-z 0-9 - _');
+  return value;
+}
+
+export interface PeerIo {
+  env: NodeJS.ProcessEnv;
+  /** One line to stderr. */
+  say(line: string): void;
+  /** Called with the running sidecar, so the entry can stop it on a signal. */
+  running(sidecar: Sidecar): void;
+}
+
+export function addPeerCommand(program: Command, io: () => PeerIo): Command {
+  return program
+    .command('peer')
+    .description('sidecar: carry an unmodified QUIC program through the relay')
+    .addOption(new Option('--session <id>', 'session id shared with the other peer (e.g. a UUID)').argParser(parseSession).makeOptionMandatory())
+    .addOption(new Option('--relay <host:port>', 'relay address (or a comma-separated list); default: QUIC_RELAY_IP / QUIC_RELAY_PORT').argParser(parseRelayArg))
+    .addOption(new Option('--listen <ip:port>', 'dialling side: local UDP address your QUIC client sends to').argParser(parseEndpointArg).conflicts('forward'))
+    .addOption(new Option('--forward <ip:port>', 'listening side: local address of your QUIC server').argParser(parseEndpointArg))
+    .addOption(new Option('--keepalive-secs <n>', 'resend REG this often (the worst-case recovery after a NAT change)').default(DEFAULT_KEEPALIVE_SECS).argParser(integerParser(1, 3600)))
+    .addOption(new Option('--register-timeout-secs <n>', 'give up when the first registration is not acknowledged in time').default(30).argParser(integerParser(1, 86400)))
+    .addOption(new Option('--bind <ip:port>', 'local address of the socket that talks to the relay').argParser(parseEndpointArg))
+    .action(async (flags: PeerFlags, cmd: Command) => {
+      const { env, say, running } = io();
+      if ((flags.listen === undefined) === (flags.forward === undefined)) cmd.error("error: give exactly one of '--listen <ip:port>' or '--forward <ip:port>'");
+      let relay: RelayEndpoint;
+      try {
+        relay = chooseRelay(flags.relay, env, flags.session).relay;
+      } catch (err) {
+        cmd.error(`error: ${(err as Error).message}`);
+      }
+      const sidecar = new Sidecar({
+        relay: relay!,
+        sessionId: flags.session,
+        mode: flags.listen !== undefined ? 'listen' : 'forward',
+        local: (flags.listen ?? flags.forward)!,
+        keepaliveSecs: flags.keepaliveSecs,
+        registerTimeoutMs: flags.registerTimeoutSecs * 1000,
+        ...(flags.bind ? { bindAddress: flags.bind.host, bindPort: flags.bind.port } : {}),
+      });
+      const c = sidecar.client;
+      c.on('registered', () => say(`registered ${c.sessionId} via ${c.relayName}`));
+      c.on('unregistered', () => say(`no answer from ${c.relayName} to a keepalive; registering ${c.sessionId} again`));
+      c.on('refused', (err) => say(err.message));
+      c.on('error', (err) => say(`socket error: ${err.message}`));
+      running(sidecar);
+      await sidecar.start();
+      const l = sidecar.localAddress();
+      say(flags.listen ? `point your QUIC client at ${l.address}:${l.port}` : `forwarding the peer's datagrams to ${flags.forward!.host}:${flags.forward!.port}`);
+    });
+}

@@ -1,0 +1,35 @@
+// `quic-relay probe`: check a relay end to end; one line, exit 0 or 1.
+import { Command, Option } from 'commander';
+import { formatProbe, probe, probePassed } from '../client/probe';
+import type { RelayEndpoint } from '../client/relay-client';
+import { integerParser } from './options';
+import { chooseRelay, parseRelayArg } from './client-options';
+
+interface ProbeFlags {
+  relay?: RelayEndpoint[];
+  count: number;
+  intervalMs: number;
+  timeoutSecs: number;
+}
+
+export function addProbeCommand(program: Command, io: () => { env: NodeJS.ProcessEnv; print(line: string): void; exit(code: number): void }): Command {
+  return program
+    .command('probe')
+    .description('check a relay: register two peers, round-trip datagrams, print RTT and loss; exit 0 when it works')
+    .addOption(new Option('--relay <host:port>', 'relay address; default: QUIC_RELAY_IP / QUIC_RELAY_PORT').argParser(parseRelayArg))
+    .addOption(new Option('--count <n>', 'round trips').default(20).argParser(integerParser(1, 100000)))
+    .addOption(new Option('--interval-ms <n>', 'between datagrams').default(10).argParser(integerParser(0, 60000)))
+    .addOption(new Option('--timeout-secs <n>', 'wait this long for the relay to answer').default(5).argParser(integerParser(1, 600)))
+    .action(async (flags: ProbeFlags, cmd: Command) => {
+      const { env, print, exit } = io();
+      let relay: RelayEndpoint;
+      try {
+        relay = chooseRelay(flags.relay, env, 'probe').relay;
+      } catch (err) {
+        cmd.error(`error: ${(err as Error).message}`);
+      }
+      const r = await probe({ relay: relay!, count: flags.count, intervalMs: flags.intervalMs, timeoutMs: flags.timeoutSecs * 1000 });
+      print(formatProbe(r));
+      exit(probePassed(r) ? 0 : 1);
+    });
+}

@@ -1,0 +1,299 @@
+// RelayClient (SPEC 5.1): one UDP socket that registers a session on a relay,
+// keeps the registration (and the NAT mapping) alive from the same socket that
+// carries the data, and sends and receives the peer's datagrams. Imports only
+// protocol, constants and errors: the client never meets the server.
+
+import dgram from 'node:dgram';
+import dns from 'node:dns/promises';
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import {
+  DEFAULT_KEEPALIVE_SECS, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTER_TIMEOUT_MS, DEFAULT_SEND_BUFFER_BYTES,
+  REGISTER_BACKOFF_INITIAL_MS, REGISTER_BACKOFF_MAX_MS,
+} from '../constants';
+import { ClosedError, ConfigError, RegistrationRefusedError, RegistrationTimeoutError } from '../errors';
+import { encodeRegister, isValidSessionId, parseReply } from '../protocol';
+import { realTimers } from './timers';
+import type { Timers } from './timers';
+
+export interface RelayEndpoint {
+  host: string;
+  port: number;
+}
+
+export interface RelayClientOptions {
+  relay: RelayEndpoint;
+  sessionId: string;
+  /** Resend REG this often once registered (keeps session and NAT mapping). @default DEFAULT_KEEPALIVE_SECS (15) */
+  keepaliveSecs?: number;
+  /** Give up on the first registration after this long. @default DEFAULT_REGISTER_TIMEOUT_MS (30 s) */
+  registerTimeoutMs?: number;
+  /** First retry delay; doubles up to backoffMaxMs. @default 250 */
+  backoffInitialMs?: number;
+  /** @default 2000 */
+  backoffMaxMs?: number;
+  /**
+   * Re-register at once when we keep sending but have heard nothing from the
+   * relay for this long (a NAT change the keepalive would only fix later).
+   * 0 disables. @default 1000
+   */
+  silenceReregisterMs?: number;
+  /** Local address to bind the relay socket to. @default '0.0.0.0' or '::' by the relay's family */
+  bindAddress?: string;
+  /** @default 0 (any) */
+  bindPort?: number;
+}
+
+export interface RelayClientEvents {
+  /** The relay acknowledged a (re-)registration (not every keepalive). */
+  registered: [];
+  /** A keepalive went unanswered: registering again with backoff. */
+  unregistered: [];
+  /** A datagram from the peer. */
+  message: [data: Buffer];
+  /** The relay refused a registration after we had one (the client keeps trying). */
+  refused: [err: RegistrationRefusedError];
+  error: [err: Error];
+}
+
+type State = 'idle' | 'registering' | 'registered' | 'closed';
+
+export class RelayClient extends EventEmitter<RelayClientEvents> {
+  readonly relay: RelayEndpoint;
+  readonly sessionId: string;
+  private readonly timers: Timers;
+  private readonly reg: Buffer;
+  private readonly keepaliveMs: number;
+  private readonly registerTimeoutMs: number;
+  private readonly backoffInitialMs: number;
+  private readonly backoffMaxMs: number;
+  private readonly silenceMs: number;
+  private readonly bindAddress: string | undefined;
+  private readonly bindPort: number;
+  private socket: dgram.Socket | undefined;
+  private relayIp = '';
+  private state: State = 'idle';
+  private timer: unknown;
+  private backoffMs: number;
+  private everRegistered = false;
+  private firstAttemptAt = 0;
+  private lastHeardAt = 0;
+  private lastRegAt = 0;
+  private pending: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  private started: Promise<void> | undefined;
+  /** Counters for the sidecar's and probe's reports. */
+  readonly stats = { sent: 0, received: 0, regsSent: 0, registrations: 0, refusals: 0, sendErrors: 0 };
+
+  constructor(options: RelayClientOptions, timers: Timers = realTimers) {
+    super();
+    if (!isValidSessionId(options.sessionId)) {
+      throw new ConfigError('--session', 'must be 1-64 characters of A-Z a-z 0-9 - _');
+    }
+    this.relay = options.relay;
+    this.sessionId = options.sessionId;
+    this.timers = timers;
+    this.reg = encodeRegister(options.sessionId);
+    this.keepaliveMs = (options.keepaliveSecs ?? DEFAULT_KEEPALIVE_SECS) * 1000;
+    this.registerTimeoutMs = options.registerTimeoutMs ?? DEFAULT_REGISTER_TIMEOUT_MS;
+    this.backoffInitialMs = options.backoffInitialMs ?? REGISTER_BACKOFF_INITIAL_MS;
+    this.backoffMaxMs = options.backoffMaxMs ?? REGISTER_BACKOFF_MAX_MS;
+    this.silenceMs = options.silenceReregisterMs ?? 1000;
+    this.bindAddress = options.bindAddress;
+    this.bindPort = options.bindPort ?? 0;
+    this.backoffMs = this.backoffInitialMs;
+    if (!(this.keepaliveMs > 0)) throw new ConfigError('--keepalive-secs', 'must be more than 0');
+  }
+
+  get registered(): boolean {
+    return this.state === 'registered';
+  }
+
+  /** `host:port` of the relay, for messages. */
+  get relayName(): string {
+    return this.relay.host.includes(':') ? `[${this.relay.host}]:${this.relay.port}` : `${this.relay.host}:${this.relay.port}`;
+  }
+
+  /** The local address of the socket that talks to the relay. */
+  address(): AddressInfo {
+    if (this.socket === undefined) throw new ClosedError('RelayClient socket');
+    return this.socket.address();
+  }
+
+  /**
+   * Opens the socket and registers; resolves on the first ACK. Rejects with
+   * RegistrationRefusedError on ERR:FULL or ERR:BAD, and with
+   * RegistrationTimeoutError (or the last ERR:BUSY) after registerTimeoutMs.
+   */
+  register(): Promise<void> {
+    this.started ??= this.open().then(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          this.pending = { resolve, reject };
+          this.firstAttemptAt = this.timers.now();
+          this.enterRegistering();
+        }),
+    );
+    return this.started;
+  }
+
+  /** Sends a datagram to the peer through the relay. */
+  send(data: Buffer | Uint8Array): void {
+    const socket = this.socket;
+    if (socket === undefined || this.state === 'closed') throw new ClosedError('RelayClient');
+    this.stats.sent++;
+    socket.send(data, this.relay.port, this.relayIp, this.onSent);
+    if (this.silenceMs > 0 && this.state === 'registered') {
+      const now = this.timers.now();
+      // We keep talking and the relay has gone quiet: our NAT mapping may have
+      // changed. Re-register now rather than at the next keepalive.
+      if (now - this.lastHeardAt > this.silenceMs && now - this.lastRegAt > this.silenceMs) this.keepalive();
+    }
+  }
+
+  /** Stops timers and closes the socket. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.clearTimer();
+    this.pending?.reject(new ClosedError('RelayClient'));
+    this.pending = undefined;
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket !== undefined) await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+
+  // ---- internals
+
+  private async open(): Promise<void> {
+    const { host } = this.relay;
+    this.relayIp = net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address;
+    if (this.state === 'closed') throw new ClosedError('RelayClient');
+    const family = net.isIPv6(this.relayIp) ? 6 : 4;
+    const socket = dgram.createSocket({
+      type: family === 6 ? 'udp6' : 'udp4',
+      recvBufferSize: DEFAULT_RECV_BUFFER_BYTES,
+      sendBufferSize: DEFAULT_SEND_BUFFER_BYTES,
+      lookup: (address, _o, cb) => (cb as (e: null, a: string, f: number) => void)(null, address, family),
+    });
+    socket.on('message', this.onMessage);
+    socket.on('error', (err) => this.emit('error', err));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(this.bindPort, this.bindAddress ?? (family === 6 ? '::' : '0.0.0.0'), () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    this.socket = socket;
+  }
+
+  private readonly onSent = (err: Error | null): void => {
+    if (err) this.stats.sendErrors++;
+  };
+
+  private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+    // Only the relay talks to this socket; anything else is not ours.
+    if (rinfo.port !== this.relay.port || !sameIp(rinfo.address, this.relayIp)) return;
+    this.lastHeardAt = this.timers.now();
+    const reply = parseReply(msg);
+    if (reply === undefined) {
+      this.stats.received++;
+      this.emit('message', msg);
+      return;
+    }
+    if (reply === 'ack') this.onAck();
+    else this.onRefused(reply);
+  };
+
+  private onAck(): void {
+    if (this.state === 'closed' || this.state === 'idle') return;
+    this.clearTimer();
+    const wasRegistered = this.state === 'registered';
+    this.state = 'registered';
+    this.backoffMs = this.backoffInitialMs;
+    this.schedule(() => this.keepalive(), this.keepaliveMs);
+    if (!wasRegistered) {
+      this.everRegistered = true;
+      this.stats.registrations++;
+      const p = this.pending;
+      this.pending = undefined;
+      p?.resolve();
+      this.emit('registered');
+    }
+  }
+
+  private onRefused(reason: 'full' | 'busy' | 'bad'): void {
+    if (this.state === 'closed' || this.state === 'idle') return;
+    this.stats.refusals++;
+    const err = new RegistrationRefusedError(reason, this.relayName, this.sessionId);
+    if (!this.everRegistered && reason !== 'busy') {
+      // FULL and BAD will not change by retrying: fail the first registration.
+      this.clearTimer();
+      this.state = 'idle';
+      const p = this.pending;
+      this.pending = undefined;
+      p?.reject(err);
+      return;
+    }
+    this.lastRefusal = err;
+    if (this.everRegistered) this.emit('refused', err);
+    if (this.state === 'registered') this.enterRegistering();
+  }
+
+  private lastRefusal: RegistrationRefusedError | undefined;
+
+  private sendReg(): void {
+    this.lastRegAt = this.timers.now();
+    this.stats.regsSent++;
+    this.socket?.send(this.reg, this.relay.port, this.relayIp, this.onSent);
+  }
+
+  private enterRegistering(): void {
+    if (this.state === 'registered') this.emit('unregistered');
+    this.state = 'registering';
+    this.backoffMs = this.backoffInitialMs;
+    this.attempt();
+  }
+
+  /** One REG, then the next after the current backoff, doubling up to the max. */
+  private attempt(): void {
+    this.clearTimer();
+    this.sendReg();
+    const wait = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, this.backoffMaxMs);
+    this.schedule(() => {
+      if (!this.everRegistered && this.timers.now() - this.firstAttemptAt >= this.registerTimeoutMs) {
+        this.state = 'idle';
+        const p = this.pending;
+        this.pending = undefined;
+        p?.reject(this.lastRefusal ?? new RegistrationTimeoutError(this.relayName, this.sessionId, this.registerTimeoutMs));
+        return;
+      }
+      this.attempt();
+    }, wait);
+  }
+
+  /** A keepalive REG; if no ACK comes within the backoff cap, register again with backoff. */
+  private keepalive(): void {
+    this.clearTimer();
+    this.sendReg();
+    this.schedule(() => this.enterRegistering(), Math.min(this.backoffMaxMs, this.keepaliveMs));
+  }
+
+  private schedule(fn: () => void, ms: number): void {
+    this.timer = this.timers.setTimeout(fn, ms);
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/** Same IP, allowing for an IPv4 peer seen IPv4-mapped on a dual-stack socket. */
+function sameIp(a: string, b: string): boolean {
+  if (a === b) return true;
+  const strip = (s: string): string => (s.toLowerCase().startsWith('::ffff:') && s.includes('.') ? s.slice(7) : s);
+  return strip(a) === strip(b);
+}

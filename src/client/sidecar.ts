@@ -1,0 +1,92 @@
+// The sidecar (SPEC 5.1): carries an unmodified QUIC program through the
+// relay. One RelayClient socket carries both registration and data; a second,
+// local socket faces the QUIC program:
+//   listen mode (dialling side): the QUIC client sends to our local port; we
+//     remember its address and send it whatever the peer sends;
+//   forward mode (listening side): the peer's datagrams go to the local QUIC
+//     server, and its replies go back to the peer.
+
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { DEFAULT_RECV_BUFFER_BYTES, DEFAULT_SEND_BUFFER_BYTES } from '../constants';
+import { RelayClient } from './relay-client';
+import type { RelayClientOptions, RelayEndpoint } from './relay-client';
+import type { Timers } from './timers';
+
+export interface SidecarOptions extends Omit<RelayClientOptions, 'relay'> {
+  relay: RelayEndpoint;
+  mode: 'listen' | 'forward';
+  /** listen: where the QUIC client sends to; forward: where the QUIC server listens. */
+  local: RelayEndpoint;
+}
+
+export class Sidecar {
+  readonly client: RelayClient;
+  private local: dgram.Socket | undefined;
+  /** listen mode: the QUIC client's address, learnt from its first datagram. */
+  private app: { address: string; port: number } | undefined;
+  readonly stats = { toPeer: 0, fromPeer: 0, droppedNoApp: 0 };
+
+  constructor(private readonly options: SidecarOptions, timers?: Timers) {
+    this.client = new RelayClient(options, timers);
+    if (options.mode === 'forward') this.app = { address: options.local.host, port: options.local.port };
+  }
+
+  /** Binds the local side and registers; resolves on the first ACK. */
+  async start(): Promise<void> {
+    const { mode, local } = this.options;
+    const v6 = net.isIPv6(local.host);
+    const socket = dgram.createSocket({
+      type: v6 ? 'udp6' : 'udp4',
+      recvBufferSize: DEFAULT_RECV_BUFFER_BYTES,
+      sendBufferSize: DEFAULT_SEND_BUFFER_BYTES,
+    });
+    socket.on('error', (err) => this.client.emit('error', err));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      // listen: bind where the QUIC client will send; forward: any local port
+      socket.bind(mode === 'listen' ? local.port : 0, mode === 'listen' ? local.host : v6 ? '::1' : '127.0.0.1', () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    this.local = socket;
+    socket.on('message', (msg, rinfo) => {
+      if (mode === 'listen') {
+        // The QUIC client may rebind its own port; follow the latest.
+        if (this.app === undefined || this.app.port !== rinfo.port || this.app.address !== rinfo.address) {
+          this.app = { address: rinfo.address, port: rinfo.port };
+        }
+      } else if (rinfo.port !== local.port) {
+        return; // only the local server's replies go to the peer
+      }
+      if (!this.client.registered && this.client.stats.registrations === 0) return; // nothing to send through yet
+      this.stats.toPeer++;
+      this.client.send(msg);
+    });
+    this.client.on('message', (data) => {
+      const app = this.app;
+      if (app === undefined) {
+        this.stats.droppedNoApp++; // listen mode before the QUIC client spoke
+        return;
+      }
+      this.stats.fromPeer++;
+      socket.send(data, app.port, app.address);
+    });
+    await this.client.register();
+  }
+
+  /** The local socket's address (the port a QUIC client dials, in listen mode). */
+  localAddress(): AddressInfo {
+    if (this.local === undefined) throw new Error('sidecar not started');
+    return this.local.address();
+  }
+
+  async close(): Promise<void> {
+    const local = this.local;
+    this.local = undefined;
+    await this.client.close();
+    if (local !== undefined) await new Promise<void>((resolve) => local.close(() => resolve()));
+  }
+}

@@ -1,0 +1,206 @@
+import t from 'tap';
+import dgram from 'node:dgram';
+import type { AddressInfo } from 'node:net';
+import { RelayClient } from '../../src/client/relay-client';
+import { RegistrationRefusedError, RegistrationTimeoutError } from '../../src/errors';
+import { FakeTimers } from '../fixtures/fake-timers';
+import { startRelay, until } from '../fixtures/udp';
+
+type Tap = { teardown(fn: () => unknown): void };
+
+/** A scripted relay: records what arrives, answers as the test says. */
+async function fakeRelay(t: Tap) {
+  const socket = dgram.createSocket('udp4');
+  const got: Array<{ data: string; port: number }> = [];
+  let answer: string | undefined = 'ACK\n';
+  socket.on('message', (m, r) => {
+    got.push({ data: m.toString('latin1'), port: r.port });
+    if (answer !== undefined && m.toString('latin1').startsWith('REG:')) socket.send(answer, r.port, r.address);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+  t.teardown(() => socket.close());
+  const port = (socket.address() as AddressInfo).port;
+  return {
+    relay: { host: '127.0.0.1', port },
+    got,
+    regs: () => got.filter((g) => g.data.startsWith('REG:')).length,
+    answer: (a: string | undefined) => (answer = a),
+    sendTo: (port2: number, data: string) => socket.send(data, port2, '127.0.0.1'),
+  };
+}
+
+const session = 'client-test-session';
+
+t.test('SPEC 5.1: retries REG with backoff until ACK, then resolves', async (t) => {
+  const fake = await fakeRelay(t);
+  fake.answer(undefined); // silent at first
+  const timers = new FakeTimers();
+  const c = new RelayClient({ relay: fake.relay, sessionId: session }, timers);
+  t.teardown(() => c.close());
+  const done = c.register();
+  await until(() => fake.regs() === 1);
+  const at: number[] = [];
+  for (const step of [249, 1, 499, 1, 999, 1, 1999, 1, 1999, 1]) {
+    timers.advance(step); // timers send synchronously: the count is exact at once
+    at.push(c.stats.regsSent);
+  }
+  await until(() => fake.regs() === 6);
+  t.same(at, [1, 2, 2, 3, 3, 4, 4, 5, 5, 6], 'REG at 0, 250, 750, 1750, 3750, 5750 ms: doubling to a 2 s cap');
+  fake.answer('ACK\n');
+  timers.advance(2000);
+  await done;
+  t.ok(c.registered);
+  t.equal(fake.got[0]!.data, `REG:${session}\n`);
+  t.equal(new Set(fake.got.map((g) => g.port)).size, 1, 'every REG from one socket');
+});
+
+t.test('gives up after the timeout with an error naming relay and session', async (t) => {
+  const fake = await fakeRelay(t);
+  fake.answer(undefined);
+  const timers = new FakeTimers();
+  const c = new RelayClient({ relay: fake.relay, sessionId: session, registerTimeoutMs: 5000 }, timers);
+  t.teardown(() => c.close());
+  const p = c.register();
+  await until(() => fake.regs() === 1);
+  for (let i = 0; i < 10; i++) timers.advance(1000);
+  const err = await p.catch((e: unknown) => e);
+  t.type(err, RegistrationTimeoutError);
+  t.equal((err as RegistrationTimeoutError).code, 'QR_ERR_TIMEOUT');
+  t.match((err as Error).message, `127.0.0.1:${fake.relay.port}`);
+  t.match((err as Error).message, session);
+  t.equal(timers.timersPending, 0, 'no timer left behind');
+});
+
+t.test('ERR:FULL and ERR:BAD become typed errors at once', async (t) => {
+  for (const [reply, code] of [['ERR:FULL\n', 'QR_ERR_FULL'], ['ERR:BAD\n', 'QR_ERR_BAD']] as const) {
+    const fake = await fakeRelay(t);
+    fake.answer(reply);
+    const c = new RelayClient({ relay: fake.relay, sessionId: session }, new FakeTimers());
+    t.teardown(() => c.close());
+    const err = await c.register().catch((e: unknown) => e);
+    t.type(err, RegistrationRefusedError, reply);
+    t.equal((err as RegistrationRefusedError).code, code);
+  }
+});
+
+t.test('ERR:BUSY is retried, and reported if it never clears', async (t) => {
+  const fake = await fakeRelay(t);
+  fake.answer('ERR:BUSY\n');
+  const timers = new FakeTimers();
+  const c = new RelayClient({ relay: fake.relay, sessionId: session, registerTimeoutMs: 3000 }, timers);
+  t.teardown(() => c.close());
+  const p = c.register();
+  await until(() => c.stats.refusals === 1);
+  timers.advance(250);
+  await until(() => c.stats.refusals === 2);
+  for (let i = 0; i < 5; i++) timers.advance(1000);
+  const err = await p.catch((e: unknown) => e);
+  t.equal((err as RegistrationRefusedError).code, 'QR_ERR_BUSY');
+});
+
+t.test('keepalive from the data socket; ACKs swallowed; data delivered', async (t) => {
+  const fake = await fakeRelay(t);
+  const timers = new FakeTimers();
+  const c = new RelayClient({ relay: fake.relay, sessionId: session, keepaliveSecs: 15 }, timers);
+  t.teardown(() => c.close());
+  const messages: string[] = [];
+  c.on('message', (m) => messages.push(m.toString()));
+  let registeredEvents = 0;
+  c.on('registered', () => registeredEvents++);
+  await c.register();
+  const port = c.address().port;
+  timers.advance(14_999);
+  t.equal(c.stats.regsSent, 1, 'nothing before 15 s');
+  timers.advance(1);
+  await until(() => fake.regs() === 2);
+  t.equal(fake.got[1]!.port, port, 'the keepalive comes from the data socket');
+  c.send(Buffer.from('data to the peer'));
+  await until(() => fake.got.some((g) => g.data === 'data to the peer'));
+  t.equal(fake.got.find((g) => g.data === 'data to the peer')!.port, port, 'data from the same socket');
+  fake.sendTo(port, 'ACK\n');
+  fake.sendTo(port, 'from the peer');
+  await until(() => messages.length === 1);
+  t.same(messages, ['from the peer'], 'ACK replies are not data');
+  t.equal(registeredEvents, 1, 'a keepalive ACK is not a new registration');
+});
+
+t.test('an unanswered keepalive falls back to registering with backoff', async (t) => {
+  const fake = await fakeRelay(t);
+  const timers = new FakeTimers();
+  const c = new RelayClient({ relay: fake.relay, sessionId: session, keepaliveSecs: 15 }, timers);
+  t.teardown(() => c.close());
+  let lost = 0, regained = 0;
+  c.on('unregistered', () => lost++);
+  c.on('registered', () => regained++);
+  await c.register();
+  fake.answer(undefined); // the relay goes away
+  timers.advance(15_000);
+  await until(() => fake.regs() === 2);
+  timers.advance(2000);
+  t.equal(lost, 1, 'noticed within 2 s of the keepalive');
+  t.notOk(c.registered);
+  await until(() => fake.regs() === 3);
+  fake.answer('ACK\n'); // it is back
+  timers.advance(250);
+  await until(() => regained === 2);
+  t.ok(c.registered);
+});
+
+t.test('re-registers at once when the relay goes quiet while we keep sending', async (t) => {
+  const fake = await fakeRelay(t);
+  const timers = new FakeTimers();
+  const c = new RelayClient({ relay: fake.relay, sessionId: session, keepaliveSecs: 15, silenceReregisterMs: 1000 }, timers);
+  t.teardown(() => c.close());
+  await c.register();
+  c.send(Buffer.from('a'));
+  t.equal(c.stats.regsSent, 1, 'heard the ACK recently: no REG');
+  timers.advance(1500);
+  c.send(Buffer.from('b'));
+  await until(() => fake.regs() === 2);
+  t.pass('REG sent with the data after 1.5 s of silence from the relay');
+  c.send(Buffer.from('c'));
+  t.equal(c.stats.regsSent, 2, 'not again right away');
+});
+
+t.test('close() leaves no timer or socket behind', async (t) => {
+  const fake = await fakeRelay(t);
+  const timers = new FakeTimers();
+  const c = new RelayClient({ relay: fake.relay, sessionId: session }, timers);
+  await c.register();
+  t.equal(timers.timersPending, 1, 'the keepalive timer');
+  await c.close();
+  await c.close();
+  t.equal(timers.timersPending, 0);
+  t.throws(() => c.send(Buffer.from('x')), { code: 'QR_ERR_CLOSED' });
+});
+
+t.test('rejects a bad session id at construction', async (t) => {
+  t.throws(() => new RelayClient({ relay: { host: '127.0.0.1', port: 1 }, sessionId: 'bad id' }), { code: 'QR_ERR_CONFIG' });
+});
+
+t.test('against the real relay: pair, exchange, survive a relay restart', async (t) => {
+  const first = await startRelay(t);
+  const port = first.address.port;
+  const timers = new FakeTimers();
+  const opts = { relay: { host: '127.0.0.1', port }, sessionId: session, keepaliveSecs: 15 };
+  const a = new RelayClient(opts, timers);
+  const b = new RelayClient(opts, timers);
+  t.teardown(() => a.close());
+  t.teardown(() => b.close());
+  await a.register();
+  await b.register();
+  const got: string[] = [];
+  b.on('message', (m) => got.push(m.toString()));
+  a.send(Buffer.from('hello b'));
+  await until(() => got.length === 1);
+  t.same(got, ['hello b']);
+
+  await first.relay.close();
+  const second = await startRelay(t, { port }); // same port: a restarted relay
+  t.equal(second.relay.table.size, 0, 'the new relay knows nothing');
+  timers.advance(15_000); // keepalives recreate the session
+  await until(() => second.relay.table.session(session)?.paired === true);
+  a.send(Buffer.from('after restart'));
+  await until(() => got.length === 2);
+  t.equal(got[1], 'after restart');
+});
