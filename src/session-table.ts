@@ -35,11 +35,9 @@ export class Session {
   b: Peer | undefined = undefined;
   /** Last registration or forwarded datagram (SPEC 2.5). */
   lastActive: number;
-  readonly createdAt: number;
   constructor(id: string, now: number) {
     this.id = id;
     this.lastActive = now;
-    this.createdAt = now;
   }
   get paired(): boolean {
     return this.a !== undefined && this.b !== undefined;

@@ -37,10 +37,13 @@ export class Sidecar {
   async start(): Promise<void> {
     const { mode, local } = this.options;
     const v6 = net.isIPv6(local.host);
+    const family = v6 ? 6 : 4;
     const socket = dgram.createSocket({
       type: v6 ? 'udp6' : 'udp4',
       recvBufferSize: DEFAULT_RECV_BUFFER_BYTES,
       sendBufferSize: DEFAULT_SEND_BUFFER_BYTES,
+      // Every send goes to an IP literal: answer at once, no dns.lookup/nextTick per datagram.
+      lookup: (address, _o, cb) => (cb as (e: null, a: string, f: number) => void)(null, address, family),
     });
     socket.on('error', (err) => this.client.emit('error', err));
     await new Promise<void>((resolve, reject) => {
