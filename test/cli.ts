@@ -4,6 +4,7 @@ import { CommanderError } from 'commander';
 import type { Command } from 'commander';
 import { buildProgram } from '../src/cli/main';
 import { relayOptionsFrom } from '../src/cli/relay';
+import { parseEndpointArg } from '../src/cli/client-options';
 import type { RelayServerOptions } from '../src/config';
 import { validateConfig } from '../src/config';
 import { DEFAULT_PORT, DEFAULT_SESSION_TIMEOUT_SECS } from '../src/constants';
@@ -99,5 +100,28 @@ t.test('bad values exit non-zero with one line naming the option', async (t) => 
     t.not(r.exitCode, 0, `${what}: exits non-zero`);
     t.match(r.error, re, `${what}: names the option`);
     t.equal(r.error?.trim().split('\n').length, 1, `${what}: one line`);
+  }
+});
+
+t.test('peer: local addresses, a bare port meaning loopback', async (t) => {
+  t.same(parseEndpointArg('4443'), { host: '127.0.0.1', port: 4443 });
+  t.same(parseEndpointArg('0.0.0.0:0'), { host: '0.0.0.0', port: 0 });
+  t.same(parseEndpointArg('[::1]:4443'), { host: '::1', port: 4443 });
+  t.throws(() => parseEndpointArg('host:99999'), { code: 'commander.invalidArgument' });
+});
+
+t.test('peer: exactly one of --listen and --forward, and a session', async (t) => {
+  for (const [args, re] of [
+    [['peer', '--relay', '127.0.0.1:4433', '--listen', '4443'], /--session/],
+    [['peer', '--session', 'abcde', '--relay', '127.0.0.1:4433'], /--listen.*--forward/],
+    [['peer', '--session', 'abcde', '--relay', '127.0.0.1:4433', '--listen', '1', '--forward', '2'], /cannot be used with/],
+    [['peer', '--session', 'bad id', '--listen', '1'], /--session/],
+    [['peer', '--session', 'abcde', '--listen', '1'], /QUIC_RELAY_IP/],
+    [['peer', '--session', 'abcde', '--listen', '1', '--keepalive-secs', '0'], /--keepalive-secs/],
+  ] as Array<[string[], RegExp]>) {
+    const r = await parse(args);
+    t.not(r.exitCode, 0, args.join(' '));
+    t.match(r.error, re, args.join(' '));
+    t.equal(r.error?.trim().split('\n').length, 1, 'one line');
   }
 });

@@ -1,7 +1,7 @@
 // The relay from the outside: real UDP on 127.x addresses, port 0.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { bindPeer, register, startRelay, until } from './fixtures/udp';
+import { bindPeer, pairUp, register, startRelay, until } from './fixtures/udp';
 import { MAX_DATAGRAM } from '../src/constants';
 
 const ID = '123e4567-e89b-12d3-a456-426614174000';
@@ -112,10 +112,7 @@ t.test('SPEC 1.4: a malformed REG: from a registered peer is data', async (t) =>
 
 t.test('SPEC 1.4: from an unregistered address, REG: is never data', async (t) => {
   const { relay, address } = await startRelay(t);
-  const a = await bindPeer(t, address, '127.0.0.2');
-  const b = await bindPeer(t, address, '127.0.0.3');
-  await register(a, ID);
-  await register(b, ID);
+  const [, b] = await pairUp(t, address, ID);
   // same IP as a, new port: data would rebind implicitly, but a bad REG must not
   const a2 = await bindPeer(t, address, '127.0.0.2');
   a2.send('REG:not valid!');
@@ -139,10 +136,7 @@ t.test('SPEC 2.2: a peer that registers another session leaves the first', async
 
 t.test('SPEC 2.2: explicit rebind by REG from a new port of the same IP', async (t) => {
   const { relay, address } = await startRelay(t);
-  const a = await bindPeer(t, address, '127.0.0.2');
-  const b = await bindPeer(t, address, '127.0.0.3');
-  await register(a, ID);
-  await register(b, ID);
+  const [a, b] = await pairUp(t, address, ID);
   const a2 = await bindPeer(t, address, '127.0.0.2'); // the NAT gave a new port
   t.equal(await register(a2, ID), 'ACK\n', 'a full session still ACKs the rebinding peer');
   b.send('after rebind');
@@ -159,10 +153,7 @@ t.test('SPEC 2.2: explicit rebind by REG from a new port of the same IP', async 
 
 t.test('SPEC 2.4: implicit rebind by data from the only peer on that IP', async (t) => {
   const { relay, address } = await startRelay(t);
-  const a = await bindPeer(t, address, '127.0.0.2');
-  const b = await bindPeer(t, address, '127.0.0.3');
-  await register(a, ID);
-  await register(b, ID);
+  const [, b] = await pairUp(t, address, ID);
   const a2 = await bindPeer(t, address, '127.0.0.2');
   a2.send('quic from new port');
   t.equal((await b.next()).toString(), 'quic from new port');
@@ -194,10 +185,7 @@ t.test('SPEC 2.4: no hijack when several peers share the IP', async (t) => {
 
 t.test('SPEC 2.4: --no-implicit-rebind turns it off', async (t) => {
   const { relay, address } = await startRelay(t, { implicitRebind: false });
-  const a = await bindPeer(t, address, '127.0.0.2');
-  const b = await bindPeer(t, address, '127.0.0.3');
-  await register(a, ID);
-  await register(b, ID);
+  const [, b] = await pairUp(t, address, ID);
   const a2 = await bindPeer(t, address, '127.0.0.2');
   a2.send('data');
   await until(() => relay.counters.droppedUnknownSource === 1);
@@ -211,10 +199,7 @@ t.test('SPEC 2.4: --no-implicit-rebind turns it off', async (t) => {
 t.test('SPEC 2.5: reaping through the server with an injected clock', async (t) => {
   let now = 1_000_000;
   const { relay, address } = await startRelay(t, { sessionTimeoutSecs: 30 }, { clock: () => now, reapIntervalMs: 0 });
-  const a = await bindPeer(t, address, '127.0.0.2');
-  const b = await bindPeer(t, address, '127.0.0.3');
-  await register(a, ID);
-  await register(b, ID);
+  const [a, b] = await pairUp(t, address, ID);
   now += 10_000;
   a.send('activity');
   await b.next();
@@ -279,10 +264,7 @@ t.test('SPEC 4.1: limits answer ERR:BUSY; keepalives are never refused', async (
 
 t.test('SPEC 4.2: garbage, floods and vanished peers do not stop other sessions', async (t) => {
   const { relay, address } = await startRelay(t);
-  const a = await bindPeer(t, address, '127.0.0.2');
-  const b = await bindPeer(t, address, '127.0.0.3');
-  await register(a, ID);
-  await register(b, ID);
+  const [a, b] = await pairUp(t, address, ID);
   // a vanished peer: its partner keeps sending into ICMP port unreachable
   const v1 = await bindPeer(t, address, '127.0.0.8');
   const v2 = await bindPeer(t, address, '127.0.0.9');

@@ -6,10 +6,10 @@ import { RelayError } from '../errors';
 import { parseEndpoint, parseRelayList, pickRelay, relayEnvironment } from '../client/relay-pick';
 import type { RelayEndpoint } from '../client/relay-client';
 
-/** A local ip:port (port 0: any free port). */
+/** A local ip:port (port 0: any free port); a bare port means 127.0.0.1. */
 export function parseEndpointArg(value: string): RelayEndpoint {
   try {
-    return parseEndpoint(value, 0, 'address', 0);
+    return parseEndpoint(/^\d+$/.test(value.trim()) ? `127.0.0.1:${value.trim()}` : value, 0, 'address', 0);
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message.replace(/^[^:]*: /, ''));
   }
