@@ -1,8 +1,9 @@
 import t from 'tap';
-import type { Test } from 'tap';
 import { ipKeyOf } from '../src/address';
 import { SessionTable } from '../src/session-table';
 import type { Peer } from '../src/session-table';
+import { checkConsistent } from './fixtures/table-check';
+import { seededRandom } from './fixtures/random';
 
 const TIMEOUT = 10_000;
 const mk = (o: Partial<ConstructorParameters<typeof SessionTable>[0]> = {}): SessionTable =>
@@ -11,39 +12,6 @@ const mk = (o: Partial<ConstructorParameters<typeof SessionTable>[0]> = {}): Ses
 /** reg(table, '1.2.3.4', 5000, 'S', now) */
 const reg = (tb: SessionTable, addr: string, port: number, id: string, now = 0) => tb.register(ipKeyOf(addr), addr, port, id, now);
 const at = (tb: SessionTable, addr: string, port: number): Peer | undefined => tb.peerAt(ipKeyOf(addr), port);
-
-/** The three views (sessions, peers, IP index) must agree after every change. */
-function checkConsistent(t: Test, tb: SessionTable): void {
-  const fromSessions = new Map<string, Peer>();
-  let paired = 0;
-  const sessionsPerIp = new Map<unknown, Set<string>>();
-  for (const s of tb.sessions()) {
-    const peers = [s.a, s.b].filter((p): p is Peer => p !== undefined);
-    if (peers.length === 0) t.fail(`session ${s.id} is empty but still stored`);
-    if (s.a === undefined && s.b !== undefined) t.fail(`session ${s.id} has slot b without slot a`);
-    if (peers.length === 2) paired++;
-    for (const p of peers) {
-      if (p.session !== s) t.fail(`peer ${p.address}:${p.port} points at another session`);
-      const key = `${String(p.ip)}|${p.port}`;
-      if (fromSessions.has(key)) t.fail(`address ${key} is in two sessions (SPEC 2.1)`);
-      fromSessions.set(key, p);
-      if (!sessionsPerIp.has(p.ip)) sessionsPerIp.set(p.ip, new Set());
-      sessionsPerIp.get(p.ip)!.add(s.id);
-    }
-    if (tb.session(s.id) !== s) t.fail(`session ${s.id} not found by id`);
-  }
-  const indexed = [...tb.indexedPeers()];
-  if (indexed.length !== fromSessions.size) t.fail(`index has ${indexed.length} peers, sessions have ${fromSessions.size}`);
-  for (const p of indexed) {
-    if (fromSessions.get(`${String(p.ip)}|${p.port}`) !== p) t.fail(`indexed peer ${p.address}:${p.port} is not in its session`);
-    if (tb.peerAt(p.ip, p.port) !== p) t.fail(`peerAt misses ${p.address}:${p.port}`);
-  }
-  for (const [ip, e] of tb.ipIndexSnapshot()) {
-    const want = sessionsPerIp.get(ip)?.size ?? 0;
-    if (e.sessions !== want) t.fail(`IP ${String(ip)} counts ${e.sessions} sessions, really ${want}`);
-  }
-  if (tb.pairedCount !== paired) t.fail(`pairedCount ${tb.pairedCount}, really ${paired}`);
-}
 
 t.test('SPEC 2.2: new peer, second peer, keepalive', async (t) => {
   const tb = mk();
@@ -232,11 +200,7 @@ t.test('SPEC 4.1: session caps, checked before anything changes', async (t) => {
 });
 
 t.test('fuzz: random registrations, data, rebinds and expiry keep the indexes consistent', async (t) => {
-  let seed = 12345;
-  const rnd = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
-  };
+  const rnd = seededRandom(12345);
   const tb = mk({ maxSessions: 40, maxSessionsPerIp: 6 });
   const ips = ['1.0.0.1', '1.0.0.2', '1.0.0.3', '::1', '::ffff:1.0.0.1'];
   let now = 0;
