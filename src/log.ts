@@ -10,7 +10,8 @@ export const LOG_PREFIX = 'quic-relay';
 /** What is on without DEBUG: everything but per-datagram detail. */
 export const DEFAULT_LOG_NAMESPACES = `${LOG_PREFIX}:*,-${LOG_PREFIX}:datagram`;
 
-export type Logger = (format: string, ...args: unknown[]) => void;
+/** A debug instance, or anything shaped like one; `enabled: false` lets callers skip building a line. */
+export type Logger = ((format: string, ...args: unknown[]) => void) & { enabled?: boolean };
 export interface RelayLoggers {
   relay: Logger; // start, stop, socket trouble
   session: Logger; // created, paired, rebound, reaped

@@ -16,7 +16,7 @@ import type { RelayConfig, RelayServerOptions } from './config';
 import { RelayError } from './errors';
 import { RegistrationRateLimiter } from './limits';
 import { LogLimiter, createLoggers } from './log';
-import type { RelayLoggers } from './log';
+import type { Logger, RelayLoggers } from './log';
 import { RelayCounters, formatSummary } from './metrics';
 import type { RelaySummary } from './metrics';
 import type { MetricsServer } from './metrics-server';
@@ -219,7 +219,7 @@ export class RelayServer {
     const removed = this.table.expire(now);
     this.limiter.sweep(now);
     this.counters.sessionsReaped += removed.length;
-    for (const s of removed) this.logSessionEvent('reaped', now, 'session %s reaped after %d s idle', s.id, Math.round((now - s.lastActive) / 1000));
+    for (const s of removed) if (this.mayLogSession('reaped', now)) this.log.session('session %s reaped after %d s idle', s.id, Math.round((now - s.lastActive) / 1000));
     return removed.length;
   }
 
@@ -232,7 +232,7 @@ export class RelayServer {
 
   private readonly onSocketError = (err: Error): void => {
     this.counters.socketErrors++;
-    if (this.refusalLog.admit('socket-error', this.clock()) >= 0) this.log.relay('socket error (relay continues): %s', err.message);
+    if (this.mayLog(this.refusalLog, this.log.relay, 'socket-error', this.clock())) this.log.relay('socket error (relay continues): %s', err.message);
   };
 
   private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
@@ -277,7 +277,7 @@ export class RelayServer {
         // SPEC 1.3: ERR:BAD, unless that would be longer than the request.
         c.regBad++;
         this.reply(ERR_BAD, msg, rinfo.address, rinfo.port);
-        this.logRefusal('bad', 'ERR:BAD to %s: malformed registration (%d bytes)', formatAddress(rinfo.address, rinfo.port), len);
+        if (this.mayLogRefusal('bad')) this.log.limits('ERR:BAD to %s: malformed registration (%d bytes)', formatAddress(rinfo.address, rinfo.port), len);
         return;
       }
     }
@@ -301,7 +301,7 @@ export class RelayServer {
       const r = this.table.implicitRebind(ip, rinfo.address, rinfo.port, now);
       if (r.outcome === 'rebound') {
         c.rebindsImplicit++;
-        this.logSessionEvent('rebound', now, 'session %s: %s rebound to %s (data)', r.peer.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(rinfo.address, rinfo.port));
+        if (this.mayLogSession('rebound', now)) this.log.session('session %s: %s rebound to %s (data)', r.peer.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(rinfo.address, rinfo.port));
         this.forward(msg, r.partner);
         return;
       }
@@ -325,7 +325,7 @@ export class RelayServer {
     if (!this.table.isKeepalive(ip, port, id) && !this.limiter.take(ip, now)) {
       c.regBusyRate++;
       this.reply(ERR_BUSY, msg, address, port);
-      this.logRefusal('busy-rate', 'ERR:BUSY to %s for session %s: over %d registrations/s from its IP', formatAddress(address, port), id, this.config.registrationsPerSecPerIp);
+      if (this.mayLogRefusal('busy-rate')) this.log.limits('ERR:BUSY to %s for session %s: over %d registrations/s from its IP', formatAddress(address, port), id, this.config.registrationsPerSecPerIp);
       return;
     }
     const r = this.table.register(ip, address, port, id, now);
@@ -340,7 +340,7 @@ export class RelayServer {
         c.regCreated++;
         c.sessionsCreated++;
         this.reply(ACK, msg, address, port);
-        this.logSessionEvent('created', now, 'session %s created by %s', id, formatAddress(address, port));
+        if (this.mayLogSession('created', now)) this.log.session('session %s created by %s', id, formatAddress(address, port));
         return;
       case 'joined': {
         c.regJoined++;
@@ -348,29 +348,29 @@ export class RelayServer {
         this.reply(ACK, msg, address, port);
         const s = r.session as Session;
         const other = s.a?.port === port && s.a.address === address ? s.b : s.a;
-        this.logSessionEvent('paired', now, 'session %s paired: %s <-> %s', id, other ? formatAddress(other.address, other.port) : '?', formatAddress(address, port));
+        if (this.mayLogSession('paired', now)) this.log.session('session %s paired: %s <-> %s', id, other ? formatAddress(other.address, other.port) : '?', formatAddress(address, port));
         return;
       }
       case 'rebound':
         c.regRebound++;
         c.rebindsExplicit++;
         this.reply(ACK, msg, address, port);
-        this.logSessionEvent('rebound', now, 'session %s: %s rebound to %s (REG)', id, formatAddress(r.previousAddress ?? '?', r.previousPort ?? 0), formatAddress(address, port));
+        if (this.mayLogSession('rebound', now)) this.log.session('session %s: %s rebound to %s (REG)', id, formatAddress(r.previousAddress ?? '?', r.previousPort ?? 0), formatAddress(address, port));
         return;
       case 'full':
         c.regFull++;
         this.reply(ERR_FULL, msg, address, port);
-        this.logRefusal('full', 'ERR:FULL to %s: session %s already holds two other peers', formatAddress(address, port), id);
+        if (this.mayLogRefusal('full')) this.log.limits('ERR:FULL to %s: session %s already holds two other peers', formatAddress(address, port), id);
         return;
       case 'busy-sessions':
         c.regBusySessions++;
         this.reply(ERR_BUSY, msg, address, port);
-        this.logRefusal('busy-sessions', 'ERR:BUSY to %s for session %s: %d sessions open (--max-sessions)', formatAddress(address, port), id, this.table.size);
+        if (this.mayLogRefusal('busy-sessions')) this.log.limits('ERR:BUSY to %s for session %s: %d sessions open (--max-sessions)', formatAddress(address, port), id, this.table.size);
         return;
       case 'busy-ip':
         c.regBusyIp++;
         this.reply(ERR_BUSY, msg, address, port);
-        this.logRefusal('busy-ip', 'ERR:BUSY to %s for session %s: its IP is in %d sessions (--max-sessions-per-ip)', formatAddress(address, port), id, this.table.sessionsOnIp(ip));
+        if (this.mayLogRefusal('busy-ip')) this.log.limits('ERR:BUSY to %s for session %s: its IP is in %d sessions (--max-sessions-per-ip)', formatAddress(address, port), id, this.table.sessionsOnIp(ip));
         return;
       default: {
         const never: never = r.outcome;
@@ -381,7 +381,7 @@ export class RelayServer {
 
   private noteLeft(r: RegisterResult, address: string, port: number, now: number): void {
     if (r.leftRemoved) this.counters.sessionsEmptied++;
-    this.logSessionEvent('left', now, '%s left session %s%s', formatAddress(address, port), r.left!.id, r.leftRemoved ? ' (now empty, removed)' : '');
+    if (this.mayLogSession('left', now)) this.log.session('%s left session %s%s', formatAddress(address, port), r.left!.id, r.leftRemoved ? ' (now empty, removed)' : '');
   }
 
   /** SPEC 1.3: one reply datagram to the source, never longer than the request. */
@@ -393,17 +393,25 @@ export class RelayServer {
     this.socket!.send(reply, port, address, this.onSent);
   }
 
-  private logRefusal(cause: string, format: string, ...args: unknown[]): void {
-    const held = this.refusalLog.admit(cause, this.clock());
-    if (held < 0) return;
-    this.log.limits(held > 0 ? `${format} (and %d more like it in the last second)` : format, ...args, ...(held > 0 ? [held] : []));
+  /**
+   * True when a line of this cause may be written now (SPEC 4.1: refusals at
+   * most once a second per cause; session events 50 a second per kind). Asked
+   * before the line is formatted, so a flood builds no strings. The first line
+   * after a held-back stretch is preceded by how many were held back.
+   */
+  private mayLog(limiter: LogLimiter, logger: Logger, cause: string, now: number): boolean {
+    if (logger.enabled === false) return false; // namespace off: build nothing
+    const held = limiter.admit(cause, now);
+    if (held > 0) logger('(%d more "%s" lines held back in the last second)', held, cause);
+    return held >= 0;
   }
 
-  private logSessionEvent(cause: string, now: number, format: string, ...args: unknown[]): void {
-    const held = this.eventLog.admit(cause, now);
-    if (held < 0) return;
-    if (held > 0) this.log.session('(%d more "%s" events were not logged in the last second)', held, cause);
-    this.log.session(format, ...args);
+  private mayLogRefusal(cause: string): boolean {
+    return this.mayLog(this.refusalLog, this.log.limits, cause, this.clock());
+  }
+
+  private mayLogSession(cause: string, now: number): boolean {
+    return this.mayLog(this.eventLog, this.log.session, cause, now);
   }
 }
 

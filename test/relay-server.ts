@@ -1,6 +1,7 @@
 // The relay from the outside: real UDP on 127.x addresses, port 0.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import { format } from 'node:util';
 import { bindPeer, pairUp, register, startRelay, until } from './fixtures/udp';
 import { checkConsistent } from './fixtures/table-check';
 import { seededRandom } from './fixtures/random';
@@ -330,4 +331,22 @@ t.test('SPEC 4.2: random traffic from many addresses keeps the table consistent 
   // session by id (explicit rebind needs a slot on the same IP: impossible here)
   a.send('after the storm');
   t.equal((await b.next()).toString(), 'after the storm');
+});
+
+t.test('SPEC 4.1: refusals are logged at most once a second per cause', async (t) => {
+  let now = 5_000;
+  const lines: string[] = [];
+  const capture = (ns: string) => Object.assign((f: string, ...a: unknown[]) => lines.push(`${ns} ${format(f, ...a)}`), { enabled: true });
+  const loggers = { relay: capture('relay'), session: capture('session'), limits: capture('limits'), datagram: Object.assign(() => {}, { enabled: false }) };
+  const { relay, address } = await startRelay(t, {}, { clock: () => now, reapIntervalMs: 0, loggers });
+  const p = await bindPeer(t, address);
+  for (let i = 0; i < 30; i++) p.send('REG:not valid!!');
+  await until(() => relay.counters.regBad === 30);
+  t.equal(lines.filter((l) => l.includes('ERR:BAD')).length, 1, 'one line for 30 refusals in the same second');
+  now += 1000;
+  p.send('REG:not valid!!');
+  await until(() => relay.counters.regBad === 31);
+  t.ok(lines.some((l) => /29 more "bad" lines held back/.test(l)), 'the next second says how many were held back');
+  t.equal(lines.filter((l) => l.includes('ERR:BAD')).length, 2);
+  t.equal(relay.counters.regBad, 31, 'every refusal counted');
 });
