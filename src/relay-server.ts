@@ -22,7 +22,7 @@ import type { RelaySummary } from './metrics';
 import type { MetricsServer } from './metrics-server';
 import { ACK, ERR_BAD, ERR_BUSY, ERR_FULL, classify, replyFits } from './protocol';
 import { SessionTable } from './session-table';
-import type { Peer, RegisterResult, Session } from './session-table';
+import type { RegisterResult, Session } from './session-table';
 
 /** What the relay is given, as opposed to how it is configured: tests substitute these. */
 export interface RelayServerComponents {
@@ -241,9 +241,9 @@ export class RelayServer {
     c.datagramsReceived++;
     c.bytesReceived += len;
     const ip = ipKeyOf(rinfo.address);
-    const peer = this.table.peerAt(ip, rinfo.port);
+    const session = this.table.find(ip, rinfo.address, rinfo.port);
 
-    if (peer !== undefined) {
+    if (session !== undefined) {
       if (len >= 4 && msg[0] === R) {
         const m = classify(msg);
         if (m.kind === 'register') {
@@ -254,14 +254,13 @@ export class RelayServer {
         // short-header packet may begin with those bytes).
       }
       // SPEC 2.3: forward to the partner, or drop while it has not arrived.
-      const partner = this.table.dataFrom(peer, this.clock());
-      if (partner === undefined) {
+      if (!this.table.dataFrom(session, ip, rinfo.address, rinfo.port, this.clock())) {
         c.droppedUnpaired++;
         c.droppedUnpairedBytes += len;
-        if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: session %s not paired', len, formatAddress(rinfo.address, rinfo.port), peer.session.id);
+        if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: session %s not paired', len, formatAddress(rinfo.address, rinfo.port), session.id);
         return;
       }
-      this.forward(msg, partner);
+      this.forward(msg, session);
       return;
     }
 
@@ -284,12 +283,13 @@ export class RelayServer {
     this.onUnknownData(msg, ip, rinfo);
   };
 
-  private forward(msg: Buffer, partner: Peer): void {
+  /** Sends to the partner of the slot that sent last (the table has just recorded it). */
+  private forward(msg: Buffer, s: Session): void {
     const c = this.counters;
     c.forwardedDatagrams++;
     c.forwardedBytes += msg.length;
-    this.socket!.send(msg, partner.port, partner.address, this.onSent);
-    if (this.log.datagram.enabled) this.log.datagram('%d bytes forwarded to %s', msg.length, formatAddress(partner.address, partner.port));
+    this.socket!.send(msg, s.toPort, s.toAddress, this.onSent);
+    if (this.log.datagram.enabled) this.log.datagram('%d bytes forwarded to %s', msg.length, formatAddress(s.toAddress, s.toPort));
   }
 
   /** SPEC 2.4: data from an address no session knows. */
@@ -301,8 +301,8 @@ export class RelayServer {
       const r = this.table.implicitRebind(ip, rinfo.address, rinfo.port, now);
       if (r.outcome === 'rebound') {
         c.rebindsImplicit++;
-        if (this.mayLogSession('rebound', now)) this.log.session('session %s: %s rebound to %s (data)', r.peer.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(rinfo.address, rinfo.port));
-        this.forward(msg, r.partner);
+        if (this.mayLogSession('rebound', now)) this.log.session('session %s: %s rebound to %s (data)', r.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(rinfo.address, rinfo.port));
+        this.forward(msg, r.session);
         return;
       }
       if (r.outcome === 'ambiguous') {
@@ -322,7 +322,7 @@ export class RelayServer {
     const c = this.counters;
     const now = this.clock();
     // SPEC 4.1: keepalives are never refused; anything else spends a token.
-    if (!this.table.isKeepalive(ip, port, id) && !this.limiter.take(ip, now)) {
+    if (!this.table.isKeepalive(ip, address, port, id) && !this.limiter.take(ip, now)) {
       c.regBusyRate++;
       this.reply(ERR_BUSY, msg, address, port);
       if (this.mayLogRefusal('busy-rate')) this.log.limits('ERR:BUSY to %s for session %s: over %d registrations/s from its IP', formatAddress(address, port), id, this.config.registrationsPerSecPerIp);
@@ -346,9 +346,8 @@ export class RelayServer {
         c.regJoined++;
         c.sessionsPaired++;
         this.reply(ACK, msg, address, port);
-        const s = r.session as Session;
-        const other = s.a?.port === port && s.a.address === address ? s.b : s.a;
-        if (this.mayLogSession('paired', now)) this.log.session('session %s paired: %s <-> %s', id, other ? formatAddress(other.address, other.port) : '?', formatAddress(address, port));
+        const s = r.session as Session; // the joiner took slot b
+        if (this.mayLogSession('paired', now)) this.log.session('session %s paired: %s <-> %s', id, formatAddress(s.aAddress, s.aPort), formatAddress(address, port));
         return;
       }
       case 'rebound':

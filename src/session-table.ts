@@ -1,52 +1,85 @@
-// Sessions and their indexes (SPEC 2.1-2.5). Pure: no sockets, no clock (every
+// Sessions and their index (SPEC 2.1-2.5). Pure: no sockets, no clock (every
 // method that needs the time takes `now`, integer milliseconds), no logging.
 // Methods return outcomes; the socket layer turns them into replies, counters
 // and log lines.
 //
-// One index serves both lookups the relay needs per datagram:
-//   ipIndex: ip -> the single Peer on that IP, or an IpGroup (by port) when
-//   several peers share it.
-// So "which peer is ip:port" is one Map lookup plus a port compare, and "is
+// A session holds its two peers inline (slot a, slot b): one object per
+// session and no object per peer, which is what memory per session is made
+// of (SPEC 4.1's "a thousand sessions", 100k in the benchmark). One index
+// serves both lookups the relay needs per datagram:
+//   ipIndex: ip -> the session of the only peer on that IP, or an IpGroup
+//   (port -> session) when several peers share it.
+// So "which session is ip:port in" is one Map lookup plus a compare, and "is
 // there exactly one peer on this IP" (SPEC 2.4) is the same lookup: no scan.
 // Every mutation of a session updates the index in the same method.
 
+import { ipKeyOf } from './address';
 import type { IpKey } from './address';
 
-export class Peer {
-  /** As received from the socket; forwards and replies go here. */
-  address: string;
-  port: number;
-  readonly ip: IpKey;
-  session: Session;
-  /** Time of this address's last datagram to the relay (SPEC 2.2 tie-break). */
-  lastSeen: number;
-  constructor(ip: IpKey, address: string, port: number, session: Session, now: number) {
-    this.ip = ip;
-    this.address = address;
-    this.port = port;
-    this.session = session;
-    this.lastSeen = now;
-  }
-}
+/** A slot of a session: 0 is a, 1 is b. */
+export type Slot = 0 | 1;
 
 export class Session {
   readonly id: string;
-  a: Peer | undefined = undefined;
-  b: Peer | undefined = undefined;
   /** Last registration or forwarded datagram (SPEC 2.5). */
   lastActive: number;
-  constructor(id: string, now: number) {
+  /** Slot a: filled as long as the session exists. Addresses are kept as received (replies and forwards go there). */
+  aAddress: string;
+  aPort: number;
+  /** Slot b: bPort is -1 until the partner arrives. */
+  bAddress = '';
+  bPort = -1;
+  /**
+   * The slot whose datagram reached the relay last. With two slots, the other
+   * one is "the one silent longest" (SPEC 2.2), so this one field replaces a
+   * timestamp per peer. Data handling also uses it: the partner is the other slot.
+   */
+  lastFrom: Slot = 0;
+
+  constructor(id: string, address: string, port: number, now: number) {
     this.id = id;
+    this.aAddress = address;
+    this.aPort = port;
     this.lastActive = now;
   }
+
   get paired(): boolean {
-    return this.a !== undefined && this.b !== undefined;
+    return this.bPort >= 0;
+  }
+
+  /**
+   * The slot holding ip:port, or -1. One socket always spells an address the
+   * same way, so comparing the strings decides at once; only when a port
+   * matches but the spelling does not (1.2.3.4 vs ::ffff:1.2.3.4) are the IPs
+   * compared, so a peer is one peer however it is written.
+   */
+  slotOf(ip: IpKey, address: string, port: number): Slot | -1 {
+    if (this.aPort === port && this.aAddress === address) return 0;
+    if (this.bPort === port && this.bAddress === address) return 1;
+    if (this.aPort === port && ipKeyOf(this.aAddress) === ip) return 0;
+    if (this.bPort === port && ipKeyOf(this.bAddress) === ip) return 1;
+    return -1;
+  }
+
+  /** The partner of the slot that sent last: where its data goes. */
+  get toAddress(): string {
+    return this.lastFrom === 0 ? this.bAddress : this.aAddress;
+  }
+  get toPort(): number {
+    return this.lastFrom === 0 ? this.bPort : this.aPort;
+  }
+
+  /** Both peers as `{ address, port }` (for logs and tests; allocates). */
+  peers(): Array<{ address: string; port: number; slot: Slot }> {
+    const out: Array<{ address: string; port: number; slot: Slot }> = [{ address: this.aAddress, port: this.aPort, slot: 0 }];
+    if (this.paired) out.push({ address: this.bAddress, port: this.bPort, slot: 1 });
+    return out;
   }
 }
 
-/** Several peers on one IP: found by port; `sessions` counts the distinct sessions they are in. */
+/** Several peers on one IP: their sessions by port; `sessions` counts the distinct sessions they are in. */
 class IpGroup {
-  readonly byPort = new Map<number, Peer>();
+  readonly byPort = new Map<number, Session>();
   sessions = 1;
 }
 
@@ -83,7 +116,7 @@ export interface RegisterResult {
 }
 
 export type ImplicitRebindResult =
-  | { outcome: 'rebound'; peer: Peer; partner: Peer; previousAddress: string; previousPort: number }
+  | { outcome: 'rebound'; session: Session; previousAddress: string; previousPort: number }
   | { outcome: 'unknown' | 'ambiguous' | 'unpaired' };
 
 const UNKNOWN = { outcome: 'unknown' } as const;
@@ -92,7 +125,7 @@ const UNPAIRED = { outcome: 'unpaired' } as const;
 
 export class SessionTable {
   private readonly sessionsById = new Map<string, Session>();
-  private readonly ipIndex = new Map<IpKey, Peer | IpGroup>();
+  private readonly ipIndex = new Map<IpKey, Session | IpGroup>();
   private pairedSessions = 0;
   private readonly opts: SessionTableOptions;
   // Expiry wheel: tick number -> sessions to look at then. A session sits in
@@ -114,12 +147,12 @@ export class SessionTable {
     return this.pairedSessions;
   }
 
-  /** The registered peer at ip:port, if any: one Map lookup. */
-  peerAt(ip: IpKey, port: number): Peer | undefined {
+  /** The session the address (ip, its spelling as received, port) is registered in: one Map lookup. */
+  find(ip: IpKey, address: string, port: number): Session | undefined {
     const v = this.ipIndex.get(ip);
     if (v === undefined) return undefined;
-    if (v instanceof Peer) return v.port === port ? v : undefined;
-    return v.byPort.get(port);
+    const s = v instanceof Session ? v : v.byPort.get(port);
+    return s !== undefined && s.slotOf(ip, address, port) >= 0 ? s : undefined;
   }
 
   session(id: string): Session | undefined {
@@ -129,65 +162,52 @@ export class SessionTable {
   /** SPEC 4.1: how many sessions peers from this IP take part in. */
   sessionsOnIp(ip: IpKey): number {
     const v = this.ipIndex.get(ip);
-    return v === undefined ? 0 : v instanceof Peer ? 1 : v.sessions;
-  }
-
-  /** Registered peers on this IP (for tests and diagnostics). */
-  peersOnIp(ip: IpKey): Peer[] {
-    const v = this.ipIndex.get(ip);
-    return v === undefined ? [] : v instanceof Peer ? [v] : [...v.byPort.values()];
-  }
-
-  /** The other peer of this peer's session, if it has arrived. */
-  partnerOf(peer: Peer): Peer | undefined {
-    const s = peer.session;
-    return s.a === peer ? s.b : s.a;
+    return v === undefined ? 0 : v instanceof Session ? 1 : v.sessions;
   }
 
   /**
-   * SPEC 2.3: a data datagram from a registered peer. Returns the partner to
-   * forward to (and records the activity), or undefined when the session is not
-   * paired yet (the caller drops and counts it).
+   * SPEC 2.3: a data datagram from a registered address of `s`. Records it as
+   * the session's latest (s.toAddress/toPort then name the partner) and, when
+   * the session is paired, as activity. Returns whether it is paired, i.e.
+   * whether to forward; an unpaired session's data is dropped by the caller.
    */
-  dataFrom(peer: Peer, now: number): Peer | undefined {
-    peer.lastSeen = now;
-    const s = peer.session;
-    const partner = s.a === peer ? s.b : s.a;
-    if (partner !== undefined) s.lastActive = now;
-    return partner;
+  dataFrom(s: Session, ip: IpKey, address: string, port: number, now: number): boolean {
+    s.lastFrom = s.slotOf(ip, address, port) === 1 ? 1 : 0;
+    if (s.bPort < 0) return false;
+    s.lastActive = now;
+    return true;
   }
 
-  /** True when a REG for `id` from ip:port would be a keepalive (SPEC 4.1: never refused). */
-  isKeepalive(ip: IpKey, port: number, id: string): boolean {
-    const p = this.peerAt(ip, port);
-    return p !== undefined && p.session.id === id;
+  /** True when a REG for `id` from this address would be a keepalive (SPEC 4.1: never refused). */
+  isKeepalive(ip: IpKey, address: string, port: number, id: string): boolean {
+    return this.find(ip, address, port)?.id === id;
   }
 
   /** SPEC 2.2: registration of address X (ip, address, port) for session `id`. */
   register(ip: IpKey, address: string, port: number, id: string, now: number): RegisterResult {
-    const existing = this.peerAt(ip, port);
-    if (existing !== undefined && existing.session.id === id) {
+    const existing = this.find(ip, address, port);
+    if (existing !== undefined && existing.id === id) {
       // SPEC 2.2: X already in S: this is the keepalive.
-      existing.lastSeen = now;
-      existing.session.lastActive = now;
-      return result('keepalive', existing.session);
+      existing.lastFrom = existing.slotOf(ip, address, port) as Slot;
+      existing.lastActive = now;
+      return result('keepalive', existing);
     }
     let target = this.sessionsById.get(id);
+    const full = target !== undefined && target.paired;
+    const ipA = target !== undefined ? ipKeyOf(target.aAddress) : undefined;
+    const ipB = target !== undefined && target.paired ? ipKeyOf(target.bAddress) : undefined;
 
     // SPEC 4.1: limits are checked before anything changes; a refused
     // registration leaves X where it was.
-    const full = target !== undefined && target.paired;
-    const sharesIp = target !== undefined && (target.a?.ip === ip || target.b?.ip === ip);
     if (!full) {
-      const leavingEmpties = existing !== undefined && this.partnerOf(existing) === undefined;
-      if (target === undefined && this.sessionsById.size - (leavingEmpties ? 1 : 0) >= this.opts.maxSessions) {
+      const leaving = existing !== undefined ? this.partnerIp(existing, ip, address, port) : undefined;
+      if (target === undefined && this.sessionsById.size - (existing !== undefined && leaving === null ? 1 : 0) >= this.opts.maxSessions) {
         return result('busy-sessions', undefined);
       }
-      if (!sharesIp) {
-        const leavingFreesIp = existing !== undefined && this.partnerOf(existing)?.ip !== ip;
-        if (this.sessionsOnIp(ip) - (leavingFreesIp ? 1 : 0) + 1 > this.opts.maxSessionsPerIp) {
-          return result('busy-ip', undefined);
-        }
+      if (ipA !== ip) {
+        // X's IP joins one more session, unless X leaves one where it was alone on it.
+        const freed = existing !== undefined && leaving !== ip ? 1 : 0;
+        if (this.sessionsOnIp(ip) - freed + 1 > this.opts.maxSessionsPerIp) return result('busy-ip', undefined);
       }
     }
 
@@ -195,35 +215,39 @@ export class SessionTable {
     let left: Session | undefined;
     let leftRemoved = false;
     if (existing !== undefined) {
-      left = existing.session;
-      leftRemoved = this.removePeer(existing);
+      left = existing;
+      leftRemoved = this.removeAddress(existing, existing.slotOf(ip, address, port) as Slot, ip);
     }
 
     if (target === undefined) {
-      target = new Session(id, now);
+      target = new Session(id, address, port, now);
       this.sessionsById.set(id, target);
       this.schedule(target, now + this.opts.sessionTimeoutMs);
-      this.addPeer(target, ip, address, port, now);
+      this.index(ip, port, target, undefined);
       return { ...result('created', target), left, leftRemoved };
     }
     if (!target.paired) {
-      this.addPeer(target, ip, address, port, now);
+      target.bAddress = address;
+      target.bPort = port;
+      target.lastFrom = 1;
       target.lastActive = now;
+      this.pairedSessions++;
+      this.index(ip, port, target, ipA);
       return { ...result('joined', target), left, leftRemoved };
     }
     // SPEC 2.2: full, and a slot has X's IP with another port: explicit rebind
     // after a NAT port change. With both slots on that IP, the one silent longest.
-    const a = target.a as Peer, b = target.b as Peer;
-    let slot: Peer | undefined;
-    if (a.ip === ip && b.ip === ip) slot = a.lastSeen <= b.lastSeen ? a : b;
-    else if (a.ip === ip) slot = a;
-    else if (b.ip === ip) slot = b;
-    if (slot === undefined) {
+    let slot: Slot | -1 = -1;
+    if (ipA === ip && ipB === ip) slot = target.lastFrom === 0 ? 1 : 0;
+    else if (ipA === ip) slot = 0;
+    else if (ipB === ip) slot = 1;
+    if (slot < 0) {
       // SPEC 2.2: nothing about X is stored; having left S', X is in no session.
       return { ...result('full', undefined), left, leftRemoved };
     }
-    const previousAddress = slot.address, previousPort = slot.port;
-    this.movePeer(slot, address, port, now);
+    const previousAddress = slot === 0 ? target.aAddress : target.bAddress;
+    const previousPort = slot === 0 ? target.aPort : target.bPort;
+    this.moveSlot(target, slot as Slot, ip, address, port);
     target.lastActive = now;
     return { outcome: 'rebound', session: target, left, leftRemoved, previousAddress, previousPort };
   }
@@ -231,18 +255,20 @@ export class SessionTable {
   /**
    * SPEC 2.4: data from an unregistered address. When exactly one registered
    * peer has this IP and its session is paired, that slot becomes this address
-   * and the partner is returned to forward to. The lookup is the IP index: O(1).
+   * (s.toAddress/toPort then name the partner to forward to). The lookup is the
+   * IP index: O(1).
    */
   implicitRebind(ip: IpKey, address: string, port: number, now: number): ImplicitRebindResult {
     const v = this.ipIndex.get(ip);
     if (v === undefined) return UNKNOWN;
-    if (!(v instanceof Peer)) return AMBIGUOUS; // a host behind the same NAT cannot take over
-    const partner = this.partnerOf(v);
-    if (partner === undefined) return UNPAIRED;
-    const previousAddress = v.address, previousPort = v.port;
-    this.movePeer(v, address, port, now);
-    v.session.lastActive = now;
-    return { outcome: 'rebound', peer: v, partner, previousAddress, previousPort };
+    if (!(v instanceof Session)) return AMBIGUOUS; // a host behind the same NAT cannot take over
+    if (!v.paired) return UNPAIRED;
+    const slot: Slot = ipKeyOf(v.aAddress) === ip ? 0 : 1;
+    const previousAddress = slot === 0 ? v.aAddress : v.bAddress;
+    const previousPort = slot === 0 ? v.aPort : v.bPort;
+    this.moveSlot(v, slot, ip, address, port);
+    v.lastActive = now;
+    return { outcome: 'rebound', session: v, previousAddress, previousPort };
   }
 
   /**
@@ -280,24 +306,24 @@ export class SessionTable {
     return removed;
   }
 
-  /** Every session (for tests, metrics at scrape time and the stop summary). */
+  /** Every session (for tests, the stop summary and diagnostics). */
   sessions(): IterableIterator<Session> {
     return this.sessionsById.values();
   }
 
-  /** Every indexed peer (for the consistency checks in tests). */
-  *indexedPeers(): Generator<Peer> {
-    for (const v of this.ipIndex.values()) {
-      if (v instanceof Peer) yield v;
-      else yield* v.byPort.values();
+  /** Every index entry as (ip, port, session): for the consistency checks in tests. Allocates. */
+  *indexEntries(): Generator<{ ip: IpKey; port: number | undefined; session: Session }> {
+    for (const [ip, v] of this.ipIndex) {
+      if (v instanceof Session) yield { ip, port: undefined, session: v };
+      else for (const [port, s] of v.byPort) yield { ip, port, session: s };
     }
   }
 
-  /** Number of IP index entries and IpGroups' session counts, for consistency checks in tests. */
+  /** Per IP: peers indexed and distinct sessions counted, for consistency checks in tests. */
   ipIndexSnapshot(): Map<IpKey, { peers: number; sessions: number }> {
     const out = new Map<IpKey, { peers: number; sessions: number }>();
     for (const [ip, v] of this.ipIndex) {
-      out.set(ip, v instanceof Peer ? { peers: 1, sessions: 1 } : { peers: v.byPort.size, sessions: v.sessions });
+      out.set(ip, v instanceof Session ? { peers: 1, sessions: 1 } : { peers: v.byPort.size, sessions: v.sessions });
     }
     return out;
   }
@@ -317,81 +343,98 @@ export class SessionTable {
     else bucket.push(s);
   }
 
-  private addPeer(s: Session, ip: IpKey, address: string, port: number, now: number): Peer {
-    const peer = new Peer(ip, address, port, s, now);
-    const other = s.a ?? s.b;
-    if (s.a === undefined) s.a = peer;
-    else s.b = peer;
-    if (other !== undefined) this.pairedSessions++;
-    const v = this.ipIndex.get(ip);
-    if (v === undefined) {
-      this.ipIndex.set(ip, peer);
-    } else {
-      let group: IpGroup;
-      if (v instanceof Peer) {
-        group = new IpGroup(); // sessions = 1: v's session
-        group.byPort.set(v.port, v);
-        this.ipIndex.set(ip, group);
-      } else {
-        group = v;
-      }
-      group.byPort.set(port, peer);
-      // The IP takes part in one more session unless the partner is on it already.
-      if (other?.ip !== ip) group.sessions++;
-    }
-    return peer;
+  /** IP of the other slot than address:port's in `s`, or null when it has none. */
+  private partnerIp(s: Session, ip: IpKey, address: string, port: number): IpKey | null {
+    if (!s.paired) return null;
+    return ipKeyOf(s.slotOf(ip, address, port) === 0 ? s.bAddress : s.aAddress);
   }
 
-  /** Removes a peer from its session and the index; removes the session when it empties. Returns true if it did. */
-  private removePeer(peer: Peer): boolean {
-    const s = peer.session;
-    const other = s.a === peer ? s.b : s.a;
-    if (other !== undefined) this.pairedSessions--;
-    s.a = other;
-    s.b = undefined;
-    this.unindex(peer, other);
-    if (other === undefined) {
+  /** Indexes ip:port as a peer of `s`, whose other peer (if any) is on `otherIp`. */
+  private index(ip: IpKey, port: number, s: Session, otherIp: IpKey | undefined): void {
+    const v = this.ipIndex.get(ip);
+    if (v === undefined) {
+      this.ipIndex.set(ip, s);
+      return;
+    }
+    let group: IpGroup;
+    if (v instanceof Session) {
+      group = new IpGroup(); // sessions = 1: v's
+      group.byPort.set(ipKeyOf(v.aAddress) === ip ? v.aPort : v.bPort, v); // v's one peer on this IP
+      this.ipIndex.set(ip, group);
+    } else {
+      group = v;
+    }
+    group.byPort.set(port, s);
+    // The IP takes part in one more session unless the partner is on it already.
+    if (otherIp !== ip) group.sessions++;
+  }
+
+  /** Removes ip:port (a peer of `s`, whose other peer is on `otherIp`) from the index. */
+  private unindex(ip: IpKey, port: number, otherIp: IpKey | undefined): void {
+    const v = this.ipIndex.get(ip);
+    if (v instanceof Session) {
+      this.ipIndex.delete(ip);
+    } else if (v !== undefined) {
+      v.byPort.delete(port);
+      if (otherIp !== ip) v.sessions--;
+      if (v.byPort.size === 1) {
+        // Back to a single peer: its one session is implied.
+        for (const only of v.byPort.values()) this.ipIndex.set(ip, only);
+      }
+    }
+  }
+
+  /** Removes the peer in `slot` (on IP `ip`); removes the session when it empties. Returns true if it did. */
+  private removeAddress(s: Session, slot: Slot, ip: IpKey): boolean {
+    const port = slot === 0 ? s.aPort : s.bPort;
+    if (!s.paired) {
+      this.unindex(ip, port, undefined);
       this.sessionsById.delete(s.id);
       return true;
     }
+    const otherIp = ipKeyOf(slot === 0 ? s.bAddress : s.aAddress);
+    this.unindex(ip, port, otherIp);
+    if (slot === 0) {
+      // b moves into a: the index points at sessions, not slots, so it is unchanged.
+      s.aAddress = s.bAddress;
+      s.aPort = s.bPort;
+    }
+    s.bAddress = '';
+    s.bPort = -1;
+    s.lastFrom = 0;
+    this.pairedSessions--;
     return false;
   }
 
-  private unindex(peer: Peer, partner: Peer | undefined): void {
-    const v = this.ipIndex.get(peer.ip);
-    if (v === peer) {
-      this.ipIndex.delete(peer.ip);
-    } else if (v instanceof IpGroup) {
-      v.byPort.delete(peer.port);
-      if (partner?.ip !== peer.ip) v.sessions--;
-      if (v.byPort.size === 1) {
-        // Back to a single peer: its one session is implied.
-        for (const only of v.byPort.values()) this.ipIndex.set(peer.ip, only);
-      }
-    }
-  }
-
-  /** A rebind: same IP, new port (and address spelling). The index entry moves with it. */
-  private movePeer(peer: Peer, address: string, port: number, now: number): void {
-    const v = this.ipIndex.get(peer.ip);
+  /** A rebind: the slot gets a new port (and address spelling) on the same IP. */
+  private moveSlot(s: Session, slot: Slot, ip: IpKey, address: string, port: number): void {
+    const v = this.ipIndex.get(ip);
     if (v instanceof IpGroup) {
-      v.byPort.delete(peer.port);
-      v.byPort.set(port, peer);
+      v.byPort.delete(slot === 0 ? s.aPort : s.bPort);
+      v.byPort.set(port, s);
     }
-    peer.address = address;
-    peer.port = port;
-    peer.lastSeen = now;
+    if (slot === 0) {
+      s.aAddress = address;
+      s.aPort = port;
+    } else {
+      s.bAddress = address;
+      s.bPort = port;
+    }
+    s.lastFrom = slot;
   }
 
   private removeSession(s: Session): void {
-    const a = s.a, b = s.b;
-    if (a !== undefined && b !== undefined) this.pairedSessions--;
-    // The first unindex still sees the partner in the session; the last sees
-    // none, so an IP both peers share loses this session exactly once.
-    if (a !== undefined) this.unindex(a, b);
-    if (b !== undefined) this.unindex(b, undefined);
-    s.a = undefined;
-    s.b = undefined;
+    const ipA = ipKeyOf(s.aAddress);
+    if (s.paired) {
+      const ipB = ipKeyOf(s.bAddress);
+      this.pairedSessions--;
+      // The first unindex still sees the partner; the last sees none, so an IP
+      // both peers share loses this session exactly once.
+      this.unindex(ipA, s.aPort, ipB);
+      this.unindex(ipB, s.bPort, undefined);
+    } else {
+      this.unindex(ipA, s.aPort, undefined);
+    }
     this.sessionsById.delete(s.id);
   }
 }

@@ -65,7 +65,7 @@ t.test('SPEC 1.3: ERR:FULL to a third peer; nothing stored for it', async (t) =>
   t.ok(await a.silent(), 'c cannot inject');
   t.ok(await b.silent());
   t.equal(relay.counters.regFull, 1);
-  t.equal(relay.table.peerAt(0x7f000004, c.port), undefined);
+  t.equal(relay.table.find(0x7f000004, '127.0.0.4', c.port), undefined);
 });
 
 t.test('SPEC 1.3: ERR:BAD for a malformed REG from an unregistered address', async (t) => {
@@ -146,7 +146,7 @@ t.test('SPEC 2.2: explicit rebind by REG from a new port of the same IP', async 
   t.equal((await a2.next()).toString(), 'after rebind');
   t.ok(await a.silent(), 'the old port gets nothing');
   t.equal(relay.counters.rebindsExplicit, 1);
-  t.equal(relay.table.peerAt(0x7f000002, a.port), undefined, 'the old port is no longer a peer');
+  t.equal(relay.table.find(0x7f000002, '127.0.0.2', a.port), undefined, 'the old port is no longer a peer');
   // SPEC 2.4: data from the old port is now from an unregistered address whose
   // IP has exactly one (paired) peer: it rebinds back, as a NAT flapping would.
   a.send('from the old port');

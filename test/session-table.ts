@@ -1,7 +1,7 @@
 import t from 'tap';
 import { ipKeyOf } from '../src/address';
 import { SessionTable } from '../src/session-table';
-import type { Peer } from '../src/session-table';
+import type { Session } from '../src/session-table';
 import { checkConsistent } from './fixtures/table-check';
 import { seededRandom } from './fixtures/random';
 
@@ -11,7 +11,9 @@ const mk = (o: Partial<ConstructorParameters<typeof SessionTable>[0]> = {}): Ses
 
 /** reg(table, '1.2.3.4', 5000, 'S', now) */
 const reg = (tb: SessionTable, addr: string, port: number, id: string, now = 0) => tb.register(ipKeyOf(addr), addr, port, id, now);
-const at = (tb: SessionTable, addr: string, port: number): Peer | undefined => tb.peerAt(ipKeyOf(addr), port);
+const at = (tb: SessionTable, addr: string, port: number): Session | undefined => tb.find(ipKeyOf(addr), addr, port);
+/** Data from addr:port, which must be registered; returns whether it is forwarded. */
+const data = (tb: SessionTable, addr: string, port: number, now: number): boolean => tb.dataFrom(at(tb, addr, port)!, ipKeyOf(addr), addr, port, now);
 
 t.test('SPEC 2.2: new peer, second peer, keepalive', async (t) => {
   const tb = mk();
@@ -23,21 +25,23 @@ t.test('SPEC 2.2: new peer, second peer, keepalive', async (t) => {
   const ka = reg(tb, '1.1.1.1', 1000, 'S', 7000);
   t.equal(ka.outcome, 'keepalive');
   t.equal(tb.session('S')!.lastActive, 7000, 'keepalive refreshes activity');
-  t.equal(at(tb, '1.1.1.1', 1000)!.lastSeen, 7000);
+  t.equal(tb.session('S')!.lastFrom, 0, 'the keepalive is the latest datagram');
   checkConsistent(t, tb);
 });
 
 t.test('SPEC 2.3: data resolves to the partner, or nothing while unpaired', async (t) => {
   const tb = mk();
   reg(tb, '1.1.1.1', 1000, 'S');
-  const a = at(tb, '1.1.1.1', 1000)!;
-  t.equal(tb.dataFrom(a, 100), undefined, 'no partner yet');
+  t.equal(data(tb, '1.1.1.1', 1000, 100), false, 'no partner yet');
   t.equal(tb.session('S')!.lastActive, 0, 'a dropped datagram is not activity');
-  t.equal(a.lastSeen, 100, 'but it is the peer\'s last datagram');
   reg(tb, '2.2.2.2', 2000, 'S', 200);
-  const b = tb.dataFrom(a, 300);
-  t.equal(b?.port, 2000);
+  t.equal(tb.session('S')!.lastFrom, 1, 'the joiner spoke last');
+  t.equal(data(tb, '1.1.1.1', 1000, 300), true);
+  t.equal(tb.session('S')!.toPort, 2000, 'forwarded to the partner');
+  t.equal(tb.session('S')!.lastFrom, 0);
   t.equal(tb.session('S')!.lastActive, 300, 'a forwarded datagram is activity');
+  t.equal(data(tb, '2.2.2.2', 2000, 400), true);
+  t.equal(tb.session('S')!.toPort, 1000, 'and back');
 });
 
 t.test('SPEC 2.2: an address in another session leaves it first', async (t) => {
@@ -48,8 +52,8 @@ t.test('SPEC 2.2: an address in another session leaves it first', async (t) => {
   t.equal(r.outcome, 'created');
   t.equal(r.left?.id, 'S1');
   t.equal(r.leftRemoved, false, 'S1 keeps its other peer');
-  t.equal(tb.session('S1')!.a?.port, 2000);
-  t.equal(tb.session('S1')!.b, undefined);
+  t.equal(tb.session('S1')!.aPort, 2000, 'the remaining peer holds slot a');
+  t.equal(tb.session('S1')!.bPort, -1);
   t.equal(tb.pairedCount, 0);
   checkConsistent(t, tb);
   // and an emptied session is deleted
@@ -69,8 +73,9 @@ t.test('SPEC 2.2: explicit rebind after a NAT port change', async (t) => {
   t.equal(r.outcome, 'rebound');
   t.equal(r.previousPort, 1000);
   t.equal(at(tb, '1.1.1.1', 1000), undefined, 'old address forgotten');
-  t.equal(at(tb, '1.1.1.1', 1001)?.session.id, 'S');
-  t.equal(tb.dataFrom(at(tb, '2.2.2.2', 2000)!, 60)?.port, 1001, 'partner now sends to the new port');
+  t.equal(at(tb, '1.1.1.1', 1001)?.id, 'S');
+  t.ok(data(tb, '2.2.2.2', 2000, 60));
+  t.equal(tb.session('S')!.toPort, 1001, 'partner now sends to the new port');
   checkConsistent(t, tb);
 });
 
@@ -78,14 +83,14 @@ t.test('SPEC 2.2: with both slots on the IP, the one silent longest is rebound',
   const tb = mk();
   reg(tb, '1.1.1.1', 1000, 'S', 0);
   reg(tb, '1.1.1.1', 2000, 'S', 0);
-  tb.dataFrom(at(tb, '1.1.1.1', 1000)!, 500); // 1000 spoke last; 2000 silent longest
+  data(tb, '1.1.1.1', 1000, 500); // 1000 spoke last; 2000 silent longest
   const r = reg(tb, '1.1.1.1', 3000, 'S', 600);
   t.equal(r.outcome, 'rebound');
   t.equal(r.previousPort, 2000);
   t.ok(at(tb, '1.1.1.1', 1000));
   checkConsistent(t, tb);
   // the other way round
-  tb.dataFrom(at(tb, '1.1.1.1', 3000)!, 900);
+  data(tb, '1.1.1.1', 3000, 900);
   t.equal(reg(tb, '1.1.1.1', 4000, 'S', 1000).previousPort, 1000);
   checkConsistent(t, tb);
 });
@@ -117,7 +122,7 @@ t.test('SPEC 2.4: implicit rebind only with exactly one peer on the IP', async (
   const r = tb.implicitRebind(ipKeyOf('1.1.1.1'), '1.1.1.1', 1001, 10);
   t.equal(r.outcome, 'rebound');
   if (r.outcome === 'rebound') {
-    t.equal(r.partner.port, 2000);
+    t.equal(r.session.toPort, 2000, 'forward to the partner');
     t.equal(r.previousPort, 1000);
   }
   t.ok(at(tb, '1.1.1.1', 1001));
@@ -140,7 +145,7 @@ t.test('SPEC 2.5: expiry with an injected clock, within one tick of the deadline
   // A stays active; B does not
   for (let now = 250; now < TIMEOUT; now += 250) {
     t.same(tb.expire(now), [], `nothing before the deadline (${now})`);
-    if (now % 2000 === 0) tb.dataFrom(at(tb, '1.1.1.1', 1000)!, now);
+    if (now % 2000 === 0) data(tb, '1.1.1.1', 1000, now);
   }
   const gone = tb.expire(TIMEOUT);
   t.same(gone.map((s) => s.id), ['B'], 'B goes at its deadline');
@@ -155,7 +160,7 @@ t.test('SPEC 2.5: expiry with an injected clock, within one tick of the deadline
   t.ok(removedAt >= lastA + TIMEOUT, 'not before its deadline');
   t.ok(removedAt <= lastA + TIMEOUT + 250, `within a tick of it (${removedAt - lastA - TIMEOUT} ms late)`);
   t.equal(tb.size, 0);
-  t.equal([...tb.indexedPeers()].length, 0);
+  t.equal([...tb.indexEntries()].length, 0);
   checkConsistent(t, tb);
 });
 
@@ -211,8 +216,8 @@ t.test('fuzz: random registrations, data, rebinds and expiry keep the indexes co
     const op = rnd(10);
     if (op < 6) reg(tb, addr, port, `S${rnd(12)}`, now);
     else if (op < 8) {
-      const p = at(tb, addr, port);
-      if (p) tb.dataFrom(p, now);
+      const s = at(tb, addr, port);
+      if (s) tb.dataFrom(s, ipKeyOf(addr), addr, port, now);
       else tb.implicitRebind(ipKeyOf(addr), addr, port, now);
     } else tb.expire(now);
     if (step % 50 === 0) checkConsistent(t, tb);
