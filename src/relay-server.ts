@@ -241,46 +241,38 @@ export class RelayServer {
     c.datagramsReceived++;
     c.bytesReceived += len;
     const ip = ipKeyOf(rinfo.address);
-    const session = this.table.find(ip, rinfo.address, rinfo.port);
 
-    if (session !== undefined) {
-      if (len >= 4 && msg[0] === R) {
-        const m = classify(msg);
-        if (m.kind === 'register') {
-          this.onRegister(msg, m.id, ip, rinfo.address, rinfo.port);
-          return;
-        }
-        // SPEC 1.4: from a registered peer a malformed REG: is data (a QUIC
-        // short-header packet may begin with those bytes).
-      }
-      // SPEC 2.3: forward to the partner, or drop while it has not arrived.
-      if (!this.table.dataFrom(session, ip, rinfo.address, rinfo.port, this.clock())) {
-        c.droppedUnpaired++;
-        c.droppedUnpairedBytes += len;
-        if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: session %s not paired', len, formatAddress(rinfo.address, rinfo.port), session.id);
-        return;
-      }
-      this.forward(msg, session);
-      return;
-    }
-
-    // From an unregistered address a datagram starting with REG: is always a
-    // registration attempt (SPEC 1.4).
     if (len >= 4 && msg[0] === R) {
       const m = classify(msg);
       if (m.kind === 'register') {
         this.onRegister(msg, m.id, ip, rinfo.address, rinfo.port);
         return;
       }
-      if (m.kind === 'bad-register') {
-        // SPEC 1.3: ERR:BAD, unless that would be longer than the request.
+      if (m.kind === 'bad-register' && this.table.find(ip, rinfo.address, rinfo.port) === undefined) {
+        // SPEC 1.3: ERR:BAD to an unregistered address, unless that would be
+        // longer than the request. (From a registered peer a malformed REG: is
+        // data, SPEC 1.4: a QUIC short-header packet may begin with those bytes.)
         c.regBad++;
         this.reply(ERR_BAD, msg, rinfo.address, rinfo.port);
         if (this.mayLogRefusal('bad')) this.log.limits('ERR:BAD to %s: malformed registration (%d bytes)', formatAddress(rinfo.address, rinfo.port), len);
         return;
       }
     }
-    this.onUnknownData(msg, ip, rinfo);
+
+    // SPEC 2.3: data from a registered peer goes to its partner, or is dropped
+    // while the partner has not arrived.
+    const session = this.table.dataFrom(ip, rinfo.address, rinfo.port, this.clock());
+    if (session === undefined) {
+      this.onUnknownData(msg, ip, rinfo);
+      return;
+    }
+    if (!session.paired) {
+      c.droppedUnpaired++;
+      c.droppedUnpairedBytes += len;
+      if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: session %s not paired', len, formatAddress(rinfo.address, rinfo.port), session.id);
+      return;
+    }
+    this.forward(msg, session);
   };
 
   /** Sends to the partner of the slot that sent last (the table has just recorded it). */

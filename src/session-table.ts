@@ -166,16 +166,22 @@ export class SessionTable {
   }
 
   /**
-   * SPEC 2.3: a data datagram from a registered address of `s`. Records it as
-   * the session's latest (s.toAddress/toPort then name the partner) and, when
-   * the session is paired, as activity. Returns whether it is paired, i.e.
-   * whether to forward; an unpaired session's data is dropped by the caller.
+   * SPEC 2.3: a data datagram from ip:port. Returns undefined when the address
+   * is not registered (SPEC 2.4 is then the caller's next question); else its
+   * session, with the datagram recorded as the session's latest (toAddress and
+   * toPort now name the partner) and, when the session is paired, as activity.
+   * An unpaired session's data is dropped by the caller. One Map lookup.
    */
-  dataFrom(s: Session, ip: IpKey, address: string, port: number, now: number): boolean {
-    s.lastFrom = s.slotOf(ip, address, port) === 1 ? 1 : 0;
-    if (s.bPort < 0) return false;
-    s.lastActive = now;
-    return true;
+  dataFrom(ip: IpKey, address: string, port: number, now: number): Session | undefined {
+    const v = this.ipIndex.get(ip);
+    if (v === undefined) return undefined;
+    const s = v instanceof Session ? v : v.byPort.get(port);
+    if (s === undefined) return undefined;
+    const slot = s.slotOf(ip, address, port);
+    if (slot === -1) return undefined;
+    s.lastFrom = slot;
+    if (s.bPort >= 0) s.lastActive = now;
+    return s;
   }
 
   /** True when a REG for `id` from this address would be a keepalive (SPEC 4.1: never refused). */

@@ -13,7 +13,7 @@ const mk = (o: Partial<ConstructorParameters<typeof SessionTable>[0]> = {}): Ses
 const reg = (tb: SessionTable, addr: string, port: number, id: string, now = 0) => tb.register(ipKeyOf(addr), addr, port, id, now);
 const at = (tb: SessionTable, addr: string, port: number): Session | undefined => tb.find(ipKeyOf(addr), addr, port);
 /** Data from addr:port, which must be registered; returns whether it is forwarded. */
-const data = (tb: SessionTable, addr: string, port: number, now: number): boolean => tb.dataFrom(at(tb, addr, port)!, ipKeyOf(addr), addr, port, now);
+const data = (tb: SessionTable, addr: string, port: number, now: number): boolean => tb.dataFrom(ipKeyOf(addr), addr, port, now)!.paired;
 
 t.test('SPEC 2.2: new peer, second peer, keepalive', async (t) => {
   const tb = mk();
@@ -216,9 +216,7 @@ t.test('fuzz: random registrations, data, rebinds and expiry keep the indexes co
     const op = rnd(10);
     if (op < 6) reg(tb, addr, port, `S${rnd(12)}`, now);
     else if (op < 8) {
-      const s = at(tb, addr, port);
-      if (s) tb.dataFrom(s, ipKeyOf(addr), addr, port, now);
-      else tb.implicitRebind(ipKeyOf(addr), addr, port, now);
+      if (tb.dataFrom(ipKeyOf(addr), addr, port, now) === undefined) tb.implicitRebind(ipKeyOf(addr), addr, port, now);
     } else tb.expire(now);
     if (step % 50 === 0) checkConsistent(t, tb);
   }
