@@ -25,7 +25,7 @@ export interface RelayServerOptions {
   maxSessions?: number;
   /** SPEC 4.1: sessions one source IP may take part in. @default DEFAULT_MAX_SESSIONS_PER_IP */
   maxSessionsPerIp?: number;
-  /** SPEC 4.1: sustained registrations/s per source IP (burst: 10 s worth); 0 = unlimited. @default DEFAULT_REGISTRATIONS_PER_SEC_PER_IP */
+  /** SPEC 4.1: registrations/s per source IP (a token bucket holding one second's worth); 0 = unlimited. @default DEFAULT_REGISTRATIONS_PER_SEC_PER_IP */
   registrationsPerSecPerIp?: number;
   /** SPEC 2.4: rebind by IP on data from an unknown port. @default true */
   implicitRebind?: boolean;

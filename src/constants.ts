@@ -16,10 +16,14 @@ export const DEFAULT_METRICS_HOST = '127.0.0.1';
 export const DEFAULT_MAX_SESSIONS = 250_000;
 /** SPEC 4.1: sessions one source IP may take part in. A thousand from one NAT must fit. */
 export const DEFAULT_MAX_SESSIONS_PER_IP = 4_096;
-/** SPEC 4.1: sustained state-changing registrations per second from one source IP. */
-export const DEFAULT_REGISTRATIONS_PER_SEC_PER_IP = 100;
-/** Size of the per-IP registration bucket, in seconds of the sustained rate: 1000 at once from one NAT fit. */
-export const REGISTRATION_BURST_SECS = 10;
+/**
+ * SPEC 4.1: registrations per second from one source IP (keepalives are free).
+ * High enough that a thousand sessions behind one NAT, both peers included,
+ * can register at once; a flood from one address is still cut off.
+ */
+export const DEFAULT_REGISTRATIONS_PER_SEC_PER_IP = 2_000;
+/** Size of the per-IP bucket in seconds of the rate: one, so "N per second" means at most N in any second. */
+export const REGISTRATION_BURST_SECS = 1;
 
 /** Socket buffers: a 1200-byte stream at 20k/s fills Linux's 208 KiB default in 10 ms. */
 export const DEFAULT_RECV_BUFFER_BYTES = 4 * 1024 * 1024;

@@ -6,7 +6,7 @@ import type { RelayServerOptions } from '../config';
 import {
   DEFAULT_HOST, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_METRICS_HOST, DEFAULT_PORT,
   DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, DEFAULT_SEND_BUFFER_BYTES,
-  DEFAULT_SESSION_TIMEOUT_SECS, MAX_SESSION_TIMEOUT_SECS, REGISTRATION_BURST_SECS,
+  DEFAULT_SESSION_TIMEOUT_SECS, MAX_SESSION_TIMEOUT_SECS,
 } from '../constants';
 import { integerParser, parseBoolean, parseHost, parsePort } from './options';
 
@@ -32,7 +32,7 @@ export function addRelayOptions(cmd: Command): Command {
         .default(DEFAULT_MAX_SESSIONS_PER_IP).argParser(integerParser(1, 100_000_000)),
     )
     .addOption(
-      opt('--registrations-per-sec-per-ip <n>', 'REGISTRATIONS_PER_SEC_PER_IP', `registrations/s per source IP, bursts of ${REGISTRATION_BURST_SECS} s worth; keepalives are free; 0: no limit`)
+      opt('--registrations-per-sec-per-ip <n>', 'REGISTRATIONS_PER_SEC_PER_IP', 'registrations per second per source IP (keepalives are free); 0: no limit')
         .default(DEFAULT_REGISTRATIONS_PER_SEC_PER_IP).argParser(integerParser(0, 1_000_000)),
     )
     .addOption(new Option('--no-implicit-rebind', `forward nothing from unregistered ports, even when one peer has that IP [env: ${NO_IMPLICIT_REBIND_ENV}]`))
