@@ -55,6 +55,7 @@ export function createRegistry(src: MetricsSource): Registry {
   });
   counter('quic_relay_sessions_created_total', 'Sessions created', () => c.sessionsCreated);
   counter('quic_relay_sessions_reaped_total', 'Sessions removed after the session timeout', () => c.sessionsReaped);
+  counter('quic_relay_sessions_emptied_total', 'Sessions removed because their last peer moved to another session', () => c.sessionsEmptied);
   counter('quic_relay_replies_suppressed_total', 'Replies not sent because they would be longer than the request', () => c.repliesSuppressed);
   counter('quic_relay_send_errors_total', 'Datagrams the socket failed to send', () => c.sendErrors);
   counter('quic_relay_socket_errors_total', 'Errors reported by the UDP socket', () => c.socketErrors);

@@ -2,9 +2,6 @@
 // runs per datagram but `counters.x++`. The Prometheus text is produced at
 // scrape time by metrics-server.ts from these and from the session table.
 
-/** Why a datagram was not forwarded. */
-export type DropReason = 'unpaired' | 'unknown_source' | 'ambiguous_source' | 'send_error';
-
 export class RelayCounters {
   datagramsReceived = 0;
   bytesReceived = 0;
@@ -34,8 +31,8 @@ export class RelayCounters {
   rebindsExplicit = 0;
   rebindsImplicit = 0;
   sessionsCreated = 0;
-  sessionsPaired = 0;
   sessionsReaped = 0;
+  /** Sessions removed because their last peer registered another session (SPEC 2.2). */
   sessionsEmptied = 0;
 
   get droppedDatagrams(): number {

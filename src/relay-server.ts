@@ -336,7 +336,6 @@ export class RelayServer {
         return;
       case 'joined': {
         c.regJoined++;
-        c.sessionsPaired++;
         this.reply(ACK, msg, address, port);
         const s = r.session as Session; // the joiner took slot b
         if (this.mayLogSession('paired', now)) this.log.session('session %s paired: %s <-> %s', id, formatAddress(s.aAddress, s.aPort), formatAddress(address, port));

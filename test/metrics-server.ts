@@ -36,6 +36,7 @@ t.test('metrics reflect what the relay did', async (t) => {
   metric('quic_relay_dropped_datagrams_total{reason="unpaired"} 0');
   metric('quic_relay_rebinds_total{kind="implicit"} 0');
   metric('quic_relay_sessions_reaped_total 0');
+  metric('quic_relay_sessions_emptied_total 0');
   t.match(r.body, /^process_resident_memory_bytes \d+/m, 'process figures');
   t.match(r.body, /# TYPE quic_relay_forwarded_datagrams_total counter/);
   t.match(r.body, /# TYPE quic_relay_sessions gauge/);
