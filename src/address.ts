@@ -46,6 +46,15 @@ export function ipKeyOf(address: string): IpKey {
   return v4 >= 0 ? v4 | 0 : address;
 }
 
+/**
+ * A dgram `lookup` for sockets that only ever send to IP literals (the relay,
+ * the client, the sidecar): it answers at once, so a send does not detour
+ * through dns.lookup and process.nextTick as with the default.
+ */
+export function literalLookup(family: 4 | 6): (address: string, options: unknown, callback: (...args: never[]) => void) => void {
+  return (address, _options, callback) => (callback as unknown as (e: null, a: string, f: number) => void)(null, address, family);
+}
+
 /** For logs only: `ip:port`, IPv6 in brackets. */
 export function formatAddress(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;

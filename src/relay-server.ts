@@ -8,7 +8,7 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
-import { formatAddress, ipKeyOf } from './address';
+import { formatAddress, ipKeyOf, literalLookup } from './address';
 import type { IpKey } from './address';
 import { REAP_INTERVAL_MS } from './constants';
 import { validateConfig } from './config';
@@ -92,8 +92,7 @@ export class RelayServer {
       ipv6Only: false, // SPEC 1.1: `::` is dual-stack
       recvBufferSize: this.config.recvBufferBytes || undefined,
       sendBufferSize: this.config.sendBufferBytes || undefined,
-      // No dns.lookup and process.nextTick detour per send (the default lookup's cost).
-      lookup: (address, _opts, cb) => (cb as (e: null, a: string, f: number) => void)(null, address, family),
+      lookup: literalLookup(family),
     });
     this.socket = socket;
     try {

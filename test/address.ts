@@ -1,5 +1,5 @@
 import t from 'tap';
-import { formatAddress, ipKeyOf } from '../src/address';
+import { formatAddress, ipKeyOf, literalLookup } from '../src/address';
 
 t.test('IPv4 becomes one int32 key, however it is written', async (t) => {
   t.equal(ipKeyOf('127.0.0.1'), 0x7f000001);
@@ -23,4 +23,10 @@ t.test('anything else keys by its string', async (t) => {
 t.test('formatAddress', async (t) => {
   t.equal(formatAddress('1.2.3.4', 5), '1.2.3.4:5');
   t.equal(formatAddress('::1', 5), '[::1]:5');
+});
+
+t.test('literalLookup answers at once, with the socket family', async (t) => {
+  let got: unknown[] | undefined;
+  literalLookup(6)('::1', {}, ((...args: unknown[]) => (got = args)) as never);
+  t.same(got, [null, '::1', 6], 'called before returning: no dns.lookup, no nextTick');
 });

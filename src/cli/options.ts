@@ -5,6 +5,7 @@
 import { InvalidArgumentError } from 'commander';
 import { checkHost, checkInteger } from '../config';
 import { RelayError } from '../errors';
+import { parseBooleanText } from '../client/relay-pick';
 
 function wrap<T>(check: () => T): T {
   try {
@@ -32,8 +33,7 @@ export function parseHost(value: string): string {
 
 /** true/false spelled the usual ways, for variables of on/off flags. */
 export function parseBoolean(value: string): boolean {
-  const v = value.trim().toLowerCase();
-  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
-  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
-  throw new InvalidArgumentError('must be true or false');
+  const b = parseBooleanText(value);
+  if (b === undefined) throw new InvalidArgumentError('must be true or false');
+  return b;
 }

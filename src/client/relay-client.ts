@@ -1,13 +1,16 @@
 // RelayClient (SPEC 5.1): one UDP socket that registers a session on a relay,
 // keeps the registration (and the NAT mapping) alive from the same socket that
 // carries the data, and sends and receives the peer's datagrams. Imports only
-// protocol, constants and errors: the client never meets the server.
+// the pure modules (protocol, address, constants, errors): the client never
+// meets the server.
 
 import dgram from 'node:dgram';
 import dns from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { ipKeyOf, literalLookup } from '../address';
+import type { IpKey } from '../address';
 import {
   DEFAULT_KEEPALIVE_SECS, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTER_TIMEOUT_MS, DEFAULT_SEND_BUFFER_BYTES,
   REGISTER_BACKOFF_INITIAL_MS, REGISTER_BACKOFF_MAX_MS,
@@ -73,6 +76,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly bindPort: number;
   private socket: dgram.Socket | undefined;
   private relayIp = '';
+  private relayIpKey: IpKey = '';
   private state: State = 'idle';
   private timer: unknown;
   private backoffMs: number;
@@ -81,6 +85,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private lastHeardAt = 0;
   private lastRegAt = 0;
   private pending: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  /** The last ERR:BUSY while first registering: what register() rejects with if it never clears. */
+  private lastRefusal: RegistrationRefusedError | undefined;
   private started: Promise<void> | undefined;
   /** Counters for the sidecar's and probe's reports. */
   readonly stats = { sent: 0, received: 0, regsSent: 0, registrations: 0, refusals: 0, sendErrors: 0 };
@@ -168,13 +174,14 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private async open(): Promise<void> {
     const { host } = this.relay;
     this.relayIp = net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address;
+    this.relayIpKey = ipKeyOf(this.relayIp);
     if (this.state === 'closed') throw new ClosedError('RelayClient');
     const family = net.isIPv6(this.relayIp) ? 6 : 4;
     const socket = dgram.createSocket({
       type: family === 6 ? 'udp6' : 'udp4',
       recvBufferSize: DEFAULT_RECV_BUFFER_BYTES,
       sendBufferSize: DEFAULT_SEND_BUFFER_BYTES,
-      lookup: (address, _o, cb) => (cb as (e: null, a: string, f: number) => void)(null, address, family),
+      lookup: literalLookup(family),
     });
     socket.on('message', this.onMessage);
     socket.on('error', (err) => this.emit('error', err));
@@ -194,7 +201,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     // Only the relay talks to this socket; anything else is not ours.
-    if (rinfo.port !== this.relay.port || !sameIp(rinfo.address, this.relayIp)) return;
+    // (An IPv4 relay seen IPv4-mapped on a dual-stack socket is the same relay.)
+    if (rinfo.port !== this.relay.port || (rinfo.address !== this.relayIp && ipKeyOf(rinfo.address) !== this.relayIpKey)) return;
     this.lastHeardAt = this.timers.now();
     const reply = parseReply(msg);
     if (reply === undefined) {
@@ -240,8 +248,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (this.everRegistered) this.emit('refused', err);
     if (this.state === 'registered') this.enterRegistering();
   }
-
-  private lastRefusal: RegistrationRefusedError | undefined;
 
   private sendReg(): void {
     this.lastRegAt = this.timers.now();
@@ -291,9 +297,3 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 }
 
-/** Same IP, allowing for an IPv4 peer seen IPv4-mapped on a dual-stack socket. */
-function sameIp(a: string, b: string): boolean {
-  if (a === b) return true;
-  const strip = (s: string): string => (s.toLowerCase().startsWith('::ffff:') && s.includes('.') ? s.slice(7) : s);
-  return strip(a) === strip(b);
-}

@@ -70,6 +70,14 @@ export function parseRelayList(text: string, defaultPort: number, variable = 'QU
   return parts.map((p) => parseEndpoint(p, defaultPort, variable));
 }
 
+/** true/false spelled the usual ways (1/0, yes/no, on/off; empty is false); undefined for anything else. */
+export function parseBooleanText(text: string): boolean | undefined {
+  const v = text.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['', '0', 'false', 'no', 'off'].includes(v)) return false;
+  return undefined;
+}
+
 /** QUIC_RELAY_IP, QUIC_RELAY_PORT and QUIC_RELAY_ONLY from an environment. */
 export function relayEnvironment(env: Record<string, string | undefined>): RelayEnvironment {
   const portText = env.QUIC_RELAY_PORT;
@@ -77,11 +85,8 @@ export function relayEnvironment(env: Record<string, string | undefined>): Relay
   const ip = env.QUIC_RELAY_IP;
   if (ip === undefined || ip.trim() === '') throw new ConfigError('QUIC_RELAY_IP', 'not set: give the relay as host[:port] (or a comma-separated list)');
   const relays = parseRelayList(ip, defaultPort, 'QUIC_RELAY_IP');
-  const only = (env.QUIC_RELAY_ONLY ?? '').trim().toLowerCase();
-  let relayOnly: boolean;
-  if (['1', 'true', 'yes', 'on'].includes(only)) relayOnly = true;
-  else if (['', '0', 'false', 'no', 'off'].includes(only)) relayOnly = false;
-  else throw new ConfigError('QUIC_RELAY_ONLY', `must be true or false, got ${JSON.stringify(env.QUIC_RELAY_ONLY)}`);
+  const relayOnly = parseBooleanText(env.QUIC_RELAY_ONLY ?? '');
+  if (relayOnly === undefined) throw new ConfigError('QUIC_RELAY_ONLY', `must be true or false, got ${JSON.stringify(env.QUIC_RELAY_ONLY)}`);
   return { relays, relayOnly };
 }
 

@@ -9,6 +9,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { literalLookup } from '../address';
 import { DEFAULT_RECV_BUFFER_BYTES, DEFAULT_SEND_BUFFER_BYTES } from '../constants';
 import { RelayClient } from './relay-client';
 import type { RelayClientOptions, RelayEndpoint } from './relay-client';
@@ -42,8 +43,7 @@ export class Sidecar {
       type: v6 ? 'udp6' : 'udp4',
       recvBufferSize: DEFAULT_RECV_BUFFER_BYTES,
       sendBufferSize: DEFAULT_SEND_BUFFER_BYTES,
-      // Every send goes to an IP literal: answer at once, no dns.lookup/nextTick per datagram.
-      lookup: (address, _o, cb) => (cb as (e: null, a: string, f: number) => void)(null, address, family),
+      lookup: literalLookup(family),
     });
     socket.on('error', (err) => this.client.emit('error', err));
     await new Promise<void>((resolve, reject) => {
