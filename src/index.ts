@@ -1,15 +1,17 @@
-// Public library surface. Nothing runs on import.
-export { RelayServer, createRelayServer } from './relay-server';
-export type { RelayServerComponents } from './relay-server';
-export { validateConfig } from './config';
-export type { RelayConfig, RelayServerOptions } from './config';
-export { SessionTable } from './session-table';
-export type { RegisterOutcome, RegisterResult } from './session-table';
-export { RelayCounters } from './metrics';
-export type { RelaySummary } from './metrics';
-export * from './errors';
-export * from './constants';
-export { classify, encodeRegister, isValidSessionId, parseReply } from './protocol';
+// The public library surface: re-exports only, nothing runs on import.
+// wire/ is shared by both sides; server/ and client/ never import each other.
+export * from './wire/errors';
+export * from './wire/constants';
+export { classify, encodeRegister, isValidSessionId, parseReply } from './wire/protocol';
+export type { Classified, Reply } from './wire/protocol';
+export { RelayServer, createRelayServer } from './server/relay-server';
+export type { RelayServerComponents } from './server/relay-server';
+export { validateConfig } from './server/config';
+export type { RelayConfig, RelayServerOptions } from './server/config';
+export { SessionTable } from './server/session-table';
+export type { RegisterOutcome, RegisterResult } from './server/session-table';
+export { RelayCounters } from './server/counters';
+export type { RelaySummary } from './server/counters';
 export { RelayClient } from './client/relay-client';
 export type { RelayClientEvents, RelayClientOptions, RelayEndpoint } from './client/relay-client';
 export { Sidecar } from './client/sidecar';

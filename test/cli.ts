@@ -5,9 +5,9 @@ import type { Command } from 'commander';
 import { buildProgram } from '../src/cli/main';
 import { relayOptionsFrom } from '../src/cli/relay';
 import { parseEndpointArg } from '../src/cli/client-options';
-import type { RelayServerOptions } from '../src/config';
-import { validateConfig } from '../src/config';
-import { DEFAULT_PORT, DEFAULT_SESSION_TIMEOUT_SECS } from '../src/constants';
+import type { RelayServerOptions } from '../src/server/config';
+import { validateConfig } from '../src/server/config';
+import { DEFAULT_PORT, DEFAULT_SESSION_TIMEOUT_SECS } from '../src/wire/constants';
 
 /** Parses argv with `env` as process.env; returns the relay options or the error line. */
 async function parse(args: string[], env: Record<string, string> = {}): Promise<{ options?: RelayServerOptions; error?: string; exitCode?: number }> {

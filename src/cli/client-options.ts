@@ -1,8 +1,8 @@
 // Where the client commands find their relay: --relay, else QUIC_RELAY_IP /
 // QUIC_RELAY_PORT (SPEC 5.2), picked per session by rendezvous hashing.
 import { InvalidArgumentError } from 'commander';
-import { DEFAULT_PORT } from '../constants';
-import { RelayError } from '../errors';
+import { DEFAULT_PORT } from '../wire/constants';
+import { RelayError } from '../wire/errors';
 import { parseEndpoint, parseRelayList, pickRelay, relayEnvironment } from '../client/relay-pick';
 import type { RelayEndpoint } from '../client/relay-client';
 

@@ -5,8 +5,8 @@
 import createDebug from 'debug';
 import { Command } from 'commander';
 import v8 from 'node:v8';
-import { DEFAULT_LOG_NAMESPACES } from '../log';
-import { RelayServer } from '../relay-server';
+import { DEFAULT_LOG_NAMESPACES } from '../server/log';
+import { RelayServer } from '../server/relay-server';
 import { addPeerCommand } from './peer';
 import { addProbeCommand } from './probe';
 import { addRelayOptions, relayOptionsFrom } from './relay';

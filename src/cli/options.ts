@@ -3,9 +3,8 @@
 // option (SPEC 3.1), and each runs the library's own check so both agree.
 
 import { InvalidArgumentError } from 'commander';
-import { checkHost, checkInteger } from '../config';
-import { RelayError } from '../errors';
-import { parseBooleanText } from '../client/relay-pick';
+import { checkHost, checkInteger, parseBooleanText } from '../wire/checks';
+import { RelayError } from '../wire/errors';
 
 function wrap<T>(check: () => T): T {
   try {

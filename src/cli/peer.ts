@@ -1,7 +1,7 @@
 // `quic-relay peer`: the sidecar (SPEC 5.1).
 import { Command, Option } from 'commander';
-import { DEFAULT_KEEPALIVE_SECS } from '../constants';
-import { isValidSessionId } from '../protocol';
+import { DEFAULT_KEEPALIVE_SECS } from '../wire/constants';
+import { isValidSessionId } from '../wire/protocol';
 import { Sidecar } from '../client/sidecar';
 import type { RelayEndpoint } from '../client/relay-client';
 import { integerParser } from './options';

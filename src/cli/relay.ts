@@ -2,12 +2,12 @@
 // Every option also reads QUIC_RELAY_<NAME>; a flag beats its variable.
 
 import { Command, Option } from 'commander';
-import type { RelayServerOptions } from '../config';
+import type { RelayServerOptions } from '../server/config';
 import {
   DEFAULT_HOST, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_METRICS_HOST, DEFAULT_PORT,
   DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, DEFAULT_SEND_BUFFER_BYTES,
   DEFAULT_SESSION_TIMEOUT_SECS, MAX_SESSION_TIMEOUT_SECS,
-} from '../constants';
+} from '../wire/constants';
 import { integerParser, parseBoolean, parseHost, parsePort } from './options';
 
 export const ENV_PREFIX = 'QUIC_RELAY_';

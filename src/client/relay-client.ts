@@ -9,14 +9,14 @@ import dns from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { ipKeyOf, literalLookup } from '../address';
-import type { IpKey } from '../address';
+import { ipKeyOf, literalLookup } from '../wire/address';
+import type { IpKey } from '../wire/address';
 import {
   DEFAULT_KEEPALIVE_SECS, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTER_TIMEOUT_MS, DEFAULT_SEND_BUFFER_BYTES,
   REGISTER_BACKOFF_INITIAL_MS, REGISTER_BACKOFF_MAX_MS,
-} from '../constants';
-import { ClosedError, ConfigError, RegistrationRefusedError, RegistrationTimeoutError } from '../errors';
-import { encodeRegister, isValidSessionId, parseReply } from '../protocol';
+} from '../wire/constants';
+import { ClosedError, ConfigError, RegistrationRefusedError, RegistrationTimeoutError } from '../wire/errors';
+import { encodeRegister, isValidSessionId, parseReply } from '../wire/protocol';
 import { realTimers } from './timers';
 import type { Timers } from './timers';
 

@@ -6,8 +6,9 @@
 
 import { createHash } from 'node:crypto';
 import net from 'node:net';
-import { DEFAULT_PORT } from '../constants';
-import { ConfigError } from '../errors';
+import { DEFAULT_PORT } from '../wire/constants';
+import { parseBooleanText } from '../wire/checks';
+import { ConfigError } from '../wire/errors';
 import type { RelayEndpoint } from './relay-client';
 
 export interface RelayEnvironment {
@@ -68,14 +69,6 @@ export function parseRelayList(text: string, defaultPort: number, variable = 'QU
   const parts = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
   if (parts.length === 0) throw new ConfigError(variable, 'no relay address given');
   return parts.map((p) => parseEndpoint(p, defaultPort, variable));
-}
-
-/** true/false spelled the usual ways (1/0, yes/no, on/off; empty is false); undefined for anything else. */
-export function parseBooleanText(text: string): boolean | undefined {
-  const v = text.trim().toLowerCase();
-  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
-  if (['', '0', 'false', 'no', 'off'].includes(v)) return false;
-  return undefined;
 }
 
 /** QUIC_RELAY_IP, QUIC_RELAY_PORT and QUIC_RELAY_ONLY from an environment. */

@@ -9,8 +9,8 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { literalLookup } from '../address';
-import { DEFAULT_RECV_BUFFER_BYTES, DEFAULT_SEND_BUFFER_BYTES } from '../constants';
+import { literalLookup } from '../wire/address';
+import { DEFAULT_RECV_BUFFER_BYTES, DEFAULT_SEND_BUFFER_BYTES } from '../wire/constants';
 import { RelayClient } from './relay-client';
 import type { RelayClientOptions, RelayEndpoint } from './relay-client';
 import type { Timers } from './timers';

@@ -2,7 +2,7 @@ import t from 'tap';
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { RelayClient } from '../../src/client/relay-client';
-import { RegistrationRefusedError, RegistrationTimeoutError } from '../../src/errors';
+import { RegistrationRefusedError, RegistrationTimeoutError } from '../../src/wire/errors';
 import { FakeTimers } from '../fixtures/fake-timers';
 import { startRelay, until } from '../fixtures/udp';
 

@@ -4,7 +4,7 @@
 // lives under quic-relay:datagram and is guarded by `.enabled` at each call.
 
 import createDebug from 'debug';
-import { REFUSAL_LOG_INTERVAL_MS } from './constants';
+import { REFUSAL_LOG_INTERVAL_MS } from '../wire/constants';
 
 export const LOG_PREFIX = 'quic-relay';
 /** What is on without DEBUG: everything but per-datagram detail. */

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { RelayCounters, RelaySummary } from './metrics';
+import type { RelayCounters, RelaySummary } from './counters';
 
 export interface MetricsSource {
   counters: RelayCounters;

@@ -3,7 +3,7 @@
 // timestamp, and an entry can be forgotten as soon as its bucket is full
 // again, which sweep() does. Pure: `now` is a parameter.
 
-import type { IpKey } from './address';
+import type { IpKey } from '../wire/address';
 
 export class RegistrationRateLimiter {
   /** ip -> theoretical arrival time of the next registration, in ms. */

@@ -13,8 +13,8 @@
 // there exactly one peer on this IP" (SPEC 2.4) is the same lookup: no scan.
 // Every mutation of a session updates the index in the same method.
 
-import { ipKeyOf } from './address';
-import type { IpKey } from './address';
+import { ipKeyOf } from '../wire/address';
+import type { IpKey } from '../wire/address';
 
 /** A slot of a session: 0 is a, 1 is b. */
 export type Slot = 0 | 1;

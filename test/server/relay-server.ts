@@ -2,10 +2,10 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { format } from 'node:util';
-import { bindPeer, pairUp, register, startRelay, until } from './fixtures/udp';
-import { checkConsistent } from './fixtures/table-check';
-import { seededRandom } from './fixtures/random';
-import { MAX_DATAGRAM } from '../src/constants';
+import { bindPeer, pairUp, register, startRelay, until } from '../fixtures/udp';
+import { checkConsistent } from '../fixtures/table-check';
+import { seededRandom } from '../fixtures/random';
+import { MAX_DATAGRAM } from '../../src/wire/constants';
 
 const ID = '123e4567-e89b-12d3-a456-426614174000';
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { classify, isValidSessionId, parseReply, replyFits, ACK, ERR_BAD, ERR_BUSY, ERR_FULL, encodeRegister } from '../src/protocol';
+import { classify, isValidSessionId, parseReply, replyFits, ACK, ERR_BAD, ERR_BUSY, ERR_FULL, encodeRegister } from '../../src/wire/protocol';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const uuid = '123e4567-e89b-12d3-a456-426614174000';

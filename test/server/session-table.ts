@@ -1,9 +1,9 @@
 import t from 'tap';
-import { ipKeyOf } from '../src/address';
-import { SessionTable } from '../src/session-table';
-import type { Session } from '../src/session-table';
-import { checkConsistent } from './fixtures/table-check';
-import { seededRandom } from './fixtures/random';
+import { ipKeyOf } from '../../src/wire/address';
+import { SessionTable } from '../../src/server/session-table';
+import type { Session } from '../../src/server/session-table';
+import { checkConsistent } from '../fixtures/table-check';
+import { seededRandom } from '../fixtures/random';
 
 const TIMEOUT = 10_000;
 const mk = (o: Partial<ConstructorParameters<typeof SessionTable>[0]> = {}): SessionTable =>

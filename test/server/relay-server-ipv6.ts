@@ -1,7 +1,7 @@
 // SPEC 1.1: `--host ::` is dual-stack; an IPv4 peer arrives IPv4-mapped.
 import t from 'tap';
 import dgram from 'node:dgram';
-import { bindPeer, register, startRelay } from './fixtures/udp';
+import { bindPeer, register, startRelay } from '../fixtures/udp';
 
 async function hasIPv6Loopback(): Promise<boolean> {
   const s = dgram.createSocket('udp6');

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { RegistrationRateLimiter } from '../src/limits';
-import { LogLimiter } from '../src/log';
+import { RegistrationRateLimiter } from '../../src/server/limits';
+import { LogLimiter } from '../../src/server/log';
 
 t.test('SPEC 4.1: token bucket per IP with a fake clock', async (t) => {
   const l = new RegistrationRateLimiter(10, 5); // 10/s, bursts of 5

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { formatAddress, ipKeyOf, literalLookup } from '../src/address';
+import { formatAddress, ipKeyOf, literalLookup } from '../../src/wire/address';
 
 t.test('IPv4 becomes one int32 key, however it is written', async (t) => {
   t.equal(ipKeyOf('127.0.0.1'), 0x7f000001);

@@ -8,19 +8,19 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
-import { formatAddress, ipKeyOf, literalLookup } from './address';
-import type { IpKey } from './address';
-import { REAP_INTERVAL_MS } from './constants';
+import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
+import type { IpKey } from '../wire/address';
+import { REAP_INTERVAL_MS } from '../wire/constants';
 import { validateConfig } from './config';
 import type { RelayConfig, RelayServerOptions } from './config';
-import { RelayError } from './errors';
+import { RelayError } from '../wire/errors';
 import { RegistrationRateLimiter } from './limits';
 import { LogLimiter, createLoggers } from './log';
 import type { Logger, RelayLoggers } from './log';
-import { RelayCounters, formatSummary } from './metrics';
-import type { RelaySummary } from './metrics';
-import type { MetricsServer } from './metrics-server';
-import { ACK, ERR_BAD, ERR_BUSY, ERR_FULL, classify, replyFits } from './protocol';
+import { RelayCounters, formatSummary } from './counters';
+import type { RelaySummary } from './counters';
+import type { MetricsServer } from './metrics-http';
+import { ACK, ERR_BAD, ERR_BUSY, ERR_FULL, classify, replyFits } from '../wire/protocol';
 import { SessionTable } from './session-table';
 import type { RegisterResult, Session } from './session-table';
 
@@ -122,7 +122,7 @@ export class RelayServer {
     if (this.config.metricsPort !== undefined) {
       // Loaded here, not at the top: a relay without metrics never evaluates prom-client.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { MetricsServer } = require('./metrics-server') as typeof import('./metrics-server');
+      const { MetricsServer } = require('./metrics-http') as typeof import('./metrics-http');
       const metrics = new MetricsServer({
         counters: this.counters,
         sessionsOpen: () => this.table.size,

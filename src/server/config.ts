@@ -2,13 +2,13 @@
 // (constants.ts). The CLI's argument parsers call the same checks, so a bad
 // value reads the same from a flag, a variable or the library (SPEC 3.1).
 
-import net from 'node:net';
 import {
   DEFAULT_HOST, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_METRICS_HOST, DEFAULT_PORT,
   DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, DEFAULT_SEND_BUFFER_BYTES,
   DEFAULT_SESSION_TIMEOUT_SECS, MAX_SESSION_TIMEOUT_SECS, REGISTRATION_BURST_SECS,
-} from './constants';
-import { ConfigError } from './errors';
+} from '../wire/constants';
+import { checkHost, checkInteger, checkPort } from '../wire/checks';
+import { ConfigError } from '../wire/errors';
 
 export interface RelayServerOptions {
   /** UDP port; 0 picks a free one. @default DEFAULT_PORT (4433) */
@@ -39,29 +39,6 @@ export type RelayConfig = Required<Omit<RelayServerOptions, 'metricsPort'>> & {
   metricsPort: number | undefined;
   registrationBurstPerIp: number;
 };
-
-/** An integer in [min, max], else a ConfigError naming `option`. */
-export function checkInteger(value: unknown, option: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(option, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-export function checkPort(value: unknown, option: string): number {
-  return checkInteger(value, option, 0, 65535);
-}
-
-/** An IP literal or a host name (resolved when the relay starts). */
-export function checkHost(value: unknown, option: string): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 253 || /[\s/]/.test(value)) {
-    throw new ConfigError(option, `must be an IP address or host name, got ${JSON.stringify(value)}`);
-  }
-  if (net.isIP(value) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(value)) {
-    throw new ConfigError(option, `must be an IP address or host name, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
 
 export function validateConfig(o: RelayServerOptions = {}): RelayConfig {
   const rate = checkInteger(o.registrationsPerSecPerIp ?? DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, '--registrations-per-sec-per-ip', 0, 1_000_000);

@@ -1,6 +1,6 @@
 // SPEC 3.3: /metrics and /healthz over HTTP, port 0.
 import t from 'tap';
-import { bindPeer, register, startRelay } from './fixtures/udp';
+import { bindPeer, register, startRelay } from '../fixtures/udp';
 
 async function get(port: number, path: string): Promise<{ status: number; type: string; body: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);

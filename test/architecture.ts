@@ -1,0 +1,75 @@
+// The layout is the architecture (see the README): this reads every module's
+// imports and fails when a layer reaches where it must not.
+//   wire/    pure, shared by both sides: imports nothing of ours outside wire/
+//   server/  the relay: wire/ only, never client/ or cli/
+//   client/  wire/ only, never server/ or cli/
+//   cli/     the only code that touches `process`; nothing imports it
+//   index.ts re-exports, implements nothing
+import t from 'tap';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+
+const src = resolve(__dirname, '..', 'src');
+
+function modules(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    return statSync(p).isDirectory() ? modules(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+/** Our own modules a file imports or re-exports, as paths relative to src/ ('server/relay-server'). */
+export function localImports(file: string, text: string): string[] {
+  const out: string[] = [];
+  const re = /(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+'(\.[^']+)'|require\('(\.[^']+)'\)|import\('(\.[^']+)'\)/g;
+  for (const m of text.matchAll(re)) {
+    const spec = m[1] ?? m[2] ?? m[3]!;
+    out.push(relative(src, resolve(dirname(file), spec)));
+  }
+  return out;
+}
+
+const layerOf = (path: string): string => (path.includes('/') ? path.slice(0, path.indexOf('/')) : path);
+
+/** The rule each layer obeys; returns a complaint or undefined. */
+export function violation(fromLayer: string, target: string): string | undefined {
+  const to = layerOf(target);
+  if (to === 'cli' && fromLayer !== 'cli') return 'nothing outside cli/ imports cli/';
+  if (fromLayer === 'wire' && to !== 'wire') return 'wire/ imports nothing of ours outside wire/';
+  if (fromLayer === 'server' && to === 'client') return 'server/ never imports client/';
+  if (fromLayer === 'client' && to === 'server') return 'client/ never imports server/';
+  return undefined;
+}
+
+t.test('the rules themselves catch what they must', async (t) => {
+  t.equal(violation('client', 'server/session-table'), 'client/ never imports server/');
+  t.equal(violation('server', 'client/relay-client'), 'server/ never imports client/');
+  t.equal(violation('wire', 'server/config'), 'wire/ imports nothing of ours outside wire/');
+  t.equal(violation('server', 'cli/options'), 'nothing outside cli/ imports cli/');
+  t.equal(violation('cli', 'server/relay-server'), undefined);
+  t.same(localImports(join(src, 'client', 'x.ts'), "import type { A } from '../server/a';\nexport { B } from './b';\nconst c = require('./c');"),
+    ['server/a', 'client/b', 'client/c']);
+});
+
+t.test('every module keeps to its layer', async (t) => {
+  const files = modules(src);
+  t.ok(files.length > 20, `${files.length} modules read`);
+  for (const file of files) {
+    const rel = relative(src, file);
+    const layer = layerOf(rel);
+    const text = readFileSync(file, 'utf8');
+    for (const target of localImports(file, text)) {
+      const why = violation(layer, target);
+      if (why !== undefined) t.fail(`${rel} imports ${target}: ${why}`);
+    }
+    // Only cli/ touches the process: argv, env, exit, signals, stdio.
+    const code = text.replace(/\/\/.*$/gm, '').replace(/\/\*[\s\S]*?\*\//g, '');
+    if (layer !== 'cli' && /\bprocess\s*\./.test(code)) t.fail(`${rel} touches process (only cli/ may)`);
+  }
+});
+
+t.test('index.ts re-exports and implements nothing', async (t) => {
+  const code = readFileSync(join(src, 'index.ts'), 'utf8').replace(/\/\/.*$/gm, '');
+  const statements = code.split(';').map((s) => s.trim()).filter((s) => s !== '');
+  for (const s of statements) t.match(s, /^export (type )?(\*|\{[^}]*\}) from '\.\/[a-z/-]+'$/, s.slice(0, 60));
+});
