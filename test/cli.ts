@@ -1,32 +1,38 @@
 // SPEC 3.1: flags, variables, precedence and one-line errors, in-process.
 import t from 'tap';
 import { CommanderError } from 'commander';
-import type { Command } from 'commander';
 import { buildProgram } from '../src/cli/main';
-import { relayOptionsFrom } from '../src/cli/relay';
+import type { RelayRun } from '../src/cli/relay';
 import { parseEndpointArg } from '../src/cli/client-options';
 import type { RelayServerOptions } from '../src/server/config';
 import { validateConfig } from '../src/server/config';
-import { DEFAULT_PORT, DEFAULT_SESSION_TIMEOUT_SECS } from '../src/wire/constants';
+import { logNamespaces } from '../src/server/log';
+import { DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_PORT, DEFAULT_SESSION_TIMEOUT_SECS } from '../src/wire/constants';
+import { checkTicket } from '../src/wire/tickets';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-/** Parses argv with `env` as process.env; returns the relay options or the error line. */
-async function parse(args: string[], env: Record<string, string> = {}): Promise<{ options?: RelayServerOptions; error?: string; exitCode?: number }> {
+interface Parsed { options?: RelayServerOptions; run?: RelayRun; error?: string; exitCode?: number; out: string[]; help: string }
+
+/** Parses argv with `env` as process.env (commander reads process.env itself); returns what the relay would run with, or the error. */
+async function parse(args: string[], env: Record<string, string> = {}): Promise<Parsed> {
   const saved = { ...process.env };
   for (const k of Object.keys(process.env)) if (k.startsWith('QUIC_RELAY_')) delete process.env[k];
   Object.assign(process.env, env);
   let err = '';
-  let options: RelayServerOptions | undefined;
-  const program = buildProgram(process.env, (cmd: Command) => {
-    options = relayOptionsFrom(cmd, process.env);
-  });
+  let help = '';
+  const out: string[] = [];
+  let run: RelayRun | undefined;
+  const program = buildProgram({ env: process.env, runRelay: (r) => { run = r; }, print: (l) => out.push(l) });
   const all = [program, ...program.commands];
-  for (const c of all) c.exitOverride().configureOutput({ writeErr: (s) => (err += s), writeOut: () => undefined });
+  for (const c of all) c.exitOverride().configureOutput({ writeErr: (s) => (err += s), writeOut: (s) => (help += s) });
   try {
     await program.parseAsync(['node', 'quic-relay', ...args]);
-    return { options };
+    return { options: run?.server, run, out, help };
   } catch (e) {
     if (!(e instanceof CommanderError)) throw e;
-    return { error: err, exitCode: e.exitCode };
+    return { error: err, exitCode: e.exitCode, out, help };
   } finally {
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
     Object.assign(process.env, saved);
@@ -39,8 +45,12 @@ t.test('no flags: the original\'s defaults', async (t) => {
   t.equal(c.port, DEFAULT_PORT);
   t.equal(c.host, '0.0.0.0');
   t.equal(c.sessionTimeoutSecs, DEFAULT_SESSION_TIMEOUT_SECS);
-  t.equal(c.metricsPort, undefined);
   t.equal(c.implicitRebind, true);
+  t.same(c.authSecrets, []);
+  t.equal(c.maxSessionBytesPerSec, 0);
+  const { run } = await parse([]);
+  t.equal(run?.metrics, undefined, 'no metrics server unless asked');
+  t.equal(run?.drainTimeoutSecs, DEFAULT_DRAIN_TIMEOUT_SECS);
 });
 
 t.test('the original\'s command line works as it did', async (t) => {
@@ -54,8 +64,7 @@ t.test('every option is read, from its flag and from its variable', async (t) =>
     ['--port', 'QUIC_RELAY_PORT', '4500', 'port', 4500],
     ['--host', 'QUIC_RELAY_HOST', '::', 'host', '::'],
     ['--session-timeout-secs', 'QUIC_RELAY_SESSION_TIMEOUT_SECS', '42', 'sessionTimeoutSecs', 42],
-    ['--metrics-port', 'QUIC_RELAY_METRICS_PORT', '9100', 'metricsPort', 9100],
-    ['--metrics-host', 'QUIC_RELAY_METRICS_HOST', '10.0.0.1', 'metricsHost', '10.0.0.1'],
+    ['--max-session-bytes-per-sec', 'QUIC_RELAY_MAX_SESSION_BYTES_PER_SEC', '125000', 'maxSessionBytesPerSec', 125000],
     ['--max-sessions', 'QUIC_RELAY_MAX_SESSIONS', '7', 'maxSessions', 7],
     ['--max-sessions-per-ip', 'QUIC_RELAY_MAX_SESSIONS_PER_IP', '8', 'maxSessionsPerIp', 8],
     ['--registrations-per-sec-per-ip', 'QUIC_RELAY_REGISTRATIONS_PER_SEC_PER_IP', '9', 'registrationsPerSecPerIp', 9],
@@ -69,6 +78,83 @@ t.test('every option is read, from its flag and from its variable', async (t) =>
   t.equal((await parse(['--no-implicit-rebind'])).options?.implicitRebind, false, '--no-implicit-rebind');
   t.equal((await parse([], { QUIC_RELAY_NO_IMPLICIT_REBIND: 'true' })).options?.implicitRebind, false, 'QUIC_RELAY_NO_IMPLICIT_REBIND=true');
   t.equal((await parse([], { QUIC_RELAY_NO_IMPLICIT_REBIND: 'false' })).options?.implicitRebind, true, 'QUIC_RELAY_NO_IMPLICIT_REBIND=false');
+  t.same((await parse(['--metrics-port', '9100', '--metrics-host', '10.0.0.1'])).run?.metrics, { host: '10.0.0.1', port: 9100 }, '--metrics-port, --metrics-host');
+  t.same((await parse([], { QUIC_RELAY_METRICS_PORT: '9100' })).run?.metrics, { host: '127.0.0.1', port: 9100 }, 'QUIC_RELAY_METRICS_PORT, loopback by default');
+  t.equal((await parse(['--drain-timeout-secs', '30'])).run?.drainTimeoutSecs, 30, '--drain-timeout-secs');
+  t.equal((await parse([], { QUIC_RELAY_DRAIN_TIMEOUT_SECS: '31' })).run?.drainTimeoutSecs, 31, 'QUIC_RELAY_DRAIN_TIMEOUT_SECS');
+  t.equal((await parse(['relay', '--port', '4501'])).options?.port, 4501, 'the relay is also `quic-relay relay`');
+});
+
+const SECRET_A = 'alpha-secret-0123456789';
+const SECRET_B = 'bravo-secret-0123456789';
+
+t.test('SPEC 4.3: secrets from the flag, the variable (a list) or a file; never echoed', async (t) => {
+  t.same((await parse(['--auth-secret', SECRET_A])).options?.authSecrets, [SECRET_A]);
+  t.same((await parse([], { QUIC_RELAY_AUTH_SECRET: `${SECRET_B},${SECRET_A}` })).options?.authSecrets, [SECRET_B, SECRET_A], 'a list, for rotation');
+  const dir = mkdtempSync(join(tmpdir(), 'quic-relay-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'secrets');
+  writeFileSync(file, `${SECRET_B}\r\n\n${SECRET_A}\n`);
+  t.same((await parse(['--auth-secret-file', file])).options?.authSecrets, [SECRET_B, SECRET_A], 'one a line, blank lines skipped');
+  t.same((await parse([], { QUIC_RELAY_AUTH_SECRET_FILE: file })).options?.authSecrets, [SECRET_B, SECRET_A], 'QUIC_RELAY_AUTH_SECRET_FILE');
+  const short = await parse(['--auth-secret', 'tooshort-x']);
+  t.not(short.exitCode, 0, 'a short secret is refused');
+  t.match(short.error, /--auth-secret.*shorter than 16 bytes/);
+  t.notMatch(short.error, /tooshort-x/, 'the refused secret is not echoed');
+  t.equal(short.error?.trim().split('\n').length, 1);
+  const missing = await parse(['--auth-secret-file', join(dir, 'nope')]);
+  t.match(missing.error, /--auth-secret-file.*ENOENT/);
+  const both = await parse(['--auth-secret', SECRET_A, '--auth-secret-file', file]);
+  t.match(both.error, /cannot be used with/);
+  const help = await parse(['--help'], { QUIC_RELAY_AUTH_SECRET: SECRET_A });
+  t.match(help.help, /--auth-secret <list>/, 'help lists the option');
+  t.notMatch(help.help, new RegExp(SECRET_A), 'help never shows the secret, even with the variable set');
+});
+
+t.test('SPEC 4.3: quic-relay ticket prints one ticket made with the first secret', async (t) => {
+  const r = await parse(['ticket', '--ttl-secs', '60'], { QUIC_RELAY_AUTH_SECRET: `${SECRET_A},${SECRET_B}` });
+  t.equal(r.out.length, 1, 'one line');
+  const ticket = r.out[0]!;
+  t.match(ticket, /^q1[0-9a-f]{8}[A-Za-z0-9_-]{38}$/);
+  const now = Math.floor(Date.now() / 1000);
+  t.equal(checkTicket(ticket, [SECRET_A], now), 'valid', 'made with the first secret');
+  t.equal(checkTicket(ticket, [SECRET_B], now), 'invalid', 'not with the second');
+  t.equal(checkTicket(ticket, [SECRET_A], now + 61), 'expired', '--ttl-secs is its lifetime');
+  const none = await parse(['ticket']);
+  t.not(none.exitCode, 0);
+  t.match(none.error, /--auth-secret/, 'no secret: says which option is needed');
+});
+
+t.test('--help shows the relay options, as the original does', async (t) => {
+  const r = await parse(['--help']);
+  for (const flag of ['--port', '--session-timeout-secs', '--metrics-port', '--drain-timeout-secs']) t.match(r.help, flag);
+  t.match(r.help, /peer/, 'and the commands');
+});
+
+t.test('each command reads only its own variables; QUIC_RELAY_PORT means the relay port on both sides', async (t) => {
+  const client = ['probe', '--count', '1'];
+  // relay variables, even bad ones, do not reach the client commands
+  for (const env of [{ QUIC_RELAY_SESSION_TIMEOUT_SECS: '0' }, { QUIC_RELAY_MAX_SESSIONS: 'x' }, { QUIC_RELAY_HOST: 'not a host' }] as Array<Record<string, string>>) {
+    const r = await parse(['peer', '--session', 'abcde', '--listen', '1', '--relay', 'bad host!'], env);
+    t.match(r.error, /--relay/, `${JSON.stringify(env)}: the client's own error, not the relay's`);
+  }
+  const badPort = await parse(['peer', '--session', 'abcde', '--listen', '1'], { QUIC_RELAY_PORT: 'abc', QUIC_RELAY_IP: '127.0.0.1' });
+  t.match(badPort.error, /QUIC_RELAY_PORT/, 'QUIC_RELAY_PORT=abc: named as the variable');
+  t.notMatch(badPort.error, /--port/, 'not as the relay\'s --port');
+  const zero = await parse([...client], { QUIC_RELAY_PORT: '0', QUIC_RELAY_IP: '127.0.0.1' });
+  t.match(zero.error, /QUIC_RELAY_PORT.*any free port/, 'QUIC_RELAY_PORT=0: what 0 means, and why a client cannot use it');
+  t.equal((await parse([], { QUIC_RELAY_PORT: '0' })).options?.port, 0, 'while the relay takes 0 as any free port');
+  // the relay's variables do apply to the relay command
+  t.match((await parse([], { QUIC_RELAY_PORT: 'abc' })).error, /--port.*QUIC_RELAY_PORT/);
+});
+
+t.test('SPEC 3.2: info and warnings stay on whatever else DEBUG names', async (t) => {
+  t.equal(logNamespaces(undefined), 'quic-relay:relay,quic-relay:session,quic-relay:limits');
+  t.equal(logNamespaces(''), 'quic-relay:relay,quic-relay:session,quic-relay:limits');
+  t.equal(logNamespaces('express:*'), 'express:*,quic-relay:relay,quic-relay:session,quic-relay:limits');
+  t.equal(logNamespaces('quic-relay:*'), 'quic-relay:*,quic-relay:relay,quic-relay:session,quic-relay:limits', 'asking for everything includes datagrams');
+  t.equal(logNamespaces('express:*,-quic-relay:*'), 'express:*,-quic-relay:*', 'an explicit exclusion is obeyed');
+  t.equal(logNamespaces('quic-relay:*,-quic-relay:session'), 'quic-relay:*,-quic-relay:session');
 });
 
 t.test('a flag beats its variable', async (t) => {
@@ -87,6 +173,8 @@ t.test('bad values exit non-zero with one line naming the option', async (t) => 
     [['--session-timeout-secs', '1.5'], {}, /--session-timeout-secs/],
     [['--max-sessions', '0'], {}, /--max-sessions/],
     [['--metrics-port', '65536'], {}, /--metrics-port/],
+    [['--drain-timeout-secs', '0'], {}, /--drain-timeout-secs/],
+    [['--max-session-bytes-per-sec', '-1'], {}, /--max-session-bytes-per-sec/],
     [['--host', 'not a host'], {}, /--host/],
     [['--bogus'], {}, /--bogus/],
     [['extra-argument'], {}, /argument/],

@@ -1,9 +1,9 @@
-// Where the client commands find their relay: --relay, else QUIC_RELAY_IP /
-// QUIC_RELAY_PORT (SPEC 5.2), picked per session by rendezvous hashing.
+// Where the client commands find their relay: --relay, else QUIC_RELAY_IP
+// (SPEC 5.2), with QUIC_RELAY_PORT as the port of any address given without
+// one; a list picks one relay per session by rendezvous hashing. These are
+// the only variables the client commands read.
 import { InvalidArgumentError } from 'commander';
-import { DEFAULT_PORT } from '../wire/constants';
-import { RelayError } from '../wire/errors';
-import { parseEndpoint, parseRelayList, pickRelay, relayEnvironment } from '../client/relay-pick';
+import { parseEndpoint, parseRelayList, pickRelay, relayEnvironment, relayOnlyFromEnv, relayPortFromEnv } from '../client/relay-pick';
 import type { RelayEndpoint } from '../client/relay-client';
 
 /** A local ip:port (port 0: any free port); a bare port means 127.0.0.1. */
@@ -15,25 +15,14 @@ export function parseEndpointArg(value: string): RelayEndpoint {
   }
 }
 
-/** --relay accepts the same list syntax as QUIC_RELAY_IP. */
-export function parseRelayArg(value: string): RelayEndpoint[] {
-  try {
-    return parseRelayList(value, DEFAULT_PORT, '--relay');
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message.replace(/^[^:]*: /, ''));
-  }
-}
-
-/** The relay for `sessionId`: from --relay if given, else from the environment. Throws a RelayError naming the variable. */
-export function chooseRelay(flag: RelayEndpoint[] | undefined, env: NodeJS.ProcessEnv, sessionId: string): { relay: RelayEndpoint; relayOnly: boolean } {
+/**
+ * The relay for `sessionId`: from --relay text if given, else from the
+ * environment. Throws a ConfigError naming the flag or the variable.
+ */
+export function chooseRelay(flag: string | undefined, env: Record<string, string | undefined>, sessionId: string): { relay: RelayEndpoint; relayOnly: boolean } {
   if (flag !== undefined) {
-    let relayOnly = false;
-    try {
-      relayOnly = env.QUIC_RELAY_IP ? relayEnvironment(env).relayOnly : false;
-    } catch (err) {
-      if (!(err instanceof RelayError)) throw err;
-    }
-    return { relay: pickRelay(flag, sessionId), relayOnly };
+    const relays = parseRelayList(flag, relayPortFromEnv(env), '--relay');
+    return { relay: pickRelay(relays, sessionId), relayOnly: relayOnlyFromEnv(env) };
   }
   const e = relayEnvironment(env);
   return { relay: pickRelay(e.relays, sessionId), relayOnly: e.relayOnly };

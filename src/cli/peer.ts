@@ -6,11 +6,11 @@ import { Sidecar } from '../client/sidecar';
 import type { RelayEndpoint } from '../client/relay-client';
 import { integerParser } from './options';
 import { InvalidArgumentError } from 'commander';
-import { chooseRelay, parseEndpointArg, parseRelayArg } from './client-options';
+import { chooseRelay, parseEndpointArg } from './client-options';
 
 interface PeerFlags {
   session: string;
-  relay?: RelayEndpoint[];
+  relay?: string;
   listen?: RelayEndpoint;
   forward?: RelayEndpoint;
   keepaliveSecs: number;
@@ -24,7 +24,7 @@ function parseSession(value: string): string {
 }
 
 export interface PeerIo {
-  env: NodeJS.ProcessEnv;
+  env: Record<string, string | undefined>;
   /** One line to stderr. */
   say(line: string): void;
   /** Called with the running sidecar, so the entry can stop it on a signal. */
@@ -36,7 +36,7 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
     .command('peer')
     .description('sidecar: carry an unmodified QUIC program through the relay')
     .addOption(new Option('--session <id>', 'session id shared with the other peer (e.g. a UUID)').argParser(parseSession).makeOptionMandatory())
-    .addOption(new Option('--relay <host:port>', 'relay address (or a comma-separated list); default: QUIC_RELAY_IP / QUIC_RELAY_PORT').argParser(parseRelayArg))
+    .addOption(new Option('--relay <host:port>', 'relay address (or a comma-separated list); default: QUIC_RELAY_IP / QUIC_RELAY_PORT'))
     .addOption(new Option('--listen <ip:port>', 'dialling side: local UDP address your QUIC client sends to').argParser(parseEndpointArg).conflicts('forward'))
     .addOption(new Option('--forward <ip:port>', 'listening side: local address of your QUIC server').argParser(parseEndpointArg))
     .addOption(new Option('--keepalive-secs <n>', 'resend REG this often (the worst-case recovery after a NAT change)').default(DEFAULT_KEEPALIVE_SECS).argParser(integerParser(1, 3600)))

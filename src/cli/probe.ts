@@ -3,20 +3,20 @@ import { Command, Option } from 'commander';
 import { formatProbe, probe, probePassed } from '../client/probe';
 import type { RelayEndpoint } from '../client/relay-client';
 import { integerParser } from './options';
-import { chooseRelay, parseRelayArg } from './client-options';
+import { chooseRelay } from './client-options';
 
 interface ProbeFlags {
-  relay?: RelayEndpoint[];
+  relay?: string;
   count: number;
   intervalMs: number;
   timeoutSecs: number;
 }
 
-export function addProbeCommand(program: Command, io: () => { env: NodeJS.ProcessEnv; print(line: string): void; exit(code: number): void }): Command {
+export function addProbeCommand(program: Command, io: () => { env: Record<string, string | undefined>; print(line: string): void; exit(code: number): void }): Command {
   return program
     .command('probe')
     .description('check a relay: register two peers, round-trip datagrams, print RTT and loss; exit 0 when it works')
-    .addOption(new Option('--relay <host:port>', 'relay address; default: QUIC_RELAY_IP / QUIC_RELAY_PORT').argParser(parseRelayArg))
+    .addOption(new Option('--relay <host:port>', 'relay address; default: QUIC_RELAY_IP / QUIC_RELAY_PORT'))
     .addOption(new Option('--count <n>', 'round trips').default(20).argParser(integerParser(1, 100000)))
     .addOption(new Option('--interval-ms <n>', 'between datagrams').default(10).argParser(integerParser(0, 60000)))
     .addOption(new Option('--timeout-secs <n>', 'wait this long for the relay to answer').default(5).argParser(integerParser(1, 600)))

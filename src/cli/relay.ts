@@ -1,30 +1,46 @@
-// The `quic-relay` program (SPEC 3.1): options -> validateConfig -> RelayServer.
-// Every option also reads QUIC_RELAY_<NAME>; a flag beats its variable.
+// The relay command (SPEC 3.1): options -> validateConfig -> RelayServer.
+// Every option also reads QUIC_RELAY_<NAME>; a flag beats its variable. It is
+// the program's default command, so `quic-relay --port 4433` works as the
+// original's does, and its variables are read only when the relay runs: the
+// client commands never see them.
 
 import { Command, Option } from 'commander';
 import type { RelayServerOptions } from '../server/config';
 import {
-  DEFAULT_HOST, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_METRICS_HOST, DEFAULT_PORT,
-  DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, DEFAULT_SEND_BUFFER_BYTES,
+  DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_HOST, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_METRICS_HOST,
+  DEFAULT_PORT, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, DEFAULT_SEND_BUFFER_BYTES,
   DEFAULT_SESSION_TIMEOUT_SECS, MAX_SESSION_TIMEOUT_SECS,
 } from '../wire/constants';
+import { addAuthOptions, authSecretsFrom } from './auth';
 import { integerParser, parseBoolean, parseHost, parsePort } from './options';
 
 export const ENV_PREFIX = 'QUIC_RELAY_';
 /** The variable of the negatable flag, read by hand: commander would take any value, even "false", as set. */
 export const NO_IMPLICIT_REBIND_ENV = `${ENV_PREFIX}NO_IMPLICIT_REBIND`;
 
-/** Adds the relay's options to `cmd`. */
-export function addRelayOptions(cmd: Command): Command {
-  const opt = (flags: string, env: string, help: string): Option => new Option(flags, help).env(ENV_PREFIX + env);
-  return cmd
+/** What running the relay takes: the server's options and the process-level ones. */
+export interface RelayRun {
+  server: RelayServerOptions;
+  /** SPEC 3.3: serve metrics here; off when undefined. */
+  metrics: { host: string; port: number } | undefined;
+  /** SPEC 3.6: after SIGUSR2, stop this long later even if sessions remain. */
+  drainTimeoutSecs: number;
+}
+
+/** The relay command; `run` is called with the parsed options. */
+export function relayCommand(env: Record<string, string | undefined>, run: (r: RelayRun) => Promise<void> | void): Command {
+  const opt = (flags: string, name: string, help: string): Option => new Option(flags, help).env(ENV_PREFIX + name);
+  const cmd = new Command('relay')
+    .description('run the relay (the default command)')
+    .usage('[options]')
+    .allowExcessArguments(false)
     .addOption(opt('-p, --port <n>', 'PORT', 'UDP port to listen on (0: any free port)').default(DEFAULT_PORT).argParser(parsePort))
     .addOption(opt('--host <addr>', 'HOST', 'address to bind; "::" is dual-stack').default(DEFAULT_HOST).argParser(parseHost))
     .addOption(
       opt('--session-timeout-secs <n>', 'SESSION_TIMEOUT_SECS', 'remove a session idle this long')
         .default(DEFAULT_SESSION_TIMEOUT_SECS).argParser(integerParser(1, MAX_SESSION_TIMEOUT_SECS)),
     )
-    .addOption(opt('--metrics-port <n>', 'METRICS_PORT', 'serve /metrics and /healthz over HTTP on this port (off by default)').argParser(parsePort))
+    .addOption(opt('--metrics-port <n>', 'METRICS_PORT', 'serve /metrics, /healthz and /readyz over HTTP on this port (off by default)').argParser(parsePort))
     .addOption(opt('--metrics-host <addr>', 'METRICS_HOST', 'address for the metrics server').default(DEFAULT_METRICS_HOST).argParser(parseHost))
     .addOption(opt('--max-sessions <n>', 'MAX_SESSIONS', 'sessions held at most; new ones get ERR:BUSY').default(DEFAULT_MAX_SESSIONS).argParser(integerParser(1, 100_000_000)))
     .addOption(
@@ -35,7 +51,15 @@ export function addRelayOptions(cmd: Command): Command {
       opt('--registrations-per-sec-per-ip <n>', 'REGISTRATIONS_PER_SEC_PER_IP', 'registrations per second per source IP (keepalives are free); 0: no limit')
         .default(DEFAULT_REGISTRATIONS_PER_SEC_PER_IP).argParser(integerParser(0, 1_000_000)),
     )
+    .addOption(
+      opt('--max-session-bytes-per-sec <n>', 'MAX_SESSION_BYTES_PER_SEC', 'bytes per second one session may have forwarded (over it: dropped, reason "rate"); 0: no cap')
+        .default(0).argParser(integerParser(0, 10_000_000_000)),
+    )
     .addOption(new Option('--no-implicit-rebind', `forward nothing from unregistered ports, even when one peer has that IP [env: ${NO_IMPLICIT_REBIND_ENV}]`))
+    .addOption(
+      opt('--drain-timeout-secs <n>', 'DRAIN_TIMEOUT_SECS', 'after SIGUSR2 (drain), exit this long later even if sessions remain')
+        .default(DEFAULT_DRAIN_TIMEOUT_SECS).argParser(integerParser(1, MAX_SESSION_TIMEOUT_SECS)),
+    )
     .addOption(
       opt('--recv-buffer-bytes <n>', 'RECV_BUFFER_BYTES', 'UDP receive buffer to ask for (capped by net.core.rmem_max)')
         .default(DEFAULT_RECV_BUFFER_BYTES).argParser(integerParser(0, 1 << 30)),
@@ -44,6 +68,8 @@ export function addRelayOptions(cmd: Command): Command {
       opt('--send-buffer-bytes <n>', 'SEND_BUFFER_BYTES', 'UDP send buffer to ask for (capped by net.core.wmem_max)')
         .default(DEFAULT_SEND_BUFFER_BYTES).argParser(integerParser(0, 1 << 30)),
     );
+  addAuthOptions(cmd);
+  return cmd.action(async (_flags: unknown, c: Command) => run(relayRunFrom(c, env)));
 }
 
 interface RelayFlags {
@@ -55,16 +81,18 @@ interface RelayFlags {
   maxSessions: number;
   maxSessionsPerIp: number;
   registrationsPerSecPerIp: number;
+  maxSessionBytesPerSec: number;
   implicitRebind: boolean;
+  drainTimeoutSecs: number;
   recvBufferBytes: number;
   sendBufferBytes: number;
 }
 
 /**
  * The relay options from a parsed command. `env` supplies the one variable
- * commander does not read itself; a bad value throws via `cmd.error`.
+ * commander does not read itself; a bad value ends in `cmd.error`.
  */
-export function relayOptionsFrom(cmd: Command, env: NodeJS.ProcessEnv): RelayServerOptions {
+export function relayRunFrom(cmd: Command, env: Record<string, string | undefined>): RelayRun {
   const f = cmd.opts<RelayFlags>();
   let implicitRebind = f.implicitRebind;
   const envValue = env[NO_IMPLICIT_REBIND_ENV];
@@ -78,16 +106,20 @@ export function relayOptionsFrom(cmd: Command, env: NodeJS.ProcessEnv): RelaySer
     }
   }
   return {
-    port: f.port,
-    host: f.host,
-    sessionTimeoutSecs: f.sessionTimeoutSecs,
-    metricsPort: f.metricsPort,
-    metricsHost: f.metricsHost,
-    maxSessions: f.maxSessions,
-    maxSessionsPerIp: f.maxSessionsPerIp,
-    registrationsPerSecPerIp: f.registrationsPerSecPerIp,
-    implicitRebind,
-    recvBufferBytes: f.recvBufferBytes,
-    sendBufferBytes: f.sendBufferBytes,
+    server: {
+      port: f.port,
+      host: f.host,
+      sessionTimeoutSecs: f.sessionTimeoutSecs,
+      maxSessions: f.maxSessions,
+      maxSessionsPerIp: f.maxSessionsPerIp,
+      registrationsPerSecPerIp: f.registrationsPerSecPerIp,
+      maxSessionBytesPerSec: f.maxSessionBytesPerSec,
+      implicitRebind,
+      authSecrets: authSecretsFrom(cmd),
+      recvBufferBytes: f.recvBufferBytes,
+      sendBufferBytes: f.sendBufferBytes,
+    },
+    metrics: f.metricsPort === undefined ? undefined : { host: f.metricsHost, port: f.metricsPort },
+    drainTimeoutSecs: f.drainTimeoutSecs,
   };
 }

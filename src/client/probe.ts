@@ -66,10 +66,12 @@ export async function probe(o: ProbeOptions): Promise<ProbeResult> {
       if (seq < o.count - 1) await new Promise((r) => setTimeout(r, o.intervalMs));
     }
     if (sentAt.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
         lastReply = resolve;
-        setTimeout(resolve, Math.min(o.timeoutMs, 2000));
+        timer = setTimeout(resolve, Math.min(o.timeoutMs, 2000));
       });
+      clearTimeout(timer); // nothing left running once the probe returns
     }
     rtts.sort((x, y) => x - y);
     result.received = rtts.length;

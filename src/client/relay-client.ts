@@ -16,7 +16,8 @@ import {
   REGISTER_BACKOFF_INITIAL_MS, REGISTER_BACKOFF_MAX_MS,
 } from '../wire/constants';
 import { ClosedError, ConfigError, RegistrationRefusedError, RegistrationTimeoutError } from '../wire/errors';
-import { encodeRegister, isValidSessionId, parseReply } from '../wire/protocol';
+import type { RefusalReason } from '../wire/errors';
+import { encodeRegister, isAddressQuery, isValidSessionId, parseReply } from '../wire/protocol';
 import { realTimers } from './timers';
 import type { Timers } from './timers';
 
@@ -48,6 +49,12 @@ export interface RelayClientOptions {
   bindPort?: number;
 }
 
+/**
+ * Events. None is needed: a client without listeners never throws for
+ * anything the network does. `error` is emitted only while someone listens
+ * (an unheard `error` would crash the process); every error is counted in
+ * `stats` either way.
+ */
 export interface RelayClientEvents {
   /** The relay acknowledged a (re-)registration (not every keepalive). */
   registered: [];
@@ -57,6 +64,7 @@ export interface RelayClientEvents {
   message: [data: Buffer];
   /** The relay refused a registration after we had one (the client keeps trying). */
   refused: [err: RegistrationRefusedError];
+  /** A socket error (ICMP unreachable reported by the kernel, a failed bind later on): informative, the client carries on. */
   error: [err: Error];
 }
 
@@ -89,7 +97,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private lastRefusal: RegistrationRefusedError | undefined;
   private started: Promise<void> | undefined;
   /** Counters for the sidecar's and probe's reports. */
-  readonly stats = { sent: 0, received: 0, regsSent: 0, registrations: 0, refusals: 0, sendErrors: 0 };
+  readonly stats = { sent: 0, received: 0, regsSent: 0, registrations: 0, refusals: 0, sendErrors: 0, socketErrors: 0, swallowed: 0 };
 
   constructor(options: RelayClientOptions, timers: Timers = realTimers) {
     super();
@@ -184,7 +192,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       lookup: literalLookup(family),
     });
     socket.on('message', this.onMessage);
-    socket.on('error', (err) => this.emit('error', err));
+    socket.on('error', (err) => this.reportError(err));
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(this.bindPort, this.bindAddress ?? (family === 6 ? '::' : '0.0.0.0'), () => {
@@ -193,6 +201,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       });
     });
     this.socket = socket;
+  }
+
+  /** Counts a socket error and tells whoever listens; never throws. */
+  reportError(err: Error): void {
+    this.stats.socketErrors++;
+    if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
   private readonly onSent = (err: Error | null): void => {
@@ -204,6 +218,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     // (An IPv4 relay seen IPv4-mapped on a dual-stack socket is the same relay.)
     if (rinfo.port !== this.relay.port || (rinfo.address !== this.relayIp && ipKeyOf(rinfo.address) !== this.relayIpKey)) return;
     this.lastHeardAt = this.timers.now();
+    if (isAddressQuery(msg)) {
+      // SPEC 5.3: a relay that does not answer address queries (the original)
+      // forwards our peer's to us as data; it is never the QUIC program's.
+      this.stats.swallowed++;
+      return;
+    }
     const reply = parseReply(msg);
     if (reply === undefined) {
       this.stats.received++;
@@ -231,12 +251,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
   }
 
-  private onRefused(reason: 'full' | 'busy' | 'bad'): void {
+  private onRefused(reason: RefusalReason): void {
     if (this.state === 'closed' || this.state === 'idle') return;
     this.stats.refusals++;
     const err = new RegistrationRefusedError(reason, this.relayName, this.sessionId);
     if (!this.everRegistered && reason !== 'busy') {
-      // FULL and BAD will not change by retrying: fail the first registration.
+      // FULL, BAD and AUTH will not change by retrying: fail the first registration.
       this.clearTimer();
       this.state = 'idle';
       const p = this.pending;

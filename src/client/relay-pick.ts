@@ -71,16 +71,33 @@ export function parseRelayList(text: string, defaultPort: number, variable = 'QU
   return parts.map((p) => parseEndpoint(p, defaultPort, variable));
 }
 
+/**
+ * QUIC_RELAY_PORT: the relay's UDP port, as it is for the relay itself (the
+ * same digits, the same range); the default for relay addresses given
+ * without one. 0 means "any free port" to a relay, which a client cannot
+ * send to, so here it is an error that says so.
+ */
+export function relayPortFromEnv(env: Record<string, string | undefined>): number {
+  const text = env.QUIC_RELAY_PORT?.trim();
+  if (text === undefined || text === '') return DEFAULT_PORT;
+  if (text === '0') throw new ConfigError('QUIC_RELAY_PORT', 'is 0, which a relay reads as "any free port"; a client needs the port the relay listens on');
+  return parsePortText(text, 'QUIC_RELAY_PORT');
+}
+
 /** QUIC_RELAY_IP, QUIC_RELAY_PORT and QUIC_RELAY_ONLY from an environment. */
 export function relayEnvironment(env: Record<string, string | undefined>): RelayEnvironment {
-  const portText = env.QUIC_RELAY_PORT;
-  const defaultPort = portText === undefined || portText === '' ? DEFAULT_PORT : parsePortText(portText.trim(), 'QUIC_RELAY_PORT');
+  const defaultPort = relayPortFromEnv(env);
   const ip = env.QUIC_RELAY_IP;
   if (ip === undefined || ip.trim() === '') throw new ConfigError('QUIC_RELAY_IP', 'not set: give the relay as host[:port] (or a comma-separated list)');
   const relays = parseRelayList(ip, defaultPort, 'QUIC_RELAY_IP');
+  return { relays, relayOnly: relayOnlyFromEnv(env) };
+}
+
+/** QUIC_RELAY_ONLY=true: skip any direct attempt (SPEC 5.2). */
+export function relayOnlyFromEnv(env: Record<string, string | undefined>): boolean {
   const relayOnly = parseBooleanText(env.QUIC_RELAY_ONLY ?? '');
   if (relayOnly === undefined) throw new ConfigError('QUIC_RELAY_ONLY', `must be true or false, got ${JSON.stringify(env.QUIC_RELAY_ONLY)}`);
-  return { relays, relayOnly };
+  return relayOnly;
 }
 
 /** Rendezvous hashing: the relay with the highest weight for this session id. */

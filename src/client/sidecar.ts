@@ -27,7 +27,8 @@ export class Sidecar {
   private local: dgram.Socket | undefined;
   /** listen mode: the QUIC client's address, learnt from its first datagram. */
   private app: { address: string; port: number } | undefined;
-  readonly stats = { toPeer: 0, fromPeer: 0, droppedNoApp: 0 };
+  readonly stats = { toPeer: 0, fromPeer: 0, droppedNoApp: 0, localSendErrors: 0 };
+  private closed = false;
 
   constructor(private readonly options: SidecarOptions, timers?: Timers) {
     this.client = new RelayClient(options, timers);
@@ -45,7 +46,8 @@ export class Sidecar {
       sendBufferSize: DEFAULT_SEND_BUFFER_BYTES,
       lookup: literalLookup(family),
     });
-    socket.on('error', (err) => this.client.emit('error', err));
+    // Never thrown: counted, and told to the client's 'error' listeners if any.
+    socket.on('error', (err) => this.client.reportError(err));
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       // listen: bind where the QUIC client will send; forward: any local port
@@ -56,6 +58,7 @@ export class Sidecar {
     });
     this.local = socket;
     socket.on('message', (msg, rinfo) => {
+      if (this.closed) return;
       if (mode === 'listen') {
         // The QUIC client may rebind its own port; follow the latest.
         if (this.app === undefined || this.app.port !== rinfo.port || this.app.address !== rinfo.address) {
@@ -75,7 +78,7 @@ export class Sidecar {
         return;
       }
       this.stats.fromPeer++;
-      socket.send(data, app.port, app.address);
+      socket.send(data, app.port, app.address, this.onLocalSent);
     });
     await this.client.register();
   }
@@ -86,7 +89,13 @@ export class Sidecar {
     return this.local.address();
   }
 
+  private readonly onLocalSent = (err: Error | null): void => {
+    // The QUIC program went away (ICMP port unreachable): count, never throw.
+    if (err) this.stats.localSendErrors++;
+  };
+
   async close(): Promise<void> {
+    this.closed = true;
     const local = this.local;
     this.local = undefined;
     await this.client.close();

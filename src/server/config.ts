@@ -1,9 +1,9 @@
 // One validation of every relay option, with the defaults written once
-// (constants.ts). The CLI's argument parsers call the same checks, so a bad
-// value reads the same from a flag, a variable or the library (SPEC 3.1).
+// (wire/constants.ts). The CLI's argument parsers call the same checks, so a
+// bad value reads the same from a flag, a variable or the library (SPEC 3.1).
 
 import {
-  DEFAULT_HOST, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_METRICS_HOST, DEFAULT_PORT,
+  DEFAULT_HOST, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_PORT,
   DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, DEFAULT_SEND_BUFFER_BYTES,
   DEFAULT_SESSION_TIMEOUT_SECS, MAX_SESSION_TIMEOUT_SECS, REGISTRATION_BURST_SECS,
 } from '../wire/constants';
@@ -17,10 +17,6 @@ export interface RelayServerOptions {
   host?: string;
   /** SPEC 2.5: idle seconds before a session is removed. @default DEFAULT_SESSION_TIMEOUT_SECS (300) */
   sessionTimeoutSecs?: number;
-  /** SPEC 3.3: serve /metrics and /healthz on this TCP port; off when undefined. */
-  metricsPort?: number | undefined;
-  /** @default DEFAULT_METRICS_HOST ('127.0.0.1') */
-  metricsHost?: string;
   /** SPEC 4.1: sessions the relay holds at most. @default DEFAULT_MAX_SESSIONS */
   maxSessions?: number;
   /** SPEC 4.1: sessions one source IP may take part in. @default DEFAULT_MAX_SESSIONS_PER_IP */
@@ -29,16 +25,40 @@ export interface RelayServerOptions {
   registrationsPerSecPerIp?: number;
   /** SPEC 2.4: rebind by IP on data from an unknown port. @default true */
   implicitRebind?: boolean;
+  /**
+   * SPEC 4.3: when not empty, only tickets made with one of these secrets are
+   * accepted as session ids; the first one is the current one (rotation: add
+   * the new secret first, drop the old one once its tickets have expired).
+   * @default [] (no tickets needed)
+   */
+  authSecrets?: readonly string[];
+  /** Forwarded bytes per second one session may use (both directions, a second's burst); 0 = no cap. @default 0 */
+  maxSessionBytesPerSec?: number;
   /** SO_RCVBUF asked for; the kernel caps it at net.core.rmem_max. @default DEFAULT_RECV_BUFFER_BYTES (4 MiB) */
   recvBufferBytes?: number;
   /** SO_SNDBUF asked for; capped at net.core.wmem_max. @default DEFAULT_SEND_BUFFER_BYTES (4 MiB) */
   sendBufferBytes?: number;
 }
 
-export type RelayConfig = Required<Omit<RelayServerOptions, 'metricsPort'>> & {
-  metricsPort: number | undefined;
+export type RelayConfig = Required<RelayServerOptions> & {
+  authSecrets: readonly string[];
   registrationBurstPerIp: number;
 };
+
+/** The shortest secret accepted: 16 bytes, 128 bits if it is random. */
+export const MIN_AUTH_SECRET_BYTES = 16;
+
+/** Checks the auth secrets without ever putting one in a message. */
+export function checkAuthSecrets(value: unknown, option: string): readonly string[] {
+  if (!Array.isArray(value)) throw new ConfigError(option, 'must be a list of secrets');
+  value.forEach((secret: unknown, i) => {
+    if (typeof secret !== 'string' || Buffer.byteLength(secret, 'utf8') < MIN_AUTH_SECRET_BYTES) {
+      throw new ConfigError(option, `secret ${i + 1} of ${value.length} is shorter than ${MIN_AUTH_SECRET_BYTES} bytes`);
+    }
+    if (/[\r\n,]/.test(secret) || secret.trim() !== secret) throw new ConfigError(option, `secret ${i + 1} of ${value.length} has blanks, commas or line breaks at its ends or inside`);
+  });
+  return Object.freeze([...(value as string[])]);
+}
 
 export function validateConfig(o: RelayServerOptions = {}): RelayConfig {
   const rate = checkInteger(o.registrationsPerSecPerIp ?? DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, '--registrations-per-sec-per-ip', 0, 1_000_000);
@@ -47,13 +67,13 @@ export function validateConfig(o: RelayServerOptions = {}): RelayConfig {
     port: checkPort(o.port ?? DEFAULT_PORT, '--port'),
     host: checkHost(o.host ?? DEFAULT_HOST, '--host'),
     sessionTimeoutSecs: checkInteger(o.sessionTimeoutSecs ?? DEFAULT_SESSION_TIMEOUT_SECS, '--session-timeout-secs', 1, MAX_SESSION_TIMEOUT_SECS),
-    metricsPort: o.metricsPort === undefined ? undefined : checkPort(o.metricsPort, '--metrics-port'),
-    metricsHost: checkHost(o.metricsHost ?? DEFAULT_METRICS_HOST, '--metrics-host'),
     maxSessions: checkInteger(o.maxSessions ?? DEFAULT_MAX_SESSIONS, '--max-sessions', 1, 100_000_000),
     maxSessionsPerIp: checkInteger(o.maxSessionsPerIp ?? DEFAULT_MAX_SESSIONS_PER_IP, '--max-sessions-per-ip', 1, 100_000_000),
     registrationsPerSecPerIp: rate,
     registrationBurstPerIp: Math.max(1, rate * REGISTRATION_BURST_SECS),
     implicitRebind: o.implicitRebind ?? true,
+    authSecrets: checkAuthSecrets(o.authSecrets ?? [], '--auth-secret'),
+    maxSessionBytesPerSec: checkInteger(o.maxSessionBytesPerSec ?? 0, '--max-session-bytes-per-sec', 0, 10_000_000_000),
     recvBufferBytes: checkInteger(o.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES, '--recv-buffer-bytes', 0, 1 << 30),
     sendBufferBytes: checkInteger(o.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES, '--send-buffer-bytes', 0, 1 << 30),
   };

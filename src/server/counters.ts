@@ -1,6 +1,6 @@
 // Counters are plain numbers bumped on the hot path (SPEC 3.3); nothing here
 // runs per datagram but `counters.x++`. The Prometheus text is produced at
-// scrape time by metrics-server.ts from these and from the session table.
+// scrape time by metrics-http.ts from these and from the session table.
 
 export class RelayCounters {
   datagramsReceived = 0;
@@ -14,6 +14,9 @@ export class RelayCounters {
   droppedUnknownSourceBytes = 0;
   droppedAmbiguousSource = 0;
   droppedAmbiguousSourceBytes = 0;
+  /** Over --max-session-bytes-per-sec. */
+  droppedRate = 0;
+  droppedRateBytes = 0;
   sendErrors = 0;
   socketErrors = 0;
   // registrations by result
@@ -26,6 +29,12 @@ export class RelayCounters {
   regBusyRate = 0;
   regBusySessions = 0;
   regBusyIp = 0;
+  /** SPEC 3.6: a new session refused while draining. */
+  regBusyDraining = 0;
+  /** SPEC 4.3: not a ticket made with our secrets, or an expired one creating or joining. */
+  regAuth = 0;
+  /** SPEC 1.5: address queries answered (or suppressed, see repliesSuppressed). */
+  addressQueries = 0;
   /** Replies not sent because they would be longer than the request (SPEC 1.3). */
   repliesSuppressed = 0;
   rebindsExplicit = 0;
@@ -36,10 +45,10 @@ export class RelayCounters {
   sessionsEmptied = 0;
 
   get droppedDatagrams(): number {
-    return this.droppedUnpaired + this.droppedUnknownSource + this.droppedAmbiguousSource;
+    return this.droppedUnpaired + this.droppedUnknownSource + this.droppedAmbiguousSource + this.droppedRate;
   }
   get refusals(): number {
-    return this.regFull + this.regBad + this.regBusyRate + this.regBusySessions + this.regBusyIp;
+    return this.regFull + this.regBad + this.regBusyRate + this.regBusySessions + this.regBusyIp + this.regBusyDraining + this.regAuth;
   }
 }
 

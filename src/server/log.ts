@@ -1,19 +1,32 @@
-// Log namespaces (SPEC 3.2), through `debug` on stderr. debug timestamps each
-// line when stderr is not a terminal. Info and warnings are on by default (the
-// CLI enables DEFAULT_LOG_NAMESPACES when DEBUG is unset); per-datagram detail
-// lives under quic-relay:datagram and is guarded by `.enabled` at each call.
+// Log namespaces (SPEC 3.2), through `debug` on stderr; debug timestamps each
+// line when stderr is not a terminal. Info and warnings are on by default
+// (see logNamespaces); per-datagram detail lives under quic-relay:datagram
+// and is guarded by `.enabled` at each call. Rate limiting of lines lives
+// here too, so the socket edge only asks "may I write this now?".
 
 import createDebug from 'debug';
 import { REFUSAL_LOG_INTERVAL_MS } from '../wire/constants';
 
 export const LOG_PREFIX = 'quic-relay';
-/** What is on without DEBUG: everything but per-datagram detail. */
-export const DEFAULT_LOG_NAMESPACES = `${LOG_PREFIX}:*,-${LOG_PREFIX}:datagram`;
+/** The info and warning namespaces: on unless DEBUG turns them off by name. */
+export const INFO_LOG_NAMESPACES = ['relay', 'session', 'limits'].map((n) => `${LOG_PREFIX}:${n}`);
+
+/**
+ * SPEC 3.2: what to enable for a given DEBUG. Unset: info and warnings. Set
+ * to anything that does not exclude quic-relay (`DEBUG=express:*`): that,
+ * plus our info and warnings. Excluding us (`-quic-relay:*`, or one of ours
+ * by name) is obeyed as written.
+ */
+export function logNamespaces(debug: string | undefined): string {
+  const parts = (debug ?? '').split(/[\s,]+/).filter((p) => p !== '');
+  if (parts.some((p) => p.startsWith(`-${LOG_PREFIX}`))) return parts.join(',');
+  return [...parts, ...INFO_LOG_NAMESPACES].join(',');
+}
 
 /** A debug instance, or anything shaped like one; `enabled: false` lets callers skip building a line. */
 export type Logger = ((format: string, ...args: unknown[]) => void) & { enabled?: boolean };
 export interface RelayLoggers {
-  relay: Logger; // start, stop, socket trouble
+  relay: Logger; // start, stop, socket trouble, drain
   session: Logger; // created, paired, rebound, reaped
   limits: Logger; // refusals
   datagram: Logger & { enabled: boolean }; // per datagram: off by default
@@ -35,10 +48,8 @@ export function silentLoggers(): RelayLoggers {
 }
 
 /**
- * At most `linesPerInterval` lines per cause per interval (SPEC 4.1: refusals
- * once a second per cause); the first line of the next interval says how many
- * were held back. Keeps a flood of registrations from turning into a flood of
- * synchronous writes to stderr. `now` is a parameter, so it stays testable.
+ * At most `linesPerInterval` lines per cause per interval; `admit` says how
+ * many were held back before the line it lets through. `now` is a parameter.
  */
 export class LogLimiter {
   private readonly windows = new Map<string, { end: number; used: number; held: number }>();
@@ -62,4 +73,47 @@ export class LogLimiter {
     w.held++;
     return -1;
   }
+}
+
+/** Session events a second per kind: enough to follow, never a flood. */
+const SESSION_EVENTS_PER_SEC = 50;
+
+/**
+ * The relay's loggers with their limits: refusals (and socket errors) at most
+ * once a second per cause (SPEC 4.1), session events 50 a second per kind.
+ * Ask `refusal()`/`event()` before formatting a line, so a flood builds no
+ * strings; the first line after a held-back stretch is preceded by how many
+ * were held back.
+ */
+export class RelayLog {
+  readonly relay: Logger;
+  readonly session: Logger;
+  readonly limits: Logger;
+  readonly datagram: Logger & { enabled: boolean };
+  private readonly refusals = new LogLimiter(REFUSAL_LOG_INTERVAL_MS, 1);
+  private readonly events = new LogLimiter(1000, SESSION_EVENTS_PER_SEC);
+
+  constructor(loggers: RelayLoggers) {
+    this.relay = loggers.relay;
+    this.session = loggers.session;
+    this.limits = loggers.limits;
+    this.datagram = loggers.datagram;
+  }
+
+  /** May a refusal line of this cause be written now (to `limits`, or `relay` for socket trouble)? */
+  refusal(cause: string, now: number, logger: Logger = this.limits): boolean {
+    return admitted(this.refusals, logger, cause, now);
+  }
+
+  /** May a session event of this kind be written now? */
+  event(kind: string, now: number): boolean {
+    return admitted(this.events, this.session, kind, now);
+  }
+}
+
+function admitted(limiter: LogLimiter, logger: Logger, cause: string, now: number): boolean {
+  if (logger.enabled === false) return false; // namespace off: build nothing
+  const held = limiter.admit(cause, now);
+  if (held > 0) logger('(%d more "%s" lines held back in the last second)', held, cause);
+  return held >= 0;
 }

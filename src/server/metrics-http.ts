@@ -1,17 +1,21 @@
-// SPEC 3.3: /metrics (Prometheus text) and /healthz over HTTP, on 127.0.0.1
-// unless told otherwise. Every figure is read at scrape time from the plain
-// counters and the session table; nothing here runs per datagram. Loaded only
-// when --metrics-port is given, so an idle relay without metrics pays nothing.
+// SPEC 3.3, 3.6: /metrics (Prometheus text), /healthz and /readyz over HTTP,
+// on 127.0.0.1 unless told otherwise. It attaches to a relay from outside:
+// every figure is read at scrape time from the relay's plain counters and its
+// session table; nothing here runs per datagram. The CLI loads this module
+// only when --metrics-port is given, so a relay without metrics never
+// evaluates prom-client.
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RelayCounters, RelaySummary } from './counters';
 
+/** What the metrics read: a RelayServer is one. */
 export interface MetricsSource {
-  counters: RelayCounters;
-  sessionsOpen(): number;
-  sessionsPaired(): number;
+  readonly counters: RelayCounters;
+  readonly table: { readonly size: number; readonly pairedCount: number };
+  readonly draining: boolean;
+  readonly version: string;
   summary(): RelaySummary;
 }
 
@@ -34,21 +38,27 @@ export function createRegistry(src: MetricsSource): Registry {
       },
     });
   };
-  new Gauge({ name: 'quic_relay_sessions', help: 'Sessions open', registers: [registry], collect() { this.set(src.sessionsOpen()); } });
-  new Gauge({ name: 'quic_relay_sessions_paired', help: 'Sessions with both peers registered', registers: [registry], collect() { this.set(src.sessionsPaired()); } });
+  new Gauge({ name: 'quic_relay_build_info', help: 'The running build: always 1, labelled with its version', labelNames: ['version'], registers: [registry], collect() { this.set({ version: src.version }, 1); } });
+  new Gauge({ name: 'quic_relay_sessions', help: 'Sessions open', registers: [registry], collect() { this.set(src.table.size); } });
+  new Gauge({ name: 'quic_relay_sessions_paired', help: 'Sessions with both peers registered', registers: [registry], collect() { this.set(src.table.pairedCount); } });
+  new Gauge({ name: 'quic_relay_draining', help: '1 while draining (SIGUSR2): no new sessions', registers: [registry], collect() { this.set(src.draining ? 1 : 0); } });
   labelled('quic_relay_registrations_total', 'Registrations by result', 'result', {
     created: () => c.regCreated, joined: () => c.regJoined, keepalive: () => c.regKeepalive, rebound: () => c.regRebound,
-    full: () => c.regFull, bad: () => c.regBad, busy_rate: () => c.regBusyRate, busy_sessions: () => c.regBusySessions, busy_ip: () => c.regBusyIp,
+    full: () => c.regFull, bad: () => c.regBad, auth: () => c.regAuth, busy_rate: () => c.regBusyRate, busy_sessions: () => c.regBusySessions,
+    busy_ip: () => c.regBusyIp, busy_draining: () => c.regBusyDraining,
   });
+  counter('quic_relay_address_queries_total', 'Address queries (ADDR?) answered or suppressed', () => c.addressQueries);
   counter('quic_relay_received_datagrams_total', 'Datagrams received', () => c.datagramsReceived);
   counter('quic_relay_received_bytes_total', 'Bytes received', () => c.bytesReceived);
   counter('quic_relay_forwarded_datagrams_total', 'Datagrams forwarded to the other peer', () => c.forwardedDatagrams);
   counter('quic_relay_forwarded_bytes_total', 'Bytes forwarded to the other peer', () => c.forwardedBytes);
   labelled('quic_relay_dropped_datagrams_total', 'Data datagrams not forwarded, by reason', 'reason', {
     unpaired: () => c.droppedUnpaired, unknown_source: () => c.droppedUnknownSource, ambiguous_source: () => c.droppedAmbiguousSource,
+    rate: () => c.droppedRate,
   });
   labelled('quic_relay_dropped_bytes_total', 'Bytes of data datagrams not forwarded, by reason', 'reason', {
     unpaired: () => c.droppedUnpairedBytes, unknown_source: () => c.droppedUnknownSourceBytes, ambiguous_source: () => c.droppedAmbiguousSourceBytes,
+    rate: () => c.droppedRateBytes,
   });
   labelled('quic_relay_rebinds_total', 'Peers moved to a new port after a NAT change', 'kind', {
     explicit: () => c.rebindsExplicit, implicit: () => c.rebindsImplicit,
@@ -63,7 +73,7 @@ export function createRegistry(src: MetricsSource): Registry {
   return registry;
 }
 
-export class MetricsServer {
+export class MetricsHttpServer {
   private readonly server: http.Server;
   private readonly registry: Registry;
 
@@ -106,10 +116,14 @@ export class MetricsServer {
         (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
       );
     } else if (path === '/healthz') {
-      const body = JSON.stringify({ status: 'ok', ...this.src.summary() });
+      // SPEC 3.6: alive while draining too; only /readyz says "send no one new".
+      const body = JSON.stringify({ status: 'ok', version: this.src.version, draining: this.src.draining, ...this.src.summary() });
       res.writeHead(200, { 'content-type': 'application/json' }).end(req.method === 'HEAD' ? undefined : `${body}\n`);
+    } else if (path === '/readyz') {
+      const ready = !this.src.draining;
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(req.method === 'HEAD' ? undefined : ready ? 'ready\n' : 'draining\n');
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
     }
   }
 }

@@ -1,7 +1,8 @@
-// The relay: owns the UDP socket and brings the pure parts together. One
-// datagram in, at most one out; the hot path (data from a registered peer) is
-// one IP parse, one Map lookup, two field writes and a send, with no strings
-// built, nothing allocated by us and nothing logged unless asked for.
+// The relay's socket edge: datagrams in -> the pure parts (classify, limits,
+// tickets, the session table) -> at most one datagram out. The hot path (data
+// from a registered peer) is one IP parse, one Map lookup, two field writes
+// and a send: no strings built, nothing allocated by us, nothing logged
+// unless asked for. Metrics over HTTP attach from outside (metrics-http.ts).
 
 import dgram from 'node:dgram';
 import dns from 'node:dns/promises';
@@ -11,23 +12,26 @@ import type { AddressInfo } from 'node:net';
 import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import { REAP_INTERVAL_MS } from '../wire/constants';
+import { RelayError } from '../wire/errors';
+import { ACK, ERR_AUTH, ERR_BAD, ERR_BUSY, ERR_FULL, classify, encodeAddressAnswer, replyFits } from '../wire/protocol';
+import { checkTicket } from '../wire/tickets';
+import { VERSION } from '../wire/version';
 import { validateConfig } from './config';
 import type { RelayConfig, RelayServerOptions } from './config';
-import { RelayError } from '../wire/errors';
-import { RegistrationRateLimiter } from './limits';
-import { LogLimiter, createLoggers } from './log';
-import type { Logger, RelayLoggers } from './log';
 import { RelayCounters, formatSummary } from './counters';
 import type { RelaySummary } from './counters';
-import type { MetricsServer } from './metrics-http';
-import { ACK, ERR_BAD, ERR_BUSY, ERR_FULL, classify, replyFits } from '../wire/protocol';
+import { RegistrationRateLimiter } from './limits';
+import { RelayLog, createLoggers } from './log';
+import type { RelayLoggers } from './log';
 import { SessionTable } from './session-table';
-import type { RegisterResult, Session } from './session-table';
+import type { Admission, RegisterResult, Session } from './session-table';
 
 /** What the relay is given, as opposed to how it is configured: tests substitute these. */
 export interface RelayServerComponents {
   /** Monotonic integer milliseconds. @default Math.floor(performance.now()) */
   clock?: () => number;
+  /** Unix time in milliseconds, for ticket expiry (SPEC 4.3). @default Date.now */
+  wallClock?: () => number;
   loggers?: RelayLoggers;
   /** Period of the reaper; 0 starts no timer (tests call reap()). @default REAP_INTERVAL_MS (250) */
   reapIntervalMs?: number;
@@ -36,25 +40,33 @@ export interface RelayServerComponents {
 type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
 
 const R = 0x52; // 'R': the first byte of REG:
+const A = 0x41; // 'A': the first byte of ADDR?
+
+/** A burst of one second's worth for the bandwidth cap. */
+const RATE_BURST_MS = 1000;
 
 export class RelayServer {
   readonly config: RelayConfig;
   readonly counters = new RelayCounters();
   readonly table: SessionTable;
+  readonly version = VERSION;
   private readonly limiter: RegistrationRateLimiter;
   private readonly clock: () => number;
-  private readonly log: RelayLoggers;
+  private readonly wallClock: () => number;
+  private readonly log: RelayLog;
   private readonly reapIntervalMs: number;
-  private readonly refusalLog = new LogLimiter(1000, 1);
-  private readonly eventLog = new LogLimiter(1000, 50);
+  /** Milliseconds of budget one forwarded byte costs; 0 when there is no cap. */
+  private readonly msPerByte: number;
   private socket: dgram.Socket | undefined;
-  private metrics: MetricsServer | undefined;
   private reaper: NodeJS.Timeout | undefined;
   private state: State = 'new';
   private startedAt = 0;
   private starting: Promise<AddressInfo> | undefined;
   private closing: Promise<RelaySummary> | undefined;
   private boundAddress: AddressInfo | undefined;
+  /** SPEC 3.6: set by drain(); resolves when the last session is gone. */
+  private drainDone: (() => void) | undefined;
+  private drained: Promise<void> | undefined;
   /** Buffer sizes the kernel granted (Linux reports twice what it books). */
   recvBufferBytes = 0;
   sendBufferBytes = 0;
@@ -62,18 +74,25 @@ export class RelayServer {
   constructor(options: RelayServerOptions = {}, components: RelayServerComponents = {}) {
     this.config = validateConfig(options);
     this.clock = components.clock ?? (() => Math.floor(performance.now()));
-    this.log = components.loggers ?? createLoggers();
+    this.wallClock = components.wallClock ?? Date.now;
+    this.log = new RelayLog(components.loggers ?? createLoggers());
     this.reapIntervalMs = components.reapIntervalMs ?? REAP_INTERVAL_MS;
     this.table = new SessionTable({
       sessionTimeoutMs: this.config.sessionTimeoutSecs * 1000,
       maxSessions: this.config.maxSessions,
       maxSessionsPerIp: this.config.maxSessionsPerIp,
-      wheelTickMs: Math.max(1, Math.min(this.reapIntervalMs || REAP_INTERVAL_MS, REAP_INTERVAL_MS)),
+      expiryTickMs: Math.max(1, Math.min(this.reapIntervalMs || REAP_INTERVAL_MS, REAP_INTERVAL_MS)),
     });
     this.limiter = new RegistrationRateLimiter(this.config.registrationsPerSecPerIp, this.config.registrationBurstPerIp);
+    this.msPerByte = this.config.maxSessionBytesPerSec > 0 ? 1000 / this.config.maxSessionBytesPerSec : 0;
   }
 
-  /** Binds the socket (and the metrics server); safe to call twice. Resolves to the bound address. */
+  /** SPEC 3.6: true from drain() on. */
+  get draining(): boolean {
+    return this.drained !== undefined;
+  }
+
+  /** Binds the socket; safe to call twice. Resolves to the bound address. */
   start(): Promise<AddressInfo> {
     this.starting ??= this.doStart();
     return this.starting;
@@ -119,27 +138,6 @@ export class RelayServer {
     } catch {
       // not every platform reports them
     }
-    if (this.config.metricsPort !== undefined) {
-      // Loaded here, not at the top: a relay without metrics never evaluates prom-client.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { MetricsServer } = require('./metrics-http') as typeof import('./metrics-http');
-      const metrics = new MetricsServer({
-        counters: this.counters,
-        sessionsOpen: () => this.table.size,
-        sessionsPaired: () => this.table.pairedCount,
-        summary: () => this.summary(),
-      });
-      this.metrics = metrics;
-      try {
-        const m = await metrics.listen(this.config.metricsHost, this.config.metricsPort);
-        this.log.relay('metrics on http://%s/metrics', formatAddress(m.address, m.port));
-      } catch (err) {
-        this.state = 'closed';
-        socket.close();
-        const e = err as NodeJS.ErrnoException;
-        throw new RelayError('QR_ERR_BIND', `cannot serve metrics on ${formatAddress(this.config.metricsHost, this.config.metricsPort)}: ${e.code ?? e.message}`);
-      }
-    }
     if (this.reapIntervalMs > 0) {
       this.reaper = setInterval(() => this.reap(), this.reapIntervalMs);
       this.reaper.unref(); // never what keeps the process alive
@@ -147,12 +145,14 @@ export class RelayServer {
     this.startedAt = this.clock();
     this.state = 'running';
     const a = this.boundAddress;
-    // SPEC 3.2: the start line, as the original prints it.
-    this.log.relay('UDP relay listening on %s', formatAddress(a.address, a.port));
+    const cfg = this.config;
+    // SPEC 3.2: the start line, as the original prints it, and the version.
+    this.log.relay('UDP relay listening on %s (quic-relay %s)', formatAddress(a.address, a.port), VERSION);
     this.log.relay(
-      'session timeout %d s, max sessions %d (%d per IP), %d registrations/s per IP, implicit rebind %s, socket buffers recv %d send %d bytes',
-      this.config.sessionTimeoutSecs, this.config.maxSessions, this.config.maxSessionsPerIp,
-      this.config.registrationsPerSecPerIp, this.config.implicitRebind ? 'on' : 'off', this.recvBufferBytes, this.sendBufferBytes,
+      'session timeout %d s, max sessions %d (%d per IP), %d registrations/s per IP, implicit rebind %s, tickets %s, per-session cap %s, socket buffers recv %d send %d bytes',
+      cfg.sessionTimeoutSecs, cfg.maxSessions, cfg.maxSessionsPerIp, cfg.registrationsPerSecPerIp, cfg.implicitRebind ? 'on' : 'off',
+      cfg.authSecrets.length > 0 ? `required (${cfg.authSecrets.length} secret${cfg.authSecrets.length > 1 ? 's' : ''})` : 'off',
+      cfg.maxSessionBytesPerSec > 0 ? `${cfg.maxSessionBytesPerSec} bytes/s` : 'off', this.recvBufferBytes, this.sendBufferBytes,
     );
     return a;
   }
@@ -163,12 +163,32 @@ export class RelayServer {
     return this.boundAddress;
   }
 
-  /** The metrics server's address, when --metrics-port is set. */
-  metricsAddress(): AddressInfo | undefined {
-    return this.metrics?.address();
+  /**
+   * SPEC 3.6: stop taking new sessions, keep serving the ones held. Resolves
+   * once no session is left (the caller decides how long to wait, then
+   * close()s). Safe to call twice.
+   */
+  drain(): Promise<void> {
+    if (this.drained === undefined) {
+      this.drained = new Promise<void>((resolve) => {
+        this.drainDone = resolve;
+      });
+      this.log.relay('draining: new sessions refused, %d sessions (%d paired) carry on', this.table.size, this.table.pairedCount);
+      this.checkDrained();
+    }
+    return this.drained;
   }
 
-  /** Stops: reaper, UDP socket, metrics server; logs and returns the summary. Safe to call twice. */
+  private checkDrained(): void {
+    if (this.drainDone !== undefined && this.table.size === 0) {
+      const done = this.drainDone;
+      this.drainDone = undefined;
+      this.log.relay('drained: no session left');
+      done();
+    }
+  }
+
+  /** Stops the reaper and the socket; logs and returns the summary. Safe to call twice. */
   close(): Promise<RelaySummary> {
     this.closing ??= this.doClose();
     return this.closing;
@@ -191,7 +211,6 @@ export class RelayServer {
       });
       socket.off('error', this.onSocketError);
     }
-    await this.metrics?.close();
     const summary = this.summary();
     this.state = 'closed';
     if (socket !== undefined && this.boundAddress !== undefined) this.log.relay(formatSummary(summary));
@@ -218,7 +237,8 @@ export class RelayServer {
     const removed = this.table.expire(now);
     this.limiter.sweep(now);
     this.counters.sessionsReaped += removed.length;
-    for (const s of removed) if (this.mayLogSession('reaped', now)) this.log.session('session %s reaped after %d s idle', s.id, Math.round((now - s.lastActive) / 1000));
+    for (const s of removed) if (this.log.event('reaped', now)) this.log.session('session %s reaped after %d s idle', s.id, Math.round((now - s.lastActive) / 1000));
+    this.checkDrained();
     return removed.length;
   }
 
@@ -231,7 +251,7 @@ export class RelayServer {
 
   private readonly onSocketError = (err: Error): void => {
     this.counters.socketErrors++;
-    if (this.mayLog(this.refusalLog, this.log.relay, 'socket-error', this.clock())) this.log.relay('socket error (relay continues): %s', err.message);
+    if (this.log.refusal('socket-error', this.clock(), this.log.relay)) this.log.relay('socket error (relay continues): %s', err.message);
   };
 
   private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
@@ -240,11 +260,18 @@ export class RelayServer {
     c.datagramsReceived++;
     c.bytesReceived += len;
     const ip = ipKeyOf(rinfo.address);
+    const first = msg[0];
 
-    if (len >= 4 && msg[0] === R) {
+    if (first === R || first === A) {
       const m = classify(msg);
       if (m.kind === 'register') {
         this.onRegister(msg, m.id, ip, rinfo.address, rinfo.port);
+        return;
+      }
+      if (m.kind === 'address-query') {
+        // SPEC 1.5: answered from any address; registers, forwards and refreshes nothing.
+        c.addressQueries++;
+        this.reply(encodeAddressAnswer(rinfo.address, rinfo.port), msg, rinfo.address, rinfo.port);
         return;
       }
       if (m.kind === 'bad-register' && this.table.find(ip, rinfo.address, rinfo.port) === undefined) {
@@ -253,16 +280,17 @@ export class RelayServer {
         // data, SPEC 1.4: a QUIC short-header packet may begin with those bytes.)
         c.regBad++;
         this.reply(ERR_BAD, msg, rinfo.address, rinfo.port);
-        if (this.mayLogRefusal('bad')) this.log.limits('ERR:BAD to %s: malformed registration (%d bytes)', formatAddress(rinfo.address, rinfo.port), len);
+        if (this.log.refusal('bad', this.clock())) this.log.limits('ERR:BAD to %s: malformed registration (%d bytes)', formatAddress(rinfo.address, rinfo.port), len);
         return;
       }
     }
 
     // SPEC 2.3: data from a registered peer goes to its partner, or is dropped
     // while the partner has not arrived.
-    const session = this.table.dataFrom(ip, rinfo.address, rinfo.port, this.clock());
+    const now = this.clock();
+    const session = this.table.dataFrom(ip, rinfo.address, rinfo.port, now);
     if (session === undefined) {
-      this.onUnknownData(msg, ip, rinfo);
+      this.onUnknownData(msg, ip, rinfo, now);
       return;
     }
     if (!session.paired) {
@@ -271,29 +299,40 @@ export class RelayServer {
       if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: session %s not paired', len, formatAddress(rinfo.address, rinfo.port), session.id);
       return;
     }
-    this.forward(msg, session);
+    this.forward(msg, session, now);
   };
 
   /** Sends to the partner of the slot that sent last (the table has just recorded it). */
-  private forward(msg: Buffer, s: Session): void {
+  private forward(msg: Buffer, s: Session, now: number): void {
     const c = this.counters;
+    const len = msg.length;
+    if (this.msPerByte > 0) {
+      // Opt-in bandwidth cap per session, GCRA over bytes with a second's burst.
+      const tat = Math.max(s.rateTat, now) + len * this.msPerByte;
+      if (tat - now > RATE_BURST_MS) {
+        c.droppedRate++;
+        c.droppedRateBytes += len;
+        if (this.log.datagram.enabled) this.log.datagram('%d bytes of session %s dropped: over %d bytes/s', len, s.id, this.config.maxSessionBytesPerSec);
+        return;
+      }
+      s.rateTat = tat;
+    }
     c.forwardedDatagrams++;
-    c.forwardedBytes += msg.length;
+    c.forwardedBytes += len;
     this.socket!.send(msg, s.toPort, s.toAddress, this.onSent);
-    if (this.log.datagram.enabled) this.log.datagram('%d bytes forwarded to %s', msg.length, formatAddress(s.toAddress, s.toPort));
+    if (this.log.datagram.enabled) this.log.datagram('%d bytes forwarded to %s', len, formatAddress(s.toAddress, s.toPort));
   }
 
   /** SPEC 2.4: data from an address no session knows. */
-  private onUnknownData(msg: Buffer, ip: IpKey, rinfo: dgram.RemoteInfo): void {
+  private onUnknownData(msg: Buffer, ip: IpKey, rinfo: dgram.RemoteInfo, now: number): void {
     const c = this.counters;
     const len = msg.length;
     if (this.config.implicitRebind) {
-      const now = this.clock();
       const r = this.table.implicitRebind(ip, rinfo.address, rinfo.port, now);
       if (r.outcome === 'rebound') {
         c.rebindsImplicit++;
-        if (this.mayLogSession('rebound', now)) this.log.session('session %s: %s rebound to %s (data)', r.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(rinfo.address, rinfo.port));
-        this.forward(msg, r.session);
+        if (this.log.event('rebound', now)) this.log.session('session %s: %s rebound to %s (data)', r.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(rinfo.address, rinfo.port));
+        this.forward(msg, r.session, now);
         return;
       }
       if (r.outcome === 'ambiguous') {
@@ -308,18 +347,32 @@ export class RelayServer {
     if (this.log.datagram.enabled) this.log.datagram('%d bytes from unregistered %s dropped', len, formatAddress(rinfo.address, rinfo.port));
   }
 
-  /** SPEC 2.2, 4.1: a well-formed registration. */
+  /** SPEC 2.2, 3.6, 4.1, 4.3: a well-formed registration. */
   private onRegister(msg: Buffer, id: string, ip: IpKey, address: string, port: number): void {
     const c = this.counters;
     const now = this.clock();
-    // SPEC 4.1: keepalives are never refused; anything else spends a token.
-    if (!this.table.isKeepalive(ip, address, port, id) && !this.limiter.take(ip, now)) {
-      c.regBusyRate++;
-      this.reply(ERR_BUSY, msg, address, port);
-      if (this.mayLogRefusal('busy-rate')) this.log.limits('ERR:BUSY to %s for session %s: over %d registrations/s from its IP', formatAddress(address, port), id, this.config.registrationsPerSecPerIp);
-      return;
+    let admission: Admission = 'any';
+    // SPEC 4.1: keepalives are never refused (nor re-checked: the ticket let
+    // this address in, SPEC 4.3); anything else spends a token first, so a
+    // flood of forged tickets costs no more than one HMAC per token.
+    if (!this.table.isKeepalive(ip, address, port, id)) {
+      if (!this.limiter.take(ip, now)) {
+        c.regBusyRate++;
+        this.reply(ERR_BUSY, msg, address, port);
+        if (this.log.refusal('busy-rate', now)) this.log.limits('ERR:BUSY to %s for session %s: over %d registrations/s from its IP', formatAddress(address, port), id, this.config.registrationsPerSecPerIp);
+        return;
+      }
+      if (this.config.authSecrets.length > 0) {
+        const ticket = checkTicket(id, this.config.authSecrets, Math.floor(this.wallClock() / 1000));
+        if (ticket === 'invalid') {
+          this.refuseAuth(msg, address, port, id, 'not a ticket made with our secrets', now);
+          return;
+        }
+        if (ticket === 'expired') admission = 'rebind-only';
+      }
+      if (admission === 'any' && this.drained !== undefined) admission = 'no-create';
     }
-    const r = this.table.register(ip, address, port, id, now);
+    const r = this.table.register(ip, address, port, id, now, admission);
     if (r.left !== undefined) this.noteLeft(r, address, port, now);
     switch (r.outcome) {
       case 'keepalive':
@@ -331,35 +384,44 @@ export class RelayServer {
         c.regCreated++;
         c.sessionsCreated++;
         this.reply(ACK, msg, address, port);
-        if (this.mayLogSession('created', now)) this.log.session('session %s created by %s', id, formatAddress(address, port));
+        if (this.log.event('created', now)) this.log.session('session %s created by %s', id, formatAddress(address, port));
         return;
       case 'joined': {
         c.regJoined++;
         this.reply(ACK, msg, address, port);
         const s = r.session as Session; // the joiner took slot b
-        if (this.mayLogSession('paired', now)) this.log.session('session %s paired: %s <-> %s', id, formatAddress(s.aAddress, s.aPort), formatAddress(address, port));
+        if (this.log.event('paired', now)) this.log.session('session %s paired: %s <-> %s', id, formatAddress(s.aAddress, s.aPort), formatAddress(address, port));
         return;
       }
       case 'rebound':
         c.regRebound++;
         c.rebindsExplicit++;
         this.reply(ACK, msg, address, port);
-        if (this.mayLogSession('rebound', now)) this.log.session('session %s: %s rebound to %s (REG)', id, formatAddress(r.previousAddress ?? '?', r.previousPort ?? 0), formatAddress(address, port));
+        if (this.log.event('rebound', now)) this.log.session('session %s: %s rebound to %s (REG)', id, formatAddress(r.previousAddress ?? '?', r.previousPort ?? 0), formatAddress(address, port));
         return;
       case 'full':
         c.regFull++;
         this.reply(ERR_FULL, msg, address, port);
-        if (this.mayLogRefusal('full')) this.log.limits('ERR:FULL to %s: session %s already holds two other peers', formatAddress(address, port), id);
+        if (this.log.refusal('full', now)) this.log.limits('ERR:FULL to %s: session %s already holds two other peers', formatAddress(address, port), id);
+        this.checkDrained(); // X may have left, and emptied, the last session
         return;
       case 'busy-sessions':
         c.regBusySessions++;
         this.reply(ERR_BUSY, msg, address, port);
-        if (this.mayLogRefusal('busy-sessions')) this.log.limits('ERR:BUSY to %s for session %s: %d sessions open (--max-sessions)', formatAddress(address, port), id, this.table.size);
+        if (this.log.refusal('busy-sessions', now)) this.log.limits('ERR:BUSY to %s for session %s: %d sessions open (--max-sessions)', formatAddress(address, port), id, this.table.size);
         return;
       case 'busy-ip':
         c.regBusyIp++;
         this.reply(ERR_BUSY, msg, address, port);
-        if (this.mayLogRefusal('busy-ip')) this.log.limits('ERR:BUSY to %s for session %s: its IP is in %d sessions (--max-sessions-per-ip)', formatAddress(address, port), id, this.table.sessionsOnIp(ip));
+        if (this.log.refusal('busy-ip', now)) this.log.limits('ERR:BUSY to %s for session %s: its IP is in %d sessions (--max-sessions-per-ip)', formatAddress(address, port), id, this.table.sessionsOnIp(ip));
+        return;
+      case 'busy-draining':
+        c.regBusyDraining++;
+        this.reply(ERR_BUSY, msg, address, port);
+        if (this.log.refusal('busy-draining', now)) this.log.limits('ERR:BUSY to %s for session %s: draining, no new sessions', formatAddress(address, port), id);
+        return;
+      case 'expired':
+        this.refuseAuth(msg, address, port, id, 'expired ticket (it may only keep its own session alive)', now);
         return;
       default: {
         const never: never = r.outcome;
@@ -368,9 +430,16 @@ export class RelayServer {
     }
   }
 
+  /** SPEC 4.3: ERR:AUTH, and nothing changes. The id is logged: a ticket is no secret, its MAC proves only that we made it. */
+  private refuseAuth(msg: Buffer, address: string, port: number, id: string, why: string, now: number): void {
+    this.counters.regAuth++;
+    this.reply(ERR_AUTH, msg, address, port);
+    if (this.log.refusal('auth', now)) this.log.limits('ERR:AUTH to %s for session %s: %s', formatAddress(address, port), id, why);
+  }
+
   private noteLeft(r: RegisterResult, address: string, port: number, now: number): void {
     if (r.leftRemoved) this.counters.sessionsEmptied++;
-    if (this.mayLogSession('left', now)) this.log.session('%s left session %s%s', formatAddress(address, port), r.left!.id, r.leftRemoved ? ' (now empty, removed)' : '');
+    if (this.log.event('left', now)) this.log.session('%s left session %s%s', formatAddress(address, port), r.left!.id, r.leftRemoved ? ' (now empty, removed)' : '');
   }
 
   /** SPEC 1.3: one reply datagram to the source, never longer than the request. */
@@ -380,27 +449,6 @@ export class RelayServer {
       return;
     }
     this.socket!.send(reply, port, address, this.onSent);
-  }
-
-  /**
-   * True when a line of this cause may be written now (SPEC 4.1: refusals at
-   * most once a second per cause; session events 50 a second per kind). Asked
-   * before the line is formatted, so a flood builds no strings. The first line
-   * after a held-back stretch is preceded by how many were held back.
-   */
-  private mayLog(limiter: LogLimiter, logger: Logger, cause: string, now: number): boolean {
-    if (logger.enabled === false) return false; // namespace off: build nothing
-    const held = limiter.admit(cause, now);
-    if (held > 0) logger('(%d more "%s" lines held back in the last second)', held, cause);
-    return held >= 0;
-  }
-
-  private mayLogRefusal(cause: string): boolean {
-    return this.mayLog(this.refusalLog, this.log.limits, cause, this.clock());
-  }
-
-  private mayLogSession(cause: string, now: number): boolean {
-    return this.mayLog(this.eventLog, this.log.session, cause, now);
   }
 }
 

@@ -15,11 +15,13 @@
 
 import { ipKeyOf } from '../wire/address';
 import type { IpKey } from '../wire/address';
+import { ExpirySchedule } from './expiry';
+import type { ExpiryEntry } from './expiry';
 
 /** A slot of a session: 0 is a, 1 is b. */
 export type Slot = 0 | 1;
 
-export class Session {
+export class Session implements ExpiryEntry<Session> {
   readonly id: string;
   /** Last registration or forwarded datagram (SPEC 2.5). */
   lastActive: number;
@@ -35,6 +37,12 @@ export class Session {
    * timestamp per peer. Data handling also uses it: the partner is the other slot.
    */
   lastFrom: Slot = 0;
+  /** SPEC 4.1 (opt-in bandwidth cap): theoretical arrival time of the next byte, in ms (GCRA). */
+  rateTat = 0;
+  // The expiry schedule's links (expiry.ts): no array or set entry per session.
+  expiryTick = -1;
+  expiryPrev: Session | null = null;
+  expiryNext: Session | null = null;
 
   constructor(id: string, address: string, port: number, now: number) {
     this.id = id;
@@ -68,13 +76,6 @@ export class Session {
   get toPort(): number {
     return this.lastFrom === 0 ? this.bPort : this.aPort;
   }
-
-  /** Both peers as `{ address, port }` (for logs and tests; allocates). */
-  peers(): Array<{ address: string; port: number; slot: Slot }> {
-    const out: Array<{ address: string; port: number; slot: Slot }> = [{ address: this.aAddress, port: this.aPort, slot: 0 }];
-    if (this.paired) out.push({ address: this.bAddress, port: this.bPort, slot: 1 });
-    return out;
-  }
 }
 
 /** Several peers on one IP: their sessions by port; `sessions` counts the distinct sessions they are in. */
@@ -90,8 +91,8 @@ export interface SessionTableOptions {
   maxSessions: number;
   /** SPEC 4.1: sessions one source IP may take part in. */
   maxSessionsPerIp: number;
-  /** Granularity of the expiry wheel, in ms; removal happens at most this late plus the reaper's period. */
-  wheelTickMs: number;
+  /** Granularity of the expiry schedule, in ms; removal happens at most this late plus the reaper's period. */
+  expiryTickMs: number;
 }
 
 export type RegisterOutcome =
@@ -101,7 +102,18 @@ export type RegisterOutcome =
   | 'rebound' // explicit rebind: a slot with X's IP became X
   | 'full' // ERR:FULL
   | 'busy-sessions' // ERR:BUSY, --max-sessions
-  | 'busy-ip'; // ERR:BUSY, --max-sessions-per-ip
+  | 'busy-ip' // ERR:BUSY, --max-sessions-per-ip
+  | 'busy-draining' // ERR:BUSY, SPEC 3.6: draining takes no new session
+  | 'expired'; // ERR:AUTH, SPEC 4.3: an expired ticket may only keep alive or rebind
+
+/**
+ * What a registration may do, decided by the caller before the table is asked
+ * (SPEC 3.6, 4.3); a refusal is returned before anything changes.
+ *   any:         everything in SPEC 2.2
+ *   no-create:   draining: keepalives, joins and rebinds, but no new session
+ *   rebind-only: an expired ticket: keepalives and rebinds of its own session
+ */
+export type Admission = 'any' | 'no-create' | 'rebind-only';
 
 export interface RegisterResult {
   outcome: RegisterOutcome;
@@ -128,16 +140,11 @@ export class SessionTable {
   private readonly ipIndex = new Map<IpKey, Session | IpGroup>();
   private pairedSessions = 0;
   private readonly opts: SessionTableOptions;
-  // Expiry wheel: tick number -> sessions to look at then. A session sits in
-  // exactly one bucket; when its bucket comes due it is removed if its deadline
-  // passed, else moved to the bucket of its real deadline. Each session is thus
-  // looked at about once per timeout, never on every sweep.
-  private readonly wheel = new Map<number, Session[]>();
-  private wheelStarted = false;
-  private sweptThrough = 0;
+  private readonly expiry: ExpirySchedule<Session>;
 
   constructor(opts: SessionTableOptions) {
     this.opts = opts;
+    this.expiry = new ExpirySchedule<Session>(opts.expiryTickMs);
   }
 
   get size(): number {
@@ -153,10 +160,6 @@ export class SessionTable {
     if (v === undefined) return undefined;
     const s = v instanceof Session ? v : v.byPort.get(port);
     return s !== undefined && s.slotOf(ip, address, port) >= 0 ? s : undefined;
-  }
-
-  session(id: string): Session | undefined {
-    return this.sessionsById.get(id);
   }
 
   /** SPEC 4.1: how many sessions peers from this IP take part in. */
@@ -190,7 +193,7 @@ export class SessionTable {
   }
 
   /** SPEC 2.2: registration of address X (ip, address, port) for session `id`. */
-  register(ip: IpKey, address: string, port: number, id: string, now: number): RegisterResult {
+  register(ip: IpKey, address: string, port: number, id: string, now: number, admission: Admission = 'any'): RegisterResult {
     const existing = this.find(ip, address, port);
     if (existing !== undefined && existing.id === id) {
       // SPEC 2.2: X already in S: this is the keepalive.
@@ -203,8 +206,13 @@ export class SessionTable {
     const ipA = target !== undefined ? ipKeyOf(target.aAddress) : undefined;
     const ipB = target !== undefined && target.paired ? ipKeyOf(target.bAddress) : undefined;
 
-    // SPEC 4.1: limits are checked before anything changes; a refused
-    // registration leaves X where it was.
+    // SPEC 3.6, 4.3, 4.1: refusals are decided before anything changes; a
+    // refused registration leaves X where it was.
+    if (admission !== 'any') {
+      const rebind = full && (ipA === ip || ipB === ip);
+      if (admission === 'rebind-only' && !rebind) return result('expired', undefined);
+      if (admission === 'no-create' && target === undefined) return result('busy-draining', undefined);
+    }
     if (!full) {
       const leaving = existing !== undefined ? this.partnerIp(existing, ip, address, port) : undefined;
       if (target === undefined && this.sessionsById.size - (existing !== undefined && leaving === null ? 1 : 0) >= this.opts.maxSessions) {
@@ -228,7 +236,7 @@ export class SessionTable {
     if (target === undefined) {
       target = new Session(id, address, port, now);
       this.sessionsById.set(id, target);
-      this.schedule(target, now + this.opts.sessionTimeoutMs);
+      this.expiry.add(target, now + this.opts.sessionTimeoutMs);
       this.index(ip, port, target, undefined);
       return { ...result('created', target), left, leftRemoved };
     }
@@ -283,71 +291,22 @@ export class SessionTable {
    */
   expire(now: number): Session[] {
     const removed: Session[] = [];
-    const tick = this.opts.wheelTickMs;
-    const last = Math.floor(now / tick);
-    if (!this.wheelStarted || last <= this.sweptThrough) return removed;
-    const visit = (t: number): void => {
-      const bucket = this.wheel.get(t);
-      if (bucket === undefined) return;
-      this.wheel.delete(t);
-      for (const s of bucket) {
-        if (this.sessionsById.get(s.id) !== s) continue; // removed earlier: stale entry
-        const deadline = s.lastActive + this.opts.sessionTimeoutMs;
-        if (deadline <= now) {
-          this.removeSession(s);
-          removed.push(s);
-        } else {
-          this.schedule(s, deadline);
-        }
+    const timeout = this.opts.sessionTimeoutMs;
+    // Each session is looked at about once per timeout: when its bucket comes
+    // due it goes if its deadline passed, else it moves to its real deadline.
+    this.expiry.takeDue(now, (s) => {
+      const deadline = s.lastActive + timeout;
+      if (deadline <= now) {
+        this.removeSession(s);
+        removed.push(s);
+      } else {
+        this.expiry.add(s, deadline);
       }
-    };
-    if (last - this.sweptThrough > this.wheel.size * 2 + 16) {
-      // A long gap (a clock jump, a suspended VM): visit the buckets that exist.
-      const due = [...this.wheel.keys()].filter((t) => t <= last).sort((x, y) => x - y);
-      this.sweptThrough = last;
-      for (const t of due) visit(t);
-    } else {
-      while (this.sweptThrough < last) visit(++this.sweptThrough);
-    }
+    });
     return removed;
   }
 
-  /** Every session (for tests, the stop summary and diagnostics). */
-  sessions(): IterableIterator<Session> {
-    return this.sessionsById.values();
-  }
-
-  /** Every index entry as (ip, port, session): for the consistency checks in tests. Allocates. */
-  *indexEntries(): Generator<{ ip: IpKey; port: number | undefined; session: Session }> {
-    for (const [ip, v] of this.ipIndex) {
-      if (v instanceof Session) yield { ip, port: undefined, session: v };
-      else for (const [port, s] of v.byPort) yield { ip, port, session: s };
-    }
-  }
-
-  /** Per IP: peers indexed and distinct sessions counted, for consistency checks in tests. */
-  ipIndexSnapshot(): Map<IpKey, { peers: number; sessions: number }> {
-    const out = new Map<IpKey, { peers: number; sessions: number }>();
-    for (const [ip, v] of this.ipIndex) {
-      out.set(ip, v instanceof Session ? { peers: 1, sessions: 1 } : { peers: v.byPort.size, sessions: v.sessions });
-    }
-    return out;
-  }
-
   // ---- mutations: each keeps sessionsById, ipIndex and pairedSessions in step
-
-  /** Puts a session in the bucket of the first tick at or after `deadline`. */
-  private schedule(s: Session, deadline: number): void {
-    const t = Math.ceil(deadline / this.opts.wheelTickMs);
-    if (!this.wheelStarted) {
-      // Every later deadline is later than this first one.
-      this.wheelStarted = true;
-      this.sweptThrough = t - 1;
-    }
-    const bucket = this.wheel.get(t);
-    if (bucket === undefined) this.wheel.set(t, [s]);
-    else bucket.push(s);
-  }
 
   /** IP of the other slot than address:port's in `s`, or null when it has none. */
   private partnerIp(s: Session, ip: IpKey, address: string, port: number): IpKey | null {
@@ -396,6 +355,7 @@ export class SessionTable {
     if (!s.paired) {
       this.unindex(ip, port, undefined);
       this.sessionsById.delete(s.id);
+      this.expiry.remove(s); // SPEC 2.5 bookkeeping: a removed session leaves the schedule at once
       return true;
     }
     const otherIp = ipKeyOf(slot === 0 ? s.bAddress : s.aAddress);
@@ -442,6 +402,7 @@ export class SessionTable {
       this.unindex(ipA, s.aPort, undefined);
     }
     this.sessionsById.delete(s.id);
+    this.expiry.remove(s); // a no-op when expire() took it off already
   }
 }
 

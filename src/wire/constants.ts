@@ -9,6 +9,10 @@ export const DEFAULT_HOST = '0.0.0.0';
 export const DEFAULT_SESSION_TIMEOUT_SECS = 300;
 /** Largest timeout accepted: its milliseconds must fit a 32-bit integer (timer overflow trap). */
 export const MAX_SESSION_TIMEOUT_SECS = 2_147_483;
+/** SPEC 3.6: a drain ends this long after SIGUSR2 even if sessions remain. */
+export const DEFAULT_DRAIN_TIMEOUT_SECS = 300;
+/** SPEC 4.3: lifetime of a ticket made by `quic-relay ticket`. */
+export const DEFAULT_TICKET_TTL_SECS = 3600;
 /** SPEC 3.3: metrics listen on loopback unless told otherwise. */
 export const DEFAULT_METRICS_HOST = '127.0.0.1';
 

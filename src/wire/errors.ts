@@ -20,13 +20,14 @@ export class ConfigError extends RelayError {
   }
 }
 
-/** The relay answered a registration with ERR:FULL, ERR:BUSY or ERR:BAD. */
+export type RefusalReason = 'full' | 'busy' | 'bad' | 'auth';
+
+/** The relay answered a registration with ERR:FULL, ERR:BUSY, ERR:BAD or ERR:AUTH (SPEC 1.3, 4.3). */
 export class RegistrationRefusedError extends RelayError {
   override name = 'RegistrationRefusedError';
-  readonly reason: 'full' | 'busy' | 'bad';
-  constructor(reason: 'full' | 'busy' | 'bad', relay: string, session: string) {
-    const code = reason === 'full' ? 'QR_ERR_FULL' : reason === 'busy' ? 'QR_ERR_BUSY' : 'QR_ERR_BAD';
-    super(code, `relay ${relay} refused session ${session}: ERR:${reason.toUpperCase()}`);
+  readonly reason: RefusalReason;
+  constructor(reason: RefusalReason, relay: string, session: string) {
+    super(`QR_ERR_${reason.toUpperCase()}`, `relay ${relay} refused session ${session}: ERR:${reason.toUpperCase()}`);
     this.reason = reason;
   }
 }

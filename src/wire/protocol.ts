@@ -1,4 +1,4 @@
-// The wire layer (SPEC 1.2-1.4): pure functions over bytes. No sockets, no
+// The wire layer (SPEC 1.2-1.5): pure functions over bytes. No sockets, no
 // clock, no logging. classify() allocates only for a valid registration.
 
 import { SESSION_ID_MAX, SESSION_ID_MIN } from './constants';
@@ -6,13 +6,53 @@ import { SESSION_ID_MAX, SESSION_ID_MIN } from './constants';
 export type Classified =
   | { readonly kind: 'register'; readonly id: string }
   | { readonly kind: 'bad-register' }
+  | { readonly kind: 'address-query' }
   | { readonly kind: 'data' };
 
 // Shared results: the hot path (data) must not allocate.
 const DATA: Classified = Object.freeze({ kind: 'data' });
 const BAD_REGISTER: Classified = Object.freeze({ kind: 'bad-register' });
+const ADDRESS_QUERY: Classified = Object.freeze({ kind: 'address-query' });
 
 const R = 0x52, E = 0x45, G = 0x47, COLON = 0x3a, CR = 0x0d, LF = 0x0a;
+const A = 0x41, D = 0x44, QUESTION = 0x3f, SPACE = 0x20;
+
+/** SPEC 1.5: an address query is `ADDR?` padded with spaces to at least this many bytes. */
+export const ADDRESS_QUERY_MIN_BYTES = 64;
+
+/**
+ * SPEC 1.5: exactly `ADDR?` followed by spaces, 64 bytes or more. The padding
+ * is what keeps every answer shorter than its query. Looks past the fifth
+ * byte only when the first five match.
+ */
+export function isAddressQuery(buf: Uint8Array): boolean {
+  const len = buf.length;
+  if (len < ADDRESS_QUERY_MIN_BYTES || buf[0] !== A || buf[1] !== D || buf[2] !== D || buf[3] !== R || buf[4] !== QUESTION) return false;
+  for (let i = 5; i < len; i++) if (buf[i] !== SPACE) return false;
+  return true;
+}
+
+/** The address query a client sends (SPEC 1.5), built once. */
+export const ADDRESS_QUERY_DATAGRAM = Buffer.from('ADDR?'.padEnd(ADDRESS_QUERY_MIN_BYTES, ' '), 'latin1');
+
+/**
+ * SPEC 1.5: the answer, `ADDR <ip>:<port>\n`, for a source as rinfo gives it:
+ * IPv4 and IPv4-mapped IPv6 as a dotted quad, other IPv6 in brackets.
+ */
+export function encodeAddressAnswer(address: string, port: number): Buffer {
+  const mapped = address.length > 7 && address.slice(0, 7).toLowerCase() === '::ffff:' && address.indexOf('.') > 0;
+  const ip = mapped ? address.slice(7) : address;
+  return Buffer.from(ip.includes(':') ? `ADDR [${ip}]:${port}\n` : `ADDR ${ip}:${port}\n`, 'latin1');
+}
+
+/** A client's reading of an answer: the address and port, or undefined when `buf` is not one. */
+export function parseAddressAnswer(buf: Buffer): { address: string; port: number } | undefined {
+  if (buf.length < 12 || buf.length > 80 || buf[0] !== A || buf[1] !== D || buf[2] !== D || buf[3] !== R || buf[4] !== SPACE) return undefined;
+  const m = /^ADDR (?:\[([0-9A-Fa-f:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})\r?\n$/.exec(buf.toString('latin1'));
+  if (m === null) return undefined;
+  const port = Number(m[3]);
+  return port <= 65535 ? { address: (m[1] ?? m[2])!, port } : undefined;
+}
 
 /** Bytes allowed in a session id (SPEC 1.2: A-Z a-z 0-9 - _), as ws does for token chars. */
 const ID_BYTE = new Uint8Array(256);
@@ -34,6 +74,7 @@ export function startsWithReg(buf: Uint8Array): boolean {
  * the sender being registered: that is the caller's decision (SPEC 1.4).
  */
 export function classify(buf: Buffer): Classified {
+  if (buf[0] === A) return isAddressQuery(buf) ? ADDRESS_QUERY : DATA;
   if (!startsWithReg(buf)) return DATA;
   const len = buf.length;
   let end = 4;
@@ -68,17 +109,19 @@ export const ACK = Buffer.from('ACK\n', 'latin1');
 export const ERR_FULL = Buffer.from('ERR:FULL\n', 'latin1');
 export const ERR_BAD = Buffer.from('ERR:BAD\n', 'latin1');
 export const ERR_BUSY = Buffer.from('ERR:BUSY\n', 'latin1');
+/** SPEC 4.3: the session id is not a valid ticket. */
+export const ERR_AUTH = Buffer.from('ERR:AUTH\n', 'latin1');
 
 /** SPEC 1.3: a reply is never longer than the datagram that caused it (no amplification). */
 export function replyFits(reply: Buffer, request: Buffer): boolean {
   return reply.length <= request.length;
 }
 
-export type Reply = 'ack' | 'full' | 'bad' | 'busy';
+export type Reply = 'ack' | 'full' | 'bad' | 'busy' | 'auth';
 
 /**
  * What a relay reply means to a client: `ACK\n`, `ERR:FULL\n`, `ERR:BUSY\n`,
- * `ERR:BAD\n` (a trailing `\r\n` is tolerated), or undefined for anything else,
+ * `ERR:BAD\n`, `ERR:AUTH\n` (a trailing `\r\n` is tolerated), or undefined for anything else,
  * which is data from the peer.
  */
 export function parseReply(buf: Buffer): Reply | undefined {
@@ -88,6 +131,7 @@ export function parseReply(buf: Buffer): Reply | undefined {
   if (matches(buf, ERR_FULL)) return 'full';
   if (matches(buf, ERR_BUSY)) return 'busy';
   if (matches(buf, ERR_BAD)) return 'bad';
+  if (matches(buf, ERR_AUTH)) return 'auth';
   return undefined;
 }
 

@@ -5,6 +5,7 @@ import { RelayClient } from '../../src/client/relay-client';
 import { RegistrationRefusedError, RegistrationTimeoutError } from '../../src/wire/errors';
 import { FakeTimers } from '../fixtures/fake-timers';
 import { startRelay, until } from '../fixtures/udp';
+import { sessionOf } from '../fixtures/table-check';
 
 type Tap = { teardown(fn: () => unknown): void };
 
@@ -199,7 +200,7 @@ t.test('against the real relay: pair, exchange, survive a relay restart', async 
   const second = await startRelay(t, { port }); // same port: a restarted relay
   t.equal(second.relay.table.size, 0, 'the new relay knows nothing');
   timers.advance(15_000); // keepalives recreate the session
-  await until(() => second.relay.table.session(session)?.paired === true);
+  await until(() => sessionOf(second.relay.table, session)?.paired === true);
   a.send(Buffer.from('after restart'));
   await until(() => got.length === 2);
   t.equal(got[1], 'after restart');

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Sidecar } from '../../src/client/sidecar';
 import { startRelay, until } from '../fixtures/udp';
+import { sessionOf } from '../fixtures/table-check';
 
 t.test('listen and forward sidecars carry an app through the relay', async (t) => {
   const { relay, address } = await startRelay(t);
@@ -24,7 +25,7 @@ t.test('listen and forward sidecars carry an app through the relay', async (t) =
   const dialling = new Sidecar({ relay: relayAt, sessionId: id, mode: 'listen', local: { host: '127.0.0.1', port: 0 } });
   t.teardown(() => dialling.close());
   await dialling.start();
-  t.ok(relay.table.session(id)?.paired, 'both sidecars registered');
+  t.ok(sessionOf(relay.table, id)?.paired, 'both sidecars registered');
 
   // the "QUIC client": knows only its local sidecar
   const client = dgram.createSocket('udp4');

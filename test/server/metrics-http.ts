@@ -1,16 +1,27 @@
-// SPEC 3.3: /metrics and /healthz over HTTP, port 0.
+// SPEC 3.3, 3.6: /metrics, /healthz and /readyz over HTTP, attached to a relay from outside, port 0.
 import t from 'tap';
+import { MetricsHttpServer } from '../../src/server/metrics-http';
+import type { RelayServer } from '../../src/server/relay-server';
+import { ADDRESS_QUERY_DATAGRAM } from '../../src/wire/protocol';
 import { bindPeer, register, startRelay } from '../fixtures/udp';
 
-async function get(port: number, path: string): Promise<{ status: number; type: string; body: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+type Tap = { teardown(fn: () => unknown): void };
+
+async function serve(t: Tap, relay: RelayServer, host = '127.0.0.1'): Promise<number> {
+  const http = new MetricsHttpServer(relay);
+  t.teardown(() => http.close());
+  const a = await http.listen(host, 0);
+  return a.port;
+}
+
+async function get(port: number, path: string, host = '127.0.0.1'): Promise<{ status: number; type: string; body: string }> {
+  const res = await fetch(`http://${host}:${port}${path}`);
   return { status: res.status, type: res.headers.get('content-type') ?? '', body: await res.text() };
 }
 
 t.test('metrics reflect what the relay did', async (t) => {
-  const { relay, address } = await startRelay(t, { metricsPort: 0 });
-  const m = relay.metricsAddress()!;
-  t.equal(m.address, '127.0.0.1', 'loopback by default');
+  const { relay, address } = await startRelay(t);
+  const port = await serve(t, relay);
   const a = await bindPeer(t, address, '127.0.0.2');
   const b = await bindPeer(t, address, '127.0.0.3');
   await register(a, 'metrics-session');
@@ -19,21 +30,29 @@ t.test('metrics reflect what the relay did', async (t) => {
   await b.next();
   const c = await bindPeer(t, address, '127.0.0.4');
   t.equal(await register(c, 'metrics-session'), 'ERR:FULL\n');
+  c.send(ADDRESS_QUERY_DATAGRAM);
+  await c.next();
 
-  const r = await get(m.port, '/metrics');
+  const r = await get(port, '/metrics');
   t.equal(r.status, 200);
   t.match(r.type, /^text\/plain/);
   const metric = (line: string): void => {
     t.ok(r.body.split('\n').includes(line), line);
   };
+  metric(`quic_relay_build_info{version="${relay.version}"} 1`);
   metric('quic_relay_sessions 1');
   metric('quic_relay_sessions_paired 1');
+  metric('quic_relay_draining 0');
   metric('quic_relay_registrations_total{result="created"} 1');
   metric('quic_relay_registrations_total{result="joined"} 1');
   metric('quic_relay_registrations_total{result="full"} 1');
+  metric('quic_relay_registrations_total{result="auth"} 0');
+  metric('quic_relay_registrations_total{result="busy_draining"} 0');
+  metric('quic_relay_address_queries_total 1');
   metric('quic_relay_forwarded_datagrams_total 1');
   metric('quic_relay_forwarded_bytes_total 5');
   metric('quic_relay_dropped_datagrams_total{reason="unpaired"} 0');
+  metric('quic_relay_dropped_datagrams_total{reason="rate"} 0');
   metric('quic_relay_rebinds_total{kind="implicit"} 0');
   metric('quic_relay_sessions_reaped_total 0');
   metric('quic_relay_sessions_emptied_total 0');
@@ -41,23 +60,28 @@ t.test('metrics reflect what the relay did', async (t) => {
   t.match(r.body, /# TYPE quic_relay_forwarded_datagrams_total counter/);
   t.match(r.body, /# TYPE quic_relay_sessions gauge/);
 
-  const h = await get(m.port, '/healthz');
+  const h = await get(port, '/healthz');
   t.equal(h.status, 200);
   const health = JSON.parse(h.body);
   t.equal(health.status, 'ok');
+  t.equal(health.version, relay.version, 'the running version');
   t.equal(health.sessionsOpen, 1);
-  t.equal((await get(m.port, '/nope')).status, 404);
+  t.equal((await get(port, '/nope')).status, 404);
 });
 
-t.test('--metrics-host is honoured', async (t) => {
-  const { relay } = await startRelay(t, { metricsPort: 0, metricsHost: '127.0.0.2' });
-  t.equal(relay.metricsAddress()!.address, '127.0.0.2');
-  const res = await fetch(`http://127.0.0.2:${relay.metricsAddress()!.port}/healthz`);
-  t.equal(res.status, 200);
-  await res.text();
+t.test('SPEC 3.6: /readyz is 503 while draining, /healthz stays 200', async (t) => {
+  const { relay, address } = await startRelay(t);
+  const port = await serve(t, relay);
+  await register(await bindPeer(t, address), 'keeps-it-open');
+  t.equal((await get(port, '/readyz')).status, 200, 'ready before the drain');
+  void relay.drain();
+  t.equal((await get(port, '/readyz')).status, 503, 'not ready while draining');
+  t.equal((await get(port, '/healthz')).status, 200, 'still healthy');
+  t.ok((await get(port, '/metrics')).body.split('\n').includes('quic_relay_draining 1'));
 });
 
-t.test('no metrics server unless asked', async (t) => {
+t.test('the host it is given is honoured', async (t) => {
   const { relay } = await startRelay(t);
-  t.equal(relay.metricsAddress(), undefined);
+  const port = await serve(t, relay, '127.0.0.2');
+  t.equal((await get(port, '/healthz', '127.0.0.2')).status, 200);
 });
