@@ -1,5 +1,8 @@
 import t from 'tap';
-import { classify, isValidSessionId, parseReply, replyFits, ACK, ERR_BAD, ERR_BUSY, ERR_FULL, encodeRegister } from '../../src/wire/protocol';
+import {
+  classify, isValidSessionId, parseReply, replyFits, ACK, ERR_AUTH, ERR_BAD, ERR_BUSY, ERR_FULL, encodeRegister,
+  ADDRESS_QUERY_DATAGRAM, encodeAddressAnswer, isAddressQuery, parseAddressAnswer,
+} from '../../src/wire/protocol';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const uuid = '123e4567-e89b-12d3-a456-426614174000';
@@ -67,4 +70,36 @@ t.test('client helpers', async (t) => {
   t.equal(parseReply(b('ACK')), undefined, 'no line end: data');
   t.equal(parseReply(b('ACK\nX')), undefined);
   t.equal(parseReply(Buffer.from([0x40, 1, 2, 3])), undefined);
+});
+
+t.test('SPEC 1.5: an address query is exactly ADDR? and spaces, 64 bytes or more', async (t) => {
+  const q = (s: string) => classify(b(s)).kind;
+  t.equal(q('ADDR?'.padEnd(64, ' ')), 'address-query');
+  t.equal(q('ADDR?'.padEnd(1200, ' ')), 'address-query', 'longer padding is fine');
+  t.equal(q('ADDR?'.padEnd(63, ' ')), 'data', '63 bytes: too short, so data');
+  t.equal(q('ADDR?'), 'data');
+  t.equal(q('ADDR?'.padEnd(63, ' ') + 'x'), 'data', 'anything but spaces after ADDR?');
+  t.equal(q('ADDR!'.padEnd(64, ' ')), 'data');
+  t.equal(q('addr?'.padEnd(64, ' ')), 'data', 'case matters');
+  t.equal(q('ADDR?'.padEnd(63, ' ') + '\n'), 'data', 'no line end either');
+  t.equal(ADDRESS_QUERY_DATAGRAM.length, 64);
+  t.ok(isAddressQuery(ADDRESS_QUERY_DATAGRAM));
+});
+
+t.test('SPEC 1.5: the answer names the source, dotted quad for IPv4 and mapped, brackets for IPv6', async (t) => {
+  t.equal(encodeAddressAnswer('203.0.113.7', 40000).toString(), 'ADDR 203.0.113.7:40000\n');
+  t.equal(encodeAddressAnswer('::ffff:203.0.113.7', 1).toString(), 'ADDR 203.0.113.7:1\n');
+  t.equal(encodeAddressAnswer('::FFFF:10.1.2.3', 2).toString(), 'ADDR 10.1.2.3:2\n');
+  t.equal(encodeAddressAnswer('2001:db8::1', 443).toString(), 'ADDR [2001:db8::1]:443\n');
+  const longest = encodeAddressAnswer('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 65535);
+  t.ok(longest.length < ADDRESS_QUERY_DATAGRAM.length, `the longest answer (${longest.length} bytes) is shorter than a query`);
+  t.same(parseAddressAnswer(b('ADDR 203.0.113.7:40000\n')), { address: '203.0.113.7', port: 40000 });
+  t.same(parseAddressAnswer(b('ADDR [2001:db8::1]:443\n')), { address: '2001:db8::1', port: 443 });
+  for (const bad of ['ADDR 1.2.3.4:70000\n', 'ADDR 1.2.3.4\n', 'ADDR? ', 'ACK\n', 'ADDR [zz]:1\n']) t.equal(parseAddressAnswer(b(bad)), undefined, JSON.stringify(bad));
+});
+
+t.test('SPEC 4.3: ERR:AUTH is a reply a client understands', async (t) => {
+  t.equal(parseReply(ERR_AUTH), 'auth');
+  t.equal(parseReply(b('ERR:AUTH\r\n')), 'auth');
+  t.equal(ERR_AUTH.toString(), 'ERR:AUTH\n');
 });
