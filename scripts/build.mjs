@@ -1,7 +1,11 @@
 // Builds the single-file relay (dist/quic-relay.js: everything bundled, runs
-// with plain node >= 20 and no node_modules) and the library (dist/index.js).
+// with plain node >= 20 and no node_modules), the library (dist/index.js,
+// its dependencies left to npm) and the library's type declarations
+// (dist/types/). `npm pack` and an install from git run this (prepare).
 import { build } from 'esbuild';
-import { chmod, readFile, stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, readFile, rm, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 
 const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
 const common = {
@@ -18,5 +22,8 @@ const common = {
 await build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/quic-relay.js' });
 await chmod('dist/quic-relay.js', 0o755);
 await build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/index.js', packages: 'external' });
+await rm('dist/types', { recursive: true, force: true });
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 const { size } = await stat('dist/quic-relay.js');
-console.log(`dist/quic-relay.js ${(size / 1024).toFixed(0)} KiB`);
+console.log(`dist/quic-relay.js ${(size / 1024).toFixed(0)} KiB, dist/index.js, dist/types/`);

@@ -2,21 +2,29 @@
 // wire/ is shared by both sides; server/ and client/ never import each other.
 export * from './wire/errors';
 export * from './wire/constants';
-export { classify, encodeRegister, isValidSessionId, parseReply } from './wire/protocol';
+export {
+  classify, encodeRegister, isValidSessionId, parseReply,
+  ADDRESS_QUERY_DATAGRAM, isAddressQuery, encodeAddressAnswer, parseAddressAnswer,
+} from './wire/protocol';
 export type { Classified, Reply } from './wire/protocol';
+export { makeTicket, checkTicket, ticketExpiry, TICKET_LENGTH } from './wire/tickets';
+export type { MakeTicketOptions, TicketCheck } from './wire/tickets';
+export { VERSION } from './wire/version';
 export { RelayServer, createRelayServer } from './server/relay-server';
 export type { RelayServerComponents } from './server/relay-server';
 export { validateConfig } from './server/config';
 export type { RelayConfig, RelayServerOptions } from './server/config';
 export { SessionTable } from './server/session-table';
 export type { RegisterOutcome, RegisterResult } from './server/session-table';
+export { MetricsHttpServer } from './server/metrics-http';
+export type { MetricsSource } from './server/metrics-http';
 export { RelayCounters } from './server/counters';
 export type { RelaySummary } from './server/counters';
 export { RelayClient } from './client/relay-client';
 export type { RelayClientEvents, RelayClientOptions, RelayEndpoint } from './client/relay-client';
 export { Sidecar } from './client/sidecar';
 export type { SidecarOptions } from './client/sidecar';
-export { parseEndpoint, parseRelayList, pickRelay, relayEnvironment } from './client/relay-pick';
+export { parseEndpoint, parseRelayList, pickRelay, relayEnvironment, relayOnlyFromEnv, relayPortFromEnv } from './client/relay-pick';
 export type { RelayEnvironment } from './client/relay-pick';
 export { formatProbe, probe, probePassed } from './client/probe';
 export type { ProbeOptions, ProbeResult } from './client/probe';

@@ -46,7 +46,10 @@ Promise.all([client.register(), sidecar.start()]).then(() => {
 
 t.test('no error listener: the relay vanishes, sends fail, the socket reports errors; the program carries on', async (t) => {
   const { relay, address } = await startRelay(t);
-  const child = spawn(process.execPath, ['-e', program, String(address.port)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['-e', program, String(address.port)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '' }, // plain node: not instrumented for coverage, no NODE_OPTIONS
+  });
   let out = '';
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
