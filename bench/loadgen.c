@@ -3,12 +3,12 @@
  * line `RESULT {json}`. Built by scripts/bench.mjs with plain `cc`; Linux only.
  *
  *   loadgen rate    --relay IP:PORT --sessions N --size B --pps R --secs S
- *       registers N sessions (peer a on 127.0.10.1, peer b on 127.0.20.1, one
- *       socket each), sends R datagrams/s from the a sides round robin for S
+ *       registers N sessions (peer a on 127.10.x.y, peer b on 127.20.x.y, fresh
+ *       per run, one socket each), sends R datagrams/s from the a sides round robin for S
  *       seconds, and counts what reaches the b sides: loss, and one-way
  *       latency from a CLOCK_MONOTONIC stamp in each payload.
  *   loadgen regrate --relay IP:PORT --ids FILE --secs S [--sockets K]
- *       K sockets on 127.0.30.x each register one fresh id after another
+ *       K sockets on 127.30.x.y each register one fresh id after another
  *       (closed loop, 4 in flight per socket); answers per second.
  *   loadgen soak    --relay IP:PORT --total N --addresses A --pps R [--cycler-pps C]
  *       (root: a raw socket sends from many loopback addresses) N
@@ -158,10 +158,15 @@ static double pct(double q) {
 static int run_rate(void) {
   fd_a = calloc(sessions, sizeof *fd_a);
   fd_b = calloc(sessions, sizeof *fd_b);
-  char id[64];
+  char id[64], ip_a[32], ip_b[32];
+  /* fresh addresses per run (from the pid), so runs never meet a relay's
+   * per-IP limits with the sessions of earlier runs */
+  unsigned p = (unsigned)getpid();
+  snprintf(ip_a, sizeof ip_a, "127.10.%u.%u", (p >> 8) & 255, 1 + p % 254);
+  snprintf(ip_b, sizeof ip_b, "127.20.%u.%u", (p >> 8) & 255, 1 + p % 254);
   for (int i = 0; i < sessions; i++) {
-    fd_a[i] = udp_socket("127.0.10.1", 0);
-    fd_b[i] = udp_socket("127.0.20.1", 1);
+    fd_a[i] = udp_socket(ip_a, 0);
+    fd_b[i] = udp_socket(ip_b, 1);
     snprintf(id, sizeof id, "bench-%d-%d", (int)getpid(), i);
     if (register_fd(fd_a[i], id) || register_fd(fd_b[i], id)) { fprintf(stderr, "registration %d failed\n", i); return 1; }
   }
@@ -218,7 +223,7 @@ static int run_regrate(void) {
   char ip[32], msg[160], reply[64];
   long next = 0, acks = 0, refused = 0;
   for (int i = 0; i < sockets_n; i++) {
-    snprintf(ip, sizeof ip, "127.0.30.%d", 1 + i % 250);
+    snprintf(ip, sizeof ip, "127.30.%u.%d", (unsigned)getpid() % 250, 1 + i % 250);
     fds[i] = udp_socket(ip, 1);
     struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
     epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);

@@ -34,7 +34,7 @@ export class RegistrationRateLimiter {
     for (const [ip, tat] of this.tat) if (tat <= now) this.tat.delete(ip);
   }
 
-  /** IPs currently tracked (for tests and metrics). */
+  /** IPs currently tracked (the limiter's memory; shown in the metrics). */
   get size(): number {
     return this.tat.size;
   }

@@ -16,6 +16,7 @@ export interface MetricsSource {
   readonly table: { readonly size: number; readonly pairedCount: number };
   readonly draining: boolean;
   readonly version: string;
+  readonly rateTrackedIps: number;
   summary(): RelaySummary;
 }
 
@@ -41,6 +42,7 @@ export function createRegistry(src: MetricsSource): Registry {
   new Gauge({ name: 'quic_relay_build_info', help: 'The running build: always 1, labelled with its version', labelNames: ['version'], registers: [registry], collect() { this.set({ version: src.version }, 1); } });
   new Gauge({ name: 'quic_relay_sessions', help: 'Sessions open', registers: [registry], collect() { this.set(src.table.size); } });
   new Gauge({ name: 'quic_relay_sessions_paired', help: 'Sessions with both peers registered', registers: [registry], collect() { this.set(src.table.pairedCount); } });
+  new Gauge({ name: 'quic_relay_rate_limited_ips', help: 'Source IPs the registration rate limiter holds a bucket for', registers: [registry], collect() { this.set(src.rateTrackedIps); } });
   new Gauge({ name: 'quic_relay_draining', help: '1 while draining (SIGUSR2): no new sessions', registers: [registry], collect() { this.set(src.draining ? 1 : 0); } });
   labelled('quic_relay_registrations_total', 'Registrations by result', 'result', {
     created: () => c.regCreated, joined: () => c.regJoined, keepalive: () => c.regKeepalive, rebound: () => c.regRebound,

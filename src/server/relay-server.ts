@@ -87,6 +87,11 @@ export class RelayServer {
     this.msPerByte = this.config.maxSessionBytesPerSec > 0 ? 1000 / this.config.maxSessionBytesPerSec : 0;
   }
 
+  /** Source IPs the registration rate limiter holds a bucket for (its memory; metrics). */
+  get rateTrackedIps(): number {
+    return this.limiter.size;
+  }
+
   /** SPEC 3.6: true from drain() on. */
   get draining(): boolean {
     return this.drained !== undefined;

@@ -43,6 +43,7 @@ t.test('metrics reflect what the relay did', async (t) => {
   metric('quic_relay_sessions 1');
   metric('quic_relay_sessions_paired 1');
   metric('quic_relay_draining 0');
+  t.match(r.body, /^quic_relay_rate_limited_ips [0-3]$/m, 'the rate limiter\'s memory (at most the three IPs that registered)');
   metric('quic_relay_registrations_total{result="created"} 1');
   metric('quic_relay_registrations_total{result="joined"} 1');
   metric('quic_relay_registrations_total{result="full"} 1');

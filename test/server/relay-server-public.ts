@@ -4,9 +4,15 @@ import t from 'tap';
 import { makeTicket } from '../../src/wire/tickets';
 import { ADDRESS_QUERY_DATAGRAM } from '../../src/wire/protocol';
 import { bindPeer, firstAfterQuery, nothingBefore, pairUp, register, startRelay, until } from '../fixtures/udp';
+import type { TestPeer } from '../fixtures/udp';
 import { sessionOf } from '../fixtures/table-check';
 
 const SECRET = 'test-secret-0123456789abcdef';
+
+/** How many datagrams reach `peer` before `marker`. */
+async function countUntil(peer: TestPeer, marker: string): Promise<number> {
+  for (let n = 0; ; n++) if ((await peer.next()).toString() === marker) return n;
+}
 const OLD_SECRET = 'old-secret-0123456789abcdef';
 
 t.test('SPEC 1.5: any address learns its address; nothing registered, forwarded or refreshed', async (t) => {
@@ -127,13 +133,7 @@ t.test('bandwidth cap: over-rate datagrams are dropped as reason rate; others fl
   await until(() => relay.counters.datagramsReceived >= 15 + 4); // + the four registrations
   now += 1000; // room for the marker
   a.send('marker');
-  let got = 0;
-  for (;;) {
-    const m = await b.next();
-    if (m.toString() === 'marker') break;
-    got++;
-  }
-  t.equal(got, 10, '10 kB pass, then the burst allowance is spent');
+  t.equal(await countUntil(b, 'marker'), 10, '10 kB pass, then the burst allowance is spent');
   t.equal(relay.counters.droppedRate, 5);
   t.equal(relay.counters.droppedRateBytes, 5000);
   c.send(kb);
@@ -141,11 +141,5 @@ t.test('bandwidth cap: over-rate datagrams are dropped as reason rate; others fl
   // the cap is per session, both directions: b's answer spends a's budget
   for (let i = 0; i < 10; i++) b.send(kb);
   b.send('marker');
-  let back = 0;
-  for (;;) {
-    const m = await a.next();
-    if (m.toString() === 'marker') break;
-    back++;
-  }
-  t.equal(back, 9, 'what a sent (the 6-byte marker) left room for 9 kB, not 10, coming back');
+  t.equal(await countUntil(a, 'marker'), 9, 'what a sent (the 6-byte marker) left room for 9 kB, not 10, coming back');
 });
