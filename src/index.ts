@@ -26,5 +26,5 @@ export { Sidecar } from './client/sidecar';
 export type { SidecarOptions } from './client/sidecar';
 export { parseEndpoint, parseRelayList, pickRelay, relayEnvironment, relayOnlyFromEnv, relayPortFromEnv } from './client/relay-pick';
 export type { RelayEnvironment } from './client/relay-pick';
-export { formatProbe, probe, probePassed } from './client/probe';
-export type { ProbeOptions, ProbeResult } from './client/probe';
+export { formatNatCheck, formatProbe, natCheck, probe, probePassed } from './client/probe';
+export type { NatCheck, ProbeOptions, ProbeResult } from './client/probe';

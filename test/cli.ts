@@ -9,6 +9,7 @@ import { validateConfig } from '../src/server/config';
 import { logNamespaces } from '../src/server/log';
 import { DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_PORT, DEFAULT_SESSION_TIMEOUT_SECS } from '../src/wire/constants';
 import { checkTicket } from '../src/wire/tickets';
+import { startRelay } from './fixtures/udp';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -212,4 +213,16 @@ t.test('peer: exactly one of --listen and --forward, and a session', async (t) =
     t.match(r.error, re, args.join(' '));
     t.equal(r.error?.trim().split('\n').length, 1, 'one line');
   }
+});
+
+t.test('probe with several relays: the round trip on one, the NAT check on all', async (t) => {
+  const one = await startRelay(t);
+  const two = await startRelay(t);
+  const list = `127.0.0.1:${one.address.port},127.0.0.1:${two.address.port}`;
+  const r = await parse(['probe', '--relay', list, '--count', '2', '--interval-ms', '1']);
+  t.equal(r.out.length, 2, 'two lines');
+  t.match(r.out[0], /2\/2 round trips.*public address 127\.0\.0\.1:\d+$/);
+  t.match(r.out[1], /^NAT check: .*hole punching can work from here$/);
+  const single = await parse(['probe', '--count', '1', '--interval-ms', '1'], { QUIC_RELAY_IP: `127.0.0.1:${one.address.port}` });
+  t.equal(single.out.length, 1, 'one relay: no NAT check');
 });

@@ -1,6 +1,13 @@
 // The probe: two RelayClients on a random session, datagrams round-tripped
-// through the relay; how a user checks a freshly deployed relay.
+// through the relay; how a user checks a freshly deployed relay. It also asks
+// the relay which public address it sees (SPEC 1.5) and, given several relays,
+// whether this NAT keeps one public port for every destination: the condition
+// for hole punching to work from here.
 import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { ipKeyOf, literalLookup } from '../wire/address';
+import { ADDRESS_QUERY_DATAGRAM, parseAddressAnswer } from '../wire/protocol';
 import { RelayClient } from './relay-client';
 import type { RelayEndpoint } from './relay-client';
 import { realTimers } from './timers';
@@ -22,6 +29,8 @@ export interface ProbeResult {
   lossPct: number;
   rttP50Ms: number | undefined;
   rttP99Ms: number | undefined;
+  /** SPEC 1.5: this side's address as the relay sees it; undefined when the relay does not answer queries. */
+  publicAddress: { address: string; port: number } | undefined;
   error: string | undefined;
 }
 
@@ -35,12 +44,13 @@ export async function probe(o: ProbeOptions): Promise<ProbeResult> {
   const b = new RelayClient(opts);
   const result: ProbeResult = {
     relay: a.relayName, answered: false, registerMs: undefined, sent: 0, received: 0, lossPct: 100,
-    rttP50Ms: undefined, rttP99Ms: undefined, error: undefined,
+    rttP50Ms: undefined, rttP99Ms: undefined, publicAddress: undefined, error: undefined,
   };
   try {
     const t0 = realTimers.now();
     await a.register();
     result.answered = true;
+    result.publicAddress = await a.queryAddress(Math.min(o.timeoutMs, 1000));
     await b.register();
     result.registerMs = realTimers.now() - t0;
     b.on('message', (m) => b.send(m)); // the far side echoes
@@ -90,10 +100,70 @@ export function formatProbe(r: ProbeResult): string {
   const ms = (v: number | undefined): string => (v === undefined ? 'n/a' : `${v.toFixed(2)} ms`);
   if (!r.answered) return `relay ${r.relay}: no answer (${r.error ?? 'no ACK'})`;
   if (r.error !== undefined && r.registerMs === undefined) return `relay ${r.relay}: answered, but the second peer could not register (${r.error})`;
+  const seen = r.publicAddress === undefined ? 'no address query answer (an older relay)' : `public address ${formatSeen(r.publicAddress)}`;
   return (
     `relay ${r.relay}: answered, both peers registered in ${ms(r.registerMs)}; ` +
-    `${r.received}/${r.sent} round trips, loss ${r.lossPct.toFixed(1)}%, RTT p50 ${ms(r.rttP50Ms)} p99 ${ms(r.rttP99Ms)}`
+    `${r.received}/${r.sent} round trips, loss ${r.lossPct.toFixed(1)}%, RTT p50 ${ms(r.rttP50Ms)} p99 ${ms(r.rttP99Ms)}; ${seen}`
   );
+}
+
+const formatSeen = (a: { address: string; port: number }): string => (a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
+
+export interface NatCheck {
+  /** Per relay, the address it saw our one socket as (undefined: no answer). */
+  seen: Array<{ relay: string; address: { address: string; port: number } | undefined }>;
+  /**
+   * 'consistent': every relay that answered saw the same public port, so this
+   * NAT maps one socket to one port (punching can work); 'varies': ports
+   * differ per destination (a symmetric NAT: punching cannot, the relay
+   * carries); 'unknown': fewer than two answers.
+   */
+  mapping: 'consistent' | 'varies' | 'unknown';
+}
+
+/**
+ * Like `tailscale netcheck`: one socket asks each relay (SPEC 1.5) which
+ * address it sees. The relays must share an address family.
+ */
+export async function natCheck(relays: ReadonlyArray<{ host: string; port: number }>, timeoutMs = 1000): Promise<NatCheck> {
+  const ips = relays.map((r) => r.host);
+  if (ips.some((ip) => net.isIP(ip) === 0)) throw new Error('natCheck takes relay IP addresses');
+  const family = net.isIPv6(ips[0] ?? '') ? 6 : 4;
+  const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup(family) });
+  socket.on('error', () => undefined); // counted nowhere, thrown never: an unanswered relay is the result
+  const seen: NatCheck['seen'] = relays.map((r) => ({ relay: formatSeen({ address: r.host, port: r.port }), address: undefined }));
+  try {
+    await new Promise<void>((resolve) => socket.bind(0, () => resolve()));
+    await new Promise<void>((resolve) => {
+      let pending = relays.length;
+      const timer = setTimeout(resolve, timeoutMs);
+      socket.on('message', (msg, rinfo) => {
+        const i = relays.findIndex((r) => r.port === rinfo.port && ipKeyOf(r.host) === ipKeyOf(rinfo.address));
+        const answer = parseAddressAnswer(msg);
+        if (i < 0 || answer === undefined || seen[i]!.address !== undefined) return;
+        seen[i]!.address = answer;
+        if (--pending === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      for (const r of relays) socket.send(ADDRESS_QUERY_DATAGRAM, r.port, r.host, () => undefined);
+    });
+  } finally {
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+  const ports = new Set(seen.flatMap((s) => (s.address === undefined ? [] : [s.address.port])));
+  const answered = seen.filter((s) => s.address !== undefined).length;
+  return { seen, mapping: answered < 2 ? 'unknown' : ports.size === 1 ? 'consistent' : 'varies' };
+}
+
+export function formatNatCheck(c: NatCheck): string {
+  const each = c.seen.map((s) => `${s.relay} sees ${s.address === undefined ? 'nothing (no answer)' : formatSeen(s.address)}`).join(', ');
+  const verdict =
+    c.mapping === 'consistent' ? 'one public port for every destination: hole punching can work from here'
+      : c.mapping === 'varies' ? 'a new public port per destination (symmetric NAT): hole punching cannot work from here, the relay will carry'
+        : 'fewer than two relays answered: cannot tell';
+  return `NAT check: ${each}; ${verdict}`;
 }
 
 /** The probe passes when the relay answered and at most 10% of round trips were lost. */

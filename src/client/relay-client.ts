@@ -17,7 +17,7 @@ import {
 } from '../wire/constants';
 import { ClosedError, ConfigError, RegistrationRefusedError, RegistrationTimeoutError } from '../wire/errors';
 import type { RefusalReason } from '../wire/errors';
-import { encodeRegister, isAddressQuery, isValidSessionId, parseReply } from '../wire/protocol';
+import { ADDRESS_QUERY_DATAGRAM, encodeRegister, isAddressQuery, isValidSessionId, parseAddressAnswer, parseReply } from '../wire/protocol';
 import { realTimers } from './timers';
 import type { Timers } from './timers';
 
@@ -96,6 +96,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** The last ERR:BUSY while first registering: what register() rejects with if it never clears. */
   private lastRefusal: RegistrationRefusedError | undefined;
   private started: Promise<void> | undefined;
+  /** SPEC 1.5: an address query under way, answered by the relay's `ADDR ip:port`. */
+  private addressWaiter: ((a: { address: string; port: number } | undefined) => void) | undefined;
   /** Counters for the sidecar's and probe's reports. */
   readonly stats = { sent: 0, received: 0, regsSent: 0, registrations: 0, refusals: 0, sendErrors: 0, socketErrors: 0, swallowed: 0 };
 
@@ -165,6 +167,29 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
   }
 
+  /**
+   * SPEC 1.5: the address (ip, port) the relay sees this socket as, which is
+   * its public address behind a NAT; undefined when the relay does not answer
+   * within `timeoutMs` (the original relay has no address query). Asked from
+   * the registered socket, so it names the mapping that carries the data.
+   */
+  queryAddress(timeoutMs = 1000): Promise<{ address: string; port: number } | undefined> {
+    const socket = this.socket;
+    if (socket === undefined || this.state === 'closed') return Promise.reject(new ClosedError('RelayClient'));
+    this.addressWaiter?.(undefined); // one query at a time: a newer one replaces it
+    return new Promise((resolve) => {
+      const timer = this.timers.setTimeout(() => done(undefined), timeoutMs);
+      const done = (a: { address: string; port: number } | undefined): void => {
+        if (this.addressWaiter !== done) return;
+        this.addressWaiter = undefined;
+        this.timers.clearTimeout(timer);
+        resolve(a);
+      };
+      this.addressWaiter = done;
+      socket.send(ADDRESS_QUERY_DATAGRAM, this.relay.port, this.relayIp, this.onSent);
+    });
+  }
+
   /** Stops timers and closes the socket. Safe to call twice. */
   async close(): Promise<void> {
     if (this.state === 'closed') return;
@@ -172,6 +197,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.clearTimer();
     this.pending?.reject(new ClosedError('RelayClient'));
     this.pending = undefined;
+    this.addressWaiter?.(undefined);
     const socket = this.socket;
     this.socket = undefined;
     if (socket !== undefined) await new Promise<void>((resolve) => socket.close(() => resolve()));
@@ -223,6 +249,14 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       // forwards our peer's to us as data; it is never the QUIC program's.
       this.stats.swallowed++;
       return;
+    }
+    if (this.addressWaiter !== undefined) {
+      // Only while a query is under way: a peer's datagram could, in theory, spell the same.
+      const answer = parseAddressAnswer(msg);
+      if (answer !== undefined) {
+        this.addressWaiter(answer);
+        return;
+      }
     }
     const reply = parseReply(msg);
     if (reply === undefined) {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
-import { formatProbe, probe, probePassed } from '../../src/client/probe';
+import { formatNatCheck, formatProbe, natCheck, probe, probePassed } from '../../src/client/probe';
 import { startRelay } from '../fixtures/udp';
 
 t.test('probe passes against a working relay', async (t) => {
@@ -22,4 +22,38 @@ t.test('probe fails, in one line, when nothing answers', async (t) => {
   t.notOk(r.answered);
   t.notOk(probePassed(r));
   t.match(formatProbe(r), /no answer .*did not acknowledge session probe-/);
+});
+
+t.test('SPEC 1.5: the probe reports the public address the relay sees', async (t) => {
+  const { address } = await startRelay(t);
+  const r = await probe({ relay: { host: '127.0.0.1', port: address.port }, count: 2, intervalMs: 1, timeoutMs: 2000 });
+  t.equal(r.publicAddress?.address, '127.0.0.1');
+  t.ok((r.publicAddress?.port ?? 0) > 0);
+  t.match(formatProbe(r), new RegExp(`public address 127\\.0\\.0\\.1:${r.publicAddress?.port}$`));
+});
+
+/** A stand-in relay that answers every address query with `port` (a NAT that maps per destination). */
+async function fakeRelay(t: { teardown(fn: () => unknown): void }, answer: ((rinfo: dgram.RemoteInfo) => string) | undefined): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  s.on('message', (_m, rinfo) => { if (answer) s.send(answer(rinfo), rinfo.port, rinfo.address); });
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  t.teardown(() => s.close());
+  return (s.address() as AddressInfo).port;
+}
+
+t.test('NAT check: one socket, several relays: the same port means punching can work, different ports mean it cannot', async (t) => {
+  const one = await startRelay(t);
+  const two = await startRelay(t);
+  const same = await natCheck([{ host: '127.0.0.1', port: one.address.port }, { host: '127.0.0.1', port: two.address.port }]);
+  t.equal(same.mapping, 'consistent', 'loopback has no NAT: every relay sees the same port');
+  t.equal(same.seen[0]!.address?.port, same.seen[1]!.address?.port);
+  t.match(formatNatCheck(same), /hole punching can work from here/);
+  const symmetric = await fakeRelay(t, (rinfo) => `ADDR ${rinfo.address}:${rinfo.port + 1}\n`);
+  const varies = await natCheck([{ host: '127.0.0.1', port: one.address.port }, { host: '127.0.0.1', port: symmetric }]);
+  t.equal(varies.mapping, 'varies');
+  t.match(formatNatCheck(varies), /symmetric NAT/);
+  const mute = await fakeRelay(t, undefined);
+  const unknown = await natCheck([{ host: '127.0.0.1', port: one.address.port }, { host: '127.0.0.1', port: mute }], 200);
+  t.equal(unknown.mapping, 'unknown', 'a relay without address queries leaves it open');
+  t.equal(unknown.seen[1]!.address, undefined);
 });

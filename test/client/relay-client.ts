@@ -205,3 +205,30 @@ t.test('against the real relay: pair, exchange, survive a relay restart', async 
   await until(() => got.length === 2);
   t.equal(got[1], 'after restart');
 });
+
+t.test('SPEC 1.5: queryAddress() asks from the registered socket; no answer (an older relay) is undefined, never data', async (t) => {
+  const { address } = await startRelay(t);
+  const c = new RelayClient({ relay: { host: '127.0.0.1', port: address.port }, sessionId: session });
+  t.teardown(() => c.close());
+  await c.register();
+  t.same(await c.queryAddress(), { address: '127.0.0.1', port: c.address().port }, 'the registered socket, as the relay sees it');
+
+  const fake = await fakeRelay(t); // answers REG with ACK, ignores ADDR? like the Rust original
+  const timers = new FakeTimers();
+  const old = new RelayClient({ relay: fake.relay, sessionId: session }, timers);
+  t.teardown(() => old.close());
+  await old.register();
+  const asked = old.queryAddress(1000);
+  await until(() => fake.got.some((g) => g.data.startsWith('ADDR?')));
+  t.equal(fake.got.find((g) => g.data.startsWith('ADDR?'))!.data.length, 64, 'a padded query');
+  const data: string[] = [];
+  old.on('message', (m) => data.push(m.toString()));
+  // the original forwards our peer's query to us as data: swallowed, and not an answer
+  fake.sendTo(old.address().port, 'ADDR?'.padEnd(64, ' '));
+  fake.sendTo(old.address().port, 'after the query');
+  await until(() => data.length === 1);
+  t.same(data, ['after the query'], 'a query arriving as data never reaches the program');
+  t.equal(old.stats.swallowed, 1);
+  timers.advance(1000);
+  t.equal(await asked, undefined, 'no answer within the timeout');
+});
