@@ -9,7 +9,7 @@
  *       latency from a CLOCK_MONOTONIC stamp in each payload.
  *   loadgen regrate --relay IP:PORT --ids FILE --secs S [--sockets K]
  *       K sockets on 127.30.x.y each register one fresh id after another
- *       (closed loop, 4 in flight per socket); answers per second.
+ *       (closed loop, 16 in flight per socket); answers per second.
  *   loadgen soak    --relay IP:PORT --total N --addresses A --pps R [--cycler-pps C]
  *       (root: a raw socket sends from many loopback addresses) N
  *       registrations from A addresses, pairs of addresses moving together
@@ -227,7 +227,7 @@ static int run_regrate(void) {
     fds[i] = udp_socket(ip, 1);
     struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
     epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
-    for (int k = 0; k < 4 && next < n; k++) {
+    for (int k = 0; k < 16 && next < n; k++) {
       int len = snprintf(msg, sizeof msg, "REG:%s\n", ids[next++]);
       sendto(fds[i], msg, len, 0, (struct sockaddr *)&relay, sizeof relay);
     }
