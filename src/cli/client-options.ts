@@ -16,14 +16,17 @@ export function parseEndpointArg(value: string): RelayEndpoint {
 }
 
 /**
- * The relay for `sessionId`: from --relay text if given, else from the
- * environment. Throws a ConfigError naming the flag or the variable.
+ * Every relay the client commands may use: --relay text if given, else
+ * QUIC_RELAY_IP. Throws a ConfigError naming the flag or the variable.
+ * QUIC_RELAY_ONLY is checked here too, so a bad value fails either way.
  */
-export function chooseRelay(flag: string | undefined, env: Record<string, string | undefined>, sessionId: string): { relay: RelayEndpoint; relayOnly: boolean } {
-  if (flag !== undefined) {
-    const relays = parseRelayList(flag, relayPortFromEnv(env), '--relay');
-    return { relay: pickRelay(relays, sessionId), relayOnly: relayOnlyFromEnv(env) };
-  }
-  const e = relayEnvironment(env);
-  return { relay: pickRelay(e.relays, sessionId), relayOnly: e.relayOnly };
+export function relayList(flag: string | undefined, env: Record<string, string | undefined>): RelayEndpoint[] {
+  if (flag === undefined) return relayEnvironment(env).relays;
+  relayOnlyFromEnv(env);
+  return parseRelayList(flag, relayPortFromEnv(env), '--relay');
+}
+
+/** The relay for `sessionId`, by rendezvous hashing over relayList(). */
+export function chooseRelay(flag: string | undefined, env: Record<string, string | undefined>, sessionId: string): RelayEndpoint {
+  return pickRelay(relayList(flag, env), sessionId);
 }

@@ -47,7 +47,7 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
       if ((flags.listen === undefined) === (flags.forward === undefined)) cmd.error("error: give exactly one of '--listen <ip:port>' or '--forward <ip:port>'");
       let relay: RelayEndpoint;
       try {
-        relay = chooseRelay(flags.relay, env, flags.session).relay;
+        relay = chooseRelay(flags.relay, env, flags.session);
       } catch (err) {
         cmd.error(`error: ${(err as Error).message}`);
       }

@@ -2,10 +2,10 @@
 import { Command, Option } from 'commander';
 import { formatNatCheck, formatProbe, natCheck, probe, probePassed } from '../client/probe';
 import net from 'node:net';
-import { parseRelayList, relayPortFromEnv } from '../client/relay-pick';
+import { pickRelay } from '../client/relay-pick';
 import type { RelayEndpoint } from '../client/relay-client';
 import { integerParser } from './options';
-import { chooseRelay } from './client-options';
+import { relayList } from './client-options';
 
 interface ProbeFlags {
   relay?: string;
@@ -24,16 +24,15 @@ export function addProbeCommand(program: Command, io: () => { env: Record<string
     .addOption(new Option('--timeout-secs <n>', 'wait this long for the relay to answer').default(5).argParser(integerParser(1, 600)))
     .action(async (flags: ProbeFlags, cmd: Command) => {
       const { env, print, exit } = io();
-      let relay: RelayEndpoint;
+      let all: RelayEndpoint[] = [];
       try {
-        relay = chooseRelay(flags.relay, env, 'probe').relay;
+        all = relayList(flags.relay, env);
       } catch (err) {
         cmd.error(`error: ${(err as Error).message}`);
       }
-      const r = await probe({ relay: relay!, count: flags.count, intervalMs: flags.intervalMs, timeoutMs: flags.timeoutSecs * 1000 });
+      const r = await probe({ relay: pickRelay(all, 'probe'), count: flags.count, intervalMs: flags.intervalMs, timeoutMs: flags.timeoutSecs * 1000 });
       print(formatProbe(r));
       // With several relays (IP literals of one family), report how this NAT maps one socket to each.
-      const all = flags.relay !== undefined ? parseRelayList(flags.relay, relayPortFromEnv(env), '--relay') : env.QUIC_RELAY_IP ? parseRelayList(env.QUIC_RELAY_IP, relayPortFromEnv(env)) : [];
       if (all.length >= 2 && all.every((e) => net.isIP(e.host) === net.isIP(all[0]!.host) && net.isIP(e.host) !== 0)) {
         print(formatNatCheck(await natCheck(all, 1000)));
       }

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { ipKeyOf, literalLookup } from '../wire/address';
+import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
 import { ADDRESS_QUERY_DATAGRAM, parseAddressAnswer } from '../wire/protocol';
 import { RelayClient } from './relay-client';
 import type { RelayEndpoint } from './relay-client';
@@ -100,14 +100,13 @@ export function formatProbe(r: ProbeResult): string {
   const ms = (v: number | undefined): string => (v === undefined ? 'n/a' : `${v.toFixed(2)} ms`);
   if (!r.answered) return `relay ${r.relay}: no answer (${r.error ?? 'no ACK'})`;
   if (r.error !== undefined && r.registerMs === undefined) return `relay ${r.relay}: answered, but the second peer could not register (${r.error})`;
-  const seen = r.publicAddress === undefined ? 'no address query answer (an older relay)' : `public address ${formatSeen(r.publicAddress)}`;
+  const seen = r.publicAddress === undefined ? 'no address query answer (an older relay)' : `public address ${formatAddress(r.publicAddress.address, r.publicAddress.port)}`;
   return (
     `relay ${r.relay}: answered, both peers registered in ${ms(r.registerMs)}; ` +
     `${r.received}/${r.sent} round trips, loss ${r.lossPct.toFixed(1)}%, RTT p50 ${ms(r.rttP50Ms)} p99 ${ms(r.rttP99Ms)}; ${seen}`
   );
 }
 
-const formatSeen = (a: { address: string; port: number }): string => (a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
 
 export interface NatCheck {
   /** Per relay, the address it saw our one socket as (undefined: no answer). */
@@ -131,7 +130,7 @@ export async function natCheck(relays: ReadonlyArray<{ host: string; port: numbe
   const family = net.isIPv6(ips[0] ?? '') ? 6 : 4;
   const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup(family) });
   socket.on('error', () => undefined); // counted nowhere, thrown never: an unanswered relay is the result
-  const seen: NatCheck['seen'] = relays.map((r) => ({ relay: formatSeen({ address: r.host, port: r.port }), address: undefined }));
+  const seen: NatCheck['seen'] = relays.map((r) => ({ relay: formatAddress(r.host, r.port), address: undefined }));
   try {
     await new Promise<void>((resolve) => socket.bind(0, () => resolve()));
     await new Promise<void>((resolve) => {
@@ -158,7 +157,7 @@ export async function natCheck(relays: ReadonlyArray<{ host: string; port: numbe
 }
 
 export function formatNatCheck(c: NatCheck): string {
-  const each = c.seen.map((s) => `${s.relay} sees ${s.address === undefined ? 'nothing (no answer)' : formatSeen(s.address)}`).join(', ');
+  const each = c.seen.map((s) => `${s.relay} sees ${s.address === undefined ? 'nothing (no answer)' : formatAddress(s.address.address, s.address.port)}`).join(', ');
   const verdict =
     c.mapping === 'consistent' ? 'one public port for every destination: hole punching can work from here'
       : c.mapping === 'varies' ? 'a new public port per destination (symmetric NAT): hole punching cannot work from here, the relay will carry'

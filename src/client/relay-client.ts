@@ -9,7 +9,7 @@ import dns from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { ipKeyOf, literalLookup } from '../wire/address';
+import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import {
   DEFAULT_KEEPALIVE_SECS, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTER_TIMEOUT_MS, DEFAULT_SEND_BUFFER_BYTES,
@@ -127,7 +127,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   /** `host:port` of the relay, for messages. */
   get relayName(): string {
-    return this.relay.host.includes(':') ? `[${this.relay.host}]:${this.relay.port}` : `${this.relay.host}:${this.relay.port}`;
+    return formatAddress(this.relay.host, this.relay.port);
   }
 
   /** The local address of the socket that talks to the relay. */

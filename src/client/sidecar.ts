@@ -72,6 +72,7 @@ export class Sidecar {
       this.client.send(msg);
     });
     this.client.on('message', (data) => {
+      if (this.closed) return; // the local socket may be closing: a send would throw
       const app = this.app;
       if (app === undefined) {
         this.stats.droppedNoApp++; // listen mode before the QUIC client spoke

@@ -54,14 +54,16 @@ export function createRegistry(src: MetricsSource): Registry {
   counter('quic_relay_received_bytes_total', 'Bytes received', () => c.bytesReceived);
   counter('quic_relay_forwarded_datagrams_total', 'Datagrams forwarded to the other peer', () => c.forwardedDatagrams);
   counter('quic_relay_forwarded_bytes_total', 'Bytes forwarded to the other peer', () => c.forwardedBytes);
-  labelled('quic_relay_dropped_datagrams_total', 'Data datagrams not forwarded, by reason', 'reason', {
-    unpaired: () => c.droppedUnpaired, unknown_source: () => c.droppedUnknownSource, ambiguous_source: () => c.droppedAmbiguousSource,
-    rate: () => c.droppedRate,
-  });
-  labelled('quic_relay_dropped_bytes_total', 'Bytes of data datagrams not forwarded, by reason', 'reason', {
-    unpaired: () => c.droppedUnpairedBytes, unknown_source: () => c.droppedUnknownSourceBytes, ambiguous_source: () => c.droppedAmbiguousSourceBytes,
-    rate: () => c.droppedRateBytes,
-  });
+  // One list of drop reasons serves both counters, so neither can miss one.
+  const dropped: Record<string, [() => number, () => number]> = {
+    unpaired: [() => c.droppedUnpaired, () => c.droppedUnpairedBytes],
+    unknown_source: [() => c.droppedUnknownSource, () => c.droppedUnknownSourceBytes],
+    ambiguous_source: [() => c.droppedAmbiguousSource, () => c.droppedAmbiguousSourceBytes],
+    rate: [() => c.droppedRate, () => c.droppedRateBytes],
+  };
+  const pick = (i: 0 | 1): Record<string, () => number> => Object.fromEntries(Object.entries(dropped).map(([reason, reads]) => [reason, reads[i]]));
+  labelled('quic_relay_dropped_datagrams_total', 'Data datagrams not forwarded, by reason', 'reason', pick(0));
+  labelled('quic_relay_dropped_bytes_total', 'Bytes of data datagrams not forwarded, by reason', 'reason', pick(1));
   labelled('quic_relay_rebinds_total', 'Peers moved to a new port after a NAT change', 'kind', {
     explicit: () => c.rebindsExplicit, implicit: () => c.rebindsImplicit,
   });

@@ -46,6 +46,11 @@ export function ipKeyOf(address: string): IpKey {
   return v4 >= 0 ? v4 | 0 : address;
 }
 
+/** SPEC 1.5: the address as a peer should read it: IPv4-mapped IPv6 as its dotted quad, anything else unchanged. */
+export function unmappedAddress(address: string): string {
+  return hasMappedPrefix(address) && parseIPv4(address, 7) >= 0 ? address.slice(7) : address;
+}
+
 /**
  * A dgram `lookup` for sockets that only ever send to IP literals (the relay,
  * the client, the sidecar): it answers at once, so a send does not detour

@@ -1,6 +1,7 @@
 // The wire layer (SPEC 1.2-1.5): pure functions over bytes. No sockets, no
 // clock, no logging. classify() allocates only for a valid registration.
 
+import { formatAddress, unmappedAddress } from './address';
 import { SESSION_ID_MAX, SESSION_ID_MIN } from './constants';
 
 export type Classified =
@@ -40,9 +41,7 @@ export const ADDRESS_QUERY_DATAGRAM = Buffer.from('ADDR?'.padEnd(ADDRESS_QUERY_M
  * IPv4 and IPv4-mapped IPv6 as a dotted quad, other IPv6 in brackets.
  */
 export function encodeAddressAnswer(address: string, port: number): Buffer {
-  const mapped = address.length > 7 && address.slice(0, 7).toLowerCase() === '::ffff:' && address.indexOf('.') > 0;
-  const ip = mapped ? address.slice(7) : address;
-  return Buffer.from(ip.includes(':') ? `ADDR [${ip}]:${port}\n` : `ADDR ${ip}:${port}\n`, 'latin1');
+  return Buffer.from(`ADDR ${formatAddress(unmappedAddress(address), port)}\n`, 'latin1');
 }
 
 /** A client's reading of an answer: the address and port, or undefined when `buf` is not one. */
