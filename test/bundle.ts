@@ -242,11 +242,16 @@ t.test('peer and probe from the same bundle', async (t) => {
   const m = await r.waitFor(/UDP relay listening on 127\.0\.0\.1:(\d+)/);
   const relay = `127.0.0.1:${m[1]}`;
   // listening side forwards to a port nobody uses; we only need it registered
-  const fwd = run(t, ['peer', '--session', 'bundle-peer', '--relay', relay, '--forward', '127.0.0.1:9']);
+  const fwd = run(t, ['peer', '--session', 'bundle-peer', '--relay', relay, '--forward', '127.0.0.1:9', '--candidates', 'none']);
   await fwd.waitFor(new RegExp(`registered bundle-peer via ${relay.replace(/\./g, '\\.')}`));
-  const lis = run(t, ['peer', '--session', 'bundle-peer', '--listen', '127.0.0.1:0'], { QUIC_RELAY_IP: relay });
+  const lis = run(t, ['peer', '--session', 'bundle-peer', '--listen', '127.0.0.1:0'], { QUIC_RELAY_IP: relay, QUIC_RELAY_CANDIDATES: 'none' });
   await lis.waitFor(/registered bundle-peer via/);
   await lis.waitFor(/point your QUIC client at 127\.0\.0\.1:\d+/);
+  // SPEC 5.3-5.4 from the bundle: the two find each other and go direct over loopback
+  await lis.waitFor(/peer bundle-peer reachable via relay/);
+  await fwd.waitFor(/peer bundle-peer reachable via relay/);
+  await lis.waitFor(/path direct 127\.0\.0\.1:\d+ rtt \d+\.\d\d/);
+  await fwd.waitFor(/path direct 127\.0\.0\.1:\d+ rtt \d+\.\d\d/);
   fwd.child.kill('SIGTERM');
   lis.child.kill('SIGTERM');
   t.equal((await fwd.exit).code, 0, 'sidecar exits 0 on SIGTERM');

@@ -4,6 +4,9 @@ import { DEFAULT_KEEPALIVE_SECS } from '../wire/constants';
 import { isValidSessionId } from '../wire/protocol';
 import { Sidecar } from '../client/sidecar';
 import type { RelayEndpoint } from '../client/relay-client';
+import net from 'node:net';
+import { formatAddress } from '../wire/address';
+import { relayOnlyFromEnv } from '../client/relay-pick';
 import { integerParser } from './options';
 import { InvalidArgumentError } from 'commander';
 import { chooseRelay, parseEndpointArg } from './client-options';
@@ -16,6 +19,17 @@ interface PeerFlags {
   keepaliveSecs: number;
   registerTimeoutSecs: number;
   bind?: RelayEndpoint;
+  relayOnly?: boolean;
+  candidates?: string[];
+}
+
+/** `--candidates`: IPs joined by commas, or `none` (only the public address the relay reports). */
+function parseCandidates(value: string): string[] {
+  const text = value.trim();
+  if (text === 'none') return [];
+  const list = text.split(',').map((a) => a.trim());
+  for (const a of list) if (net.isIP(a) === 0) throw new InvalidArgumentError(`${JSON.stringify(a)} is not an IP address (give IPs joined by commas, or none)`);
+  return list;
 }
 
 function parseSession(value: string): string {
@@ -42,14 +56,26 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
     .addOption(new Option('--keepalive-secs <n>', 'resend REG this often (the worst-case recovery after a NAT change)').default(DEFAULT_KEEPALIVE_SECS).argParser(integerParser(1, 3600)))
     .addOption(new Option('--register-timeout-secs <n>', 'give up when the first registration is not acknowledged in time').default(30).argParser(integerParser(1, 86400)))
     .addOption(new Option('--bind <ip:port>', 'local address of the socket that talks to the relay').argParser(parseEndpointArg))
+    .addOption(new Option('--relay-only', 'never try a direct path: only relay traffic (default: QUIC_RELAY_ONLY)'))
+    .addOption(new Option('--candidates <ips>', "local IPs offered to the peer for a direct path, joined by commas, or 'none' (default: QUIC_RELAY_CANDIDATES, else this host's interface addresses)").argParser(parseCandidates))
     .action(async (flags: PeerFlags, cmd: Command) => {
       const { env, say, running } = io();
       if ((flags.listen === undefined) === (flags.forward === undefined)) cmd.error("error: give exactly one of '--listen <ip:port>' or '--forward <ip:port>'");
       let relay: RelayEndpoint;
+      let relayOnly: boolean;
+      let candidates = flags.candidates;
       try {
         relay = chooseRelay(flags.relay, env, flags.session);
+        relayOnly = flags.relayOnly === true || relayOnlyFromEnv(env);
       } catch (err) {
         cmd.error(`error: ${(err as Error).message}`);
+      }
+      if (candidates === undefined && env.QUIC_RELAY_CANDIDATES !== undefined) {
+        try {
+          candidates = parseCandidates(env.QUIC_RELAY_CANDIDATES);
+        } catch (err) {
+          cmd.error(`error: QUIC_RELAY_CANDIDATES: ${(err as Error).message}`);
+        }
       }
       const sidecar = new Sidecar({
         relay: relay!,
@@ -58,8 +84,13 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
         local: (flags.listen ?? flags.forward)!,
         keepaliveSecs: flags.keepaliveSecs,
         registerTimeoutMs: flags.registerTimeoutSecs * 1000,
+        relayOnly: relayOnly!,
+        ...(candidates !== undefined ? { localAddresses: candidates } : {}),
         ...(flags.bind ? { bindAddress: flags.bind.host, bindPort: flags.bind.port } : {}),
       });
+      // SPEC 5.4: each change of path, one line; and once the other side has answered.
+      sidecar.link.on('path', (p) => say(p.kind === 'direct' ? `path direct ${formatAddress(p.address, p.port)} rtt ${p.rttMs.toFixed(2)}` : `path relay ${p.reason}`));
+      sidecar.link.on('peer', (via) => say(`peer ${flags.session} reachable via ${via}`));
       const c = sidecar.client;
       c.on('registered', () => say(`registered ${c.sessionId} via ${c.relayName}`));
       c.on('unregistered', () => say(`no answer from ${c.relayName} to a keepalive; registering ${c.sessionId} again`));

@@ -60,8 +60,10 @@ export interface RelayClientEvents {
   registered: [];
   /** A keepalive went unanswered: registering again with backoff. */
   unregistered: [];
-  /** A datagram from the peer. */
+  /** A datagram from the peer, through the relay. */
   message: [data: Buffer];
+  /** A datagram from anywhere but the relay (a peer's direct path, or a stranger): for PeerLink to judge. */
+  unrelayed: [data: Buffer, from: dgram.RemoteInfo];
   /** The relay refused a registration after we had one (the client keeps trying). */
   refused: [err: RegistrationRefusedError];
   /** A socket error (ICMP unreachable reported by the kernel, a failed bind later on): informative, the client carries on. */
@@ -99,7 +101,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** SPEC 1.5: an address query under way, answered by the relay's `ADDR ip:port`. */
   private addressWaiter: ((a: { address: string; port: number } | undefined) => void) | undefined;
   /** Counters for the sidecar's and probe's reports. */
-  readonly stats = { sent: 0, received: 0, regsSent: 0, registrations: 0, refusals: 0, sendErrors: 0, socketErrors: 0, swallowed: 0 };
+  readonly stats = { sent: 0, received: 0, sentDirect: 0, regsSent: 0, registrations: 0, refusals: 0, sendErrors: 0, socketErrors: 0, swallowed: 0, unrelayed: 0 };
 
   constructor(options: RelayClientOptions, timers: Timers = realTimers) {
     super();
@@ -165,6 +167,28 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       // changed. Re-register now rather than at the next keepalive.
       if (now - this.lastHeardAt > this.silenceMs && now - this.lastRegAt > this.silenceMs) this.keepalive();
     }
+  }
+
+  /**
+   * Sends from the registered socket straight to `address:port`, not through
+   * the relay: the direct path's probes and data (SPEC 5.3), which must leave
+   * from the socket whose NAT mapping the peer was told about.
+   */
+  sendTo(data: Buffer | Uint8Array, port: number, address: string): void {
+    const socket = this.socket;
+    if (socket === undefined || this.state === 'closed') throw new ClosedError('RelayClient');
+    this.stats.sentDirect++;
+    socket.send(data, port, address, this.onSent);
+  }
+
+  /**
+   * A keepalive now rather than at its time: when the peer stops answering
+   * through the relay, our registration may be gone (a relay restart). If no
+   * ACK comes, the client registers again with backoff, as after any missed
+   * keepalive.
+   */
+  refresh(): void {
+    if (this.state === 'registered') this.keepalive();
   }
 
   /**
@@ -240,9 +264,13 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   };
 
   private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
-    // Only the relay talks to this socket; anything else is not ours.
     // (An IPv4 relay seen IPv4-mapped on a dual-stack socket is the same relay.)
-    if (rinfo.port !== this.relay.port || (rinfo.address !== this.relayIp && ipKeyOf(rinfo.address) !== this.relayIpKey)) return;
+    if (rinfo.port !== this.relay.port || (rinfo.address !== this.relayIp && ipKeyOf(rinfo.address) !== this.relayIpKey)) {
+      // Not the relay: a peer's direct path, or nothing of ours. Never data here.
+      this.stats.unrelayed++;
+      this.emit('unrelayed', msg, rinfo);
+      return;
+    }
     this.lastHeardAt = this.timers.now();
     if (isAddressQuery(msg)) {
       // SPEC 5.3: a relay that does not answer address queries (the original)

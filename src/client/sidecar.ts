@@ -1,5 +1,7 @@
 // The sidecar (SPEC 5.1): carries an unmodified QUIC program through the
-// relay. One RelayClient socket carries both registration and data; a second,
+// relay, or straight to the peer once PeerLink has confirmed a direct path
+// (SPEC 5.3-5.4: the QUIC program never sees the change). One socket carries
+// registration, control and data; a second,
 // local socket faces the QUIC program:
 //   listen mode (dialling side): the QUIC client sends to our local port; we
 //     remember its address and send it whatever the peer sends;
@@ -11,11 +13,12 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { literalLookup } from '../wire/address';
 import { DEFAULT_RECV_BUFFER_BYTES, DEFAULT_SEND_BUFFER_BYTES } from '../wire/constants';
-import { RelayClient } from './relay-client';
-import type { RelayClientOptions, RelayEndpoint } from './relay-client';
+import { PeerLink } from './peer-link';
+import type { PeerLinkOptions } from './peer-link';
+import type { RelayClient, RelayEndpoint } from './relay-client';
 import type { Timers } from './timers';
 
-export interface SidecarOptions extends Omit<RelayClientOptions, 'relay'> {
+export interface SidecarOptions extends Omit<PeerLinkOptions, 'relay'> {
   relay: RelayEndpoint;
   mode: 'listen' | 'forward';
   /** listen: where the QUIC client sends to; forward: where the QUIC server listens. */
@@ -23,6 +26,8 @@ export interface SidecarOptions extends Omit<RelayClientOptions, 'relay'> {
 }
 
 export class Sidecar {
+  readonly link: PeerLink;
+  /** The link's relay client: registration events and counters. */
   readonly client: RelayClient;
   private local: dgram.Socket | undefined;
   /** listen mode: the QUIC client's address, learnt from its first datagram. */
@@ -31,7 +36,8 @@ export class Sidecar {
   private closed = false;
 
   constructor(private readonly options: SidecarOptions, timers?: Timers) {
-    this.client = new RelayClient(options, timers);
+    this.link = new PeerLink(options, timers);
+    this.client = this.link.client;
     if (options.mode === 'forward') this.app = { address: options.local.host, port: options.local.port };
   }
 
@@ -69,9 +75,9 @@ export class Sidecar {
       }
       if (!this.client.registered && this.client.stats.registrations === 0) return; // nothing to send through yet
       this.stats.toPeer++;
-      this.client.send(msg);
+      this.link.send(msg);
     });
-    this.client.on('message', (data) => {
+    this.link.on('message', (data) => {
       if (this.closed) return; // the local socket may be closing: a send would throw
       const app = this.app;
       if (app === undefined) {
@@ -81,7 +87,7 @@ export class Sidecar {
       this.stats.fromPeer++;
       socket.send(data, app.port, app.address, this.onLocalSent);
     });
-    await this.client.register();
+    await this.link.start();
   }
 
   /** The local socket's address (the port a QUIC client dials, in listen mode). */
@@ -99,7 +105,7 @@ export class Sidecar {
     this.closed = true;
     const local = this.local;
     this.local = undefined;
-    await this.client.close();
+    await this.link.close();
     if (local !== undefined) await new Promise<void>((resolve) => local.close(() => resolve()));
   }
 }

@@ -18,7 +18,7 @@ const program = `
 const { RelayClient, Sidecar } = require(${JSON.stringify(lib)});
 const relay = { host: '127.0.0.1', port: Number(process.argv[1]) };
 const client = new RelayClient({ relay, sessionId: 'no-throw', keepaliveSecs: 1, backoffInitialMs: 20, backoffMaxMs: 50 });
-const sidecar = new Sidecar({ relay, sessionId: 'no-throw', mode: 'forward', local: { host: '127.0.0.1', port: 9 }, keepaliveSecs: 1 });
+const sidecar = new Sidecar({ relay, sessionId: 'no-throw', mode: 'forward', local: { host: '127.0.0.1', port: 9 }, keepaliveSecs: 1, localAddresses: [] });
 Promise.all([client.register(), sidecar.start()]).then(() => {
   process.stdout.write('registered\\n');
   process.stdin.once('data', () => {

@@ -19,10 +19,10 @@ t.test('listen and forward sidecars carry an app through the relay', async (t) =
 
   const relayAt = { host: '127.0.0.1', port: address.port };
   const id = 'sidecar-test-1';
-  const listening = new Sidecar({ relay: relayAt, sessionId: id, mode: 'forward', local: { host: '127.0.0.1', port: serverPort } });
+  const listening = new Sidecar({ relay: relayAt, sessionId: id, mode: 'forward', local: { host: '127.0.0.1', port: serverPort }, localAddresses: [] });
   t.teardown(() => listening.close());
   await listening.start();
-  const dialling = new Sidecar({ relay: relayAt, sessionId: id, mode: 'listen', local: { host: '127.0.0.1', port: 0 } });
+  const dialling = new Sidecar({ relay: relayAt, sessionId: id, mode: 'listen', local: { host: '127.0.0.1', port: 0 }, localAddresses: [] });
   t.teardown(() => dialling.close());
   await dialling.start();
   t.ok(sessionOf(relay.table, id)?.paired, 'both sidecars registered');
