@@ -252,6 +252,11 @@ t.test('peer and probe from the same bundle', async (t) => {
   await fwd.waitFor(/peer bundle-peer reachable via relay/);
   await lis.waitFor(/path direct 127\.0\.0\.1:\d+ rtt \d+\.\d\d/);
   await fwd.waitFor(/path direct 127\.0\.0\.1:\d+ rtt \d+\.\d\d/);
+  // SPEC 5.5 from the bundle: QUIC_RELAY_ONLY=true says so, and never goes direct
+  const only = run(t, ['peer', '--session', 'bundle-only', '--relay', relay, '--forward', '127.0.0.1:9'], { QUIC_RELAY_ONLY: 'true' });
+  await only.waitFor(/path relay relay-only/);
+  only.child.kill('SIGTERM');
+  t.equal((await only.exit).code, 0);
   fwd.child.kill('SIGTERM');
   lis.child.kill('SIGTERM');
   t.equal((await fwd.exit).code, 0, 'sidecar exits 0 on SIGTERM');

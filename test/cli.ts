@@ -207,10 +207,24 @@ t.test('peer: exactly one of --listen and --forward, and a session', async (t) =
     [['peer', '--session', 'bad id', '--listen', '1'], /--session/],
     [['peer', '--session', 'abcde', '--listen', '1'], /QUIC_RELAY_IP/],
     [['peer', '--session', 'abcde', '--listen', '1', '--keepalive-secs', '0'], /--keepalive-secs/],
+    [['peer', '--session', 'abcde', '--relay', '127.0.0.1:4433', '--listen', '1', '--candidates', '10.0.0.1,eth0'], /--candidates.*"eth0" is not an IP address/],
   ] as Array<[string[], RegExp]>) {
     const r = await parse(args);
     t.not(r.exitCode, 0, args.join(' '));
     t.match(r.error, re, args.join(' '));
+    t.equal(r.error?.trim().split('\n').length, 1, 'one line');
+  }
+});
+
+t.test('peer: QUIC_RELAY_ONLY and QUIC_RELAY_CANDIDATES are checked, and named when wrong', async (t) => {
+  const args = ['peer', '--session', 'abcde', '--relay', '127.0.0.1:4433', '--listen', '1'];
+  for (const [env, re] of [
+    [{ QUIC_RELAY_ONLY: 'yes please' }, /QUIC_RELAY_ONLY/],
+    [{ QUIC_RELAY_CANDIDATES: '10.0.0.1,,' }, /QUIC_RELAY_CANDIDATES: "" is not an IP address/],
+  ] as Array<[Record<string, string>, RegExp]>) {
+    const r = await parse(args, env);
+    t.not(r.exitCode, 0, JSON.stringify(env));
+    t.match(r.error, re);
     t.equal(r.error?.trim().split('\n').length, 1, 'one line');
   }
 });
