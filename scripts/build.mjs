@@ -6,8 +6,12 @@ import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { chmod, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { buildNative } from './build-native.mjs';
 
 const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+const native = buildNative(fileURLToPath(new URL('..', import.meta.url)));
+const nativeDefine = 'error' in native ? 'null' : JSON.stringify({ b64: native.bytes.toString('base64'), sha256: native.sha256, target: native.target });
 const common = {
   bundle: true,
   platform: 'node',
@@ -16,7 +20,7 @@ const common = {
   keepNames: true,
   sourcemap: false,
   logLevel: 'warning',
-  define: { QUIC_RELAY_VERSION: JSON.stringify(pkg.version) },
+  define: { QUIC_RELAY_VERSION: JSON.stringify(pkg.version), QUIC_RELAY_NATIVE: nativeDefine },
 };
 
 await build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/quic-relay.js' });
@@ -26,4 +30,4 @@ await rm('dist/types', { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 const { size } = await stat('dist/quic-relay.js');
-console.log(`dist/quic-relay.js ${(size / 1024).toFixed(0)} KiB, dist/index.js, dist/types/`);
+console.log(`dist/quic-relay.js ${(size / 1024).toFixed(0)} KiB, dist/index.js, dist/types/; native I/O: ${'error' in native ? `not built (${native.error})` : `${native.target}, ${(native.bytes.length / 1024).toFixed(0)} KiB embedded`}`);

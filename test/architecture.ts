@@ -1,8 +1,9 @@
 // The layout is the architecture (see the README): this reads every module's
 // imports and fails when a layer reaches where it must not.
 //   wire/    pure, shared by both sides: imports nothing of ours outside wire/
-//   server/  the relay: wire/ only, never client/ or cli/
-//   client/  wire/ only, never server/ or cli/
+//   io/      how datagrams move (dgram, the native module): wire/ only
+//   server/  the relay: wire/ and io/, never client/ or cli/
+//   client/  wire/ and io/, never server/ or cli/
 //   cli/     the only code that touches `process`; nothing imports it
 //   index.ts re-exports, implements nothing
 import t from 'tap';
@@ -36,6 +37,7 @@ export function violation(fromLayer: string, target: string): string | undefined
   const to = layerOf(target);
   if (to === 'cli' && fromLayer !== 'cli') return 'nothing outside cli/ imports cli/';
   if (fromLayer === 'wire' && to !== 'wire') return 'wire/ imports nothing of ours outside wire/';
+  if (fromLayer === 'io' && to !== 'io' && to !== 'wire') return 'io/ imports only wire/';
   if (fromLayer === 'server' && to === 'client') return 'server/ never imports client/';
   if (fromLayer === 'client' && to === 'server') return 'client/ never imports server/';
   return undefined;
@@ -46,6 +48,8 @@ t.test('the rules themselves catch what they must', async (t) => {
   t.equal(violation('server', 'client/relay-client'), 'server/ never imports client/');
   t.equal(violation('wire', 'server/config'), 'wire/ imports nothing of ours outside wire/');
   t.equal(violation('server', 'cli/options'), 'nothing outside cli/ imports cli/');
+  t.equal(violation('io', 'server/config'), 'io/ imports only wire/');
+  t.equal(violation('server', 'io/native-io'), undefined);
   t.equal(violation('cli', 'server/relay-server'), undefined);
   t.same(localImports(join(src, 'client', 'x.ts'), "import type { A } from '../server/a';\nexport { B } from './b';\nconst c = require('./c');"),
     ['server/a', 'client/b', 'client/c']);

@@ -69,7 +69,8 @@ t.test('start line, one forwarded datagram, metrics, SIGTERM -> exit 0 within 1 
   const r = run(t, ['--port', '0', '--host', '127.0.0.1', '--metrics-port', '0']);
   const m = await r.waitFor(/UDP relay listening on 127\.0\.0\.1:(\d+)/);
   t.match(r.stderr(), /^\d{4}-\d\d-\d\dT[\d:.]+Z quic-relay:relay UDP relay listening on/m, 'timestamped when not a terminal');
-  t.match(r.stderr(), new RegExp(`listening on 127\\.0\\.0\\.1:\\d+ \\(quic-relay ${version.replace(/\./g, '\\.')}\\)`), 'the start line names the version');
+  const io = existsSync(join(__dirname, '..', 'build', 'udp_batch.node')) ? 'native' : 'dgram';
+  t.match(r.stderr(), new RegExp(`listening on 127\\.0\\.0\\.1:\\d+ \\(quic-relay ${version.replace(/\./g, '\\.')}, ${io} I/O\\)`), 'the start line names the version and the I/O path');
   const port = Number(m[1]);
   const relay = { address: '127.0.0.1', port, family: 'IPv4' };
   const a = await bindPeer(t, relay, '127.0.0.2');
@@ -272,4 +273,20 @@ t.test('peer and probe from the same bundle', async (t) => {
 
   const dead = run(t, ['probe', '--relay', relay, '--count', '1', '--timeout-secs', '1']);
   t.equal((await dead.exit).code, 1, 'probe exits 1 when nothing answers');
+});
+
+t.test('native I/O that cannot load: auto says why and uses dgram; --io native exits naming it', { skip: existsSync(join(__dirname, '..', 'build', 'udp_batch.node')) ? false : 'built without the native module' }, async (t) => {
+  // --no-addons is one of the failures to expect (also: a noexec temp dir, the permission model)
+  const auto = run(t, ['--port', '0', '--host', '127.0.0.1'], { NODE_OPTIONS: '--no-addons' });
+  await auto.waitFor(/UDP relay listening on 127\.0\.0\.1:\d+ \(quic-relay [^,]+, dgram I\/O\)/);
+  await auto.waitFor(/native I\/O not in use \(.*\): datagrams go through node:dgram/);
+  auto.child.kill('SIGTERM');
+  t.equal((await auto.exit).code, 0);
+  const strict = run(t, ['--port', '0', '--host', '127.0.0.1', '--io', 'native'], { NODE_OPTIONS: '--no-addons' });
+  const { code } = await strict.exit;
+  t.not(code, 0, 'exits non-zero');
+  t.match(strict.stderr(), /--io native: /, 'naming the option and why');
+  const bad = run(t, ['--io', 'fast']);
+  t.not((await bad.exit).code, 0);
+  t.match(bad.stderr(), /--io.*fast.*Allowed choices are auto, native, dgram/);
 });

@@ -4,6 +4,8 @@
 // original's does, and its variables are read only when the relay runs: the
 // client commands never see them.
 
+import { IO_MODES } from '../server/config';
+import type { IoMode } from '../server/config';
 import { Command, Option } from 'commander';
 import type { RelayServerOptions } from '../server/config';
 import {
@@ -67,6 +69,10 @@ export function relayCommand(env: Record<string, string | undefined>, run: (r: R
     .addOption(
       opt('--send-buffer-bytes <n>', 'SEND_BUFFER_BYTES', 'UDP send buffer to ask for (capped by net.core.wmem_max)')
         .default(DEFAULT_SEND_BUFFER_BYTES).argParser(integerParser(0, 1 << 30)),
+    )
+    .addOption(
+      opt('--io <mode>', 'IO', 'how datagrams move: native (batched recvmmsg/sendmmsg, IPv4), dgram (node:dgram), or auto (native if it loads)')
+        .default('auto').choices(IO_MODES),
     );
   addAuthOptions(cmd);
   return cmd.action(async (_flags: unknown, c: Command) => run(relayRunFrom(c, env)));
@@ -86,6 +92,7 @@ interface RelayFlags {
   drainTimeoutSecs: number;
   recvBufferBytes: number;
   sendBufferBytes: number;
+  io: IoMode;
 }
 
 /**
@@ -118,6 +125,7 @@ export function relayRunFrom(cmd: Command, env: Record<string, string | undefine
       authSecrets: authSecretsFrom(cmd),
       recvBufferBytes: f.recvBufferBytes,
       sendBufferBytes: f.sendBufferBytes,
+      io: f.io,
     },
     metrics: f.metricsPort === undefined ? undefined : { host: f.metricsHost, port: f.metricsPort },
     drainTimeoutSecs: f.drainTimeoutSecs,

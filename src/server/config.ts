@@ -38,7 +38,16 @@ export interface RelayServerOptions {
   recvBufferBytes?: number;
   /** SO_SNDBUF asked for; capped at net.core.wmem_max. @default DEFAULT_SEND_BUFFER_BYTES (4 MiB) */
   sendBufferBytes?: number;
+  /**
+   * How datagrams are received and sent: 'native' (batched recvmmsg/sendmmsg,
+   * IPv4; fails when the module cannot load), 'dgram' (node:dgram), or
+   * 'auto' (native when it loads, else dgram, saying why). @default 'auto'
+   */
+  io?: IoMode;
 }
+
+export type IoMode = 'auto' | 'native' | 'dgram';
+export const IO_MODES: readonly IoMode[] = ['auto', 'native', 'dgram'];
 
 export type RelayConfig = Required<RelayServerOptions> & {
   authSecrets: readonly string[];
@@ -76,5 +85,11 @@ export function validateConfig(o: RelayServerOptions = {}): RelayConfig {
     maxSessionBytesPerSec: checkInteger(o.maxSessionBytesPerSec ?? 0, '--max-session-bytes-per-sec', 0, 10_000_000_000),
     recvBufferBytes: checkInteger(o.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES, '--recv-buffer-bytes', 0, 1 << 30),
     sendBufferBytes: checkInteger(o.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES, '--send-buffer-bytes', 0, 1 << 30),
+    io: checkIoMode(o.io ?? 'auto'),
   };
+}
+
+function checkIoMode(value: unknown): IoMode {
+  if (!IO_MODES.includes(value as IoMode)) throw new ConfigError('--io', `must be one of ${IO_MODES.join(', ')}`);
+  return value as IoMode;
 }

@@ -2,20 +2,24 @@
 // tickets, the session table) -> at most one datagram out. The hot path (data
 // from a registered peer) is one IP parse, one Map lookup, two field writes
 // and a send: no strings built, nothing allocated by us, nothing logged
-// unless asked for. Metrics over HTTP attach from outside (metrics-http.ts).
+// unless asked for. How datagrams arrive and leave is io/'s business (dgram,
+// or the native batches). Metrics over HTTP attach from outside (metrics-http.ts).
 
-import dgram from 'node:dgram';
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
-import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
+import { formatAddress, ipKeyOf } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import { REAP_INTERVAL_MS } from '../wire/constants';
 import { RelayError } from '../wire/errors';
 import { ACK, ERR_AUTH, ERR_BAD, ERR_BUSY, ERR_FULL, classify, encodeAddressAnswer, replyFits } from '../wire/protocol';
 import { checkTicket } from '../wire/tickets';
 import { VERSION } from '../wire/version';
+import { DgramIo } from '../io/datagram-io';
+import type { DatagramIo } from '../io/datagram-io';
+import { NativeIo, embeddedNativeModule, loadNative } from '../io/native-io';
+import type { NativeModuleSource } from '../io/native-io';
 import { validateConfig } from './config';
 import type { RelayConfig, RelayServerOptions } from './config';
 import { RelayCounters, formatSummary } from './counters';
@@ -35,6 +39,8 @@ export interface RelayServerComponents {
   loggers?: RelayLoggers;
   /** Period of the reaper; 0 starts no timer (tests call reap()). @default REAP_INTERVAL_MS (250) */
   reapIntervalMs?: number;
+  /** The compiled native I/O module; null: none. @default the one built into the bundle, if any */
+  nativeModule?: NativeModuleSource | null;
 }
 
 type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
@@ -57,7 +63,8 @@ export class RelayServer {
   private readonly reapIntervalMs: number;
   /** Milliseconds of budget one forwarded byte costs; 0 when there is no cap. */
   private readonly msPerByte: number;
-  private socket: dgram.Socket | undefined;
+  private io: DatagramIo | undefined;
+  private readonly nativeModule: NativeModuleSource | undefined;
   private reaper: NodeJS.Timeout | undefined;
   private state: State = 'new';
   private startedAt = 0;
@@ -70,6 +77,9 @@ export class RelayServer {
   /** Buffer sizes the kernel granted (Linux reports twice what it books). */
   recvBufferBytes = 0;
   sendBufferBytes = 0;
+  /** Which I/O path carries datagrams, once started; and why not native, when it is not. */
+  ioKind: 'native' | 'dgram' | undefined;
+  ioFallbackReason: string | undefined;
 
   constructor(options: RelayServerOptions = {}, components: RelayServerComponents = {}) {
     this.config = validateConfig(options);
@@ -77,6 +87,7 @@ export class RelayServer {
     this.wallClock = components.wallClock ?? Date.now;
     this.log = new RelayLog(components.loggers ?? createLoggers());
     this.reapIntervalMs = components.reapIntervalMs ?? REAP_INTERVAL_MS;
+    this.nativeModule = components.nativeModule === null ? undefined : (components.nativeModule ?? embeddedNativeModule());
     this.table = new SessionTable({
       sessionTimeoutMs: this.config.sessionTimeoutSecs * 1000,
       maxSessions: this.config.maxSessions,
@@ -111,38 +122,21 @@ export class RelayServer {
     // from rinfo, so the socket's lookup can answer synchronously.
     const ip = net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address;
     const family = net.isIPv6(ip) ? 6 : 4;
-    const socket = dgram.createSocket({
-      type: family === 6 ? 'udp6' : 'udp4',
-      ipv6Only: false, // SPEC 1.1: `::` is dual-stack
-      recvBufferSize: this.config.recvBufferBytes || undefined,
-      sendBufferSize: this.config.sendBufferBytes || undefined,
-      lookup: literalLookup(family),
-    });
-    this.socket = socket;
+    const io = this.chooseIo(family);
+    this.io = io;
     try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.bind({ port, address: ip, exclusive: true }, () => {
-          socket.off('error', reject);
-          resolve();
-        });
-      });
+      this.boundAddress = await io.bind(ip, port, family, this.config.recvBufferBytes, this.config.sendBufferBytes);
     } catch (err) {
       this.state = 'closed';
-      socket.close();
+      this.io = undefined;
       const e = err as NodeJS.ErrnoException;
       throw new RelayError('QR_ERR_BIND', `cannot bind UDP ${formatAddress(ip, port)}: ${e.code ?? e.message}`);
     }
     // SPEC 4.2: a socket error is logged and counted, never fatal.
-    socket.on('error', this.onSocketError);
-    socket.on('message', this.onMessage);
-    this.boundAddress = socket.address();
-    try {
-      this.recvBufferBytes = socket.getRecvBufferSize();
-      this.sendBufferBytes = socket.getSendBufferSize();
-    } catch {
-      // not every platform reports them
-    }
+    io.start(this.onDatagram, this.onSocketError);
+    this.recvBufferBytes = io.recvBufferBytes;
+    this.sendBufferBytes = io.sendBufferBytes;
+    this.ioKind = io.kind;
     if (this.reapIntervalMs > 0) {
       this.reaper = setInterval(() => this.reap(), this.reapIntervalMs);
       this.reaper.unref(); // never what keeps the process alive
@@ -152,7 +146,8 @@ export class RelayServer {
     const a = this.boundAddress;
     const cfg = this.config;
     // SPEC 3.2: the start line, as the original prints it, and the version.
-    this.log.relay('UDP relay listening on %s (quic-relay %s)', formatAddress(a.address, a.port), VERSION);
+    this.log.relay('UDP relay listening on %s (quic-relay %s, %s I/O)', formatAddress(a.address, a.port), VERSION, io.kind);
+    if (this.ioFallbackReason !== undefined) this.log.relay('native I/O not in use (%s): datagrams go through node:dgram', this.ioFallbackReason);
     this.log.relay(
       'session timeout %d s, max sessions %d (%d per IP), %d registrations/s per IP, implicit rebind %s, tickets %s, per-session cap %s, socket buffers recv %d send %d bytes',
       cfg.sessionTimeoutSecs, cfg.maxSessions, cfg.maxSessionsPerIp, cfg.registrationsPerSecPerIp, cfg.implicitRebind ? 'on' : 'off',
@@ -160,6 +155,20 @@ export class RelayServer {
       cfg.maxSessionBytesPerSec > 0 ? `${cfg.maxSessionBytesPerSec} bytes/s` : 'off', this.recvBufferBytes, this.sendBufferBytes,
     );
     return a;
+  }
+
+  /** SPEC-neutral: the I/O path --io asks for; 'auto' falls back to dgram with the reason kept for the log. */
+  private chooseIo(family: 4 | 6): DatagramIo {
+    const mode = this.config.io;
+    if (mode === 'dgram') return new DgramIo();
+    const loaded = family === 6 ? { error: 'native I/O is IPv4-only' } : loadNative(this.nativeModule);
+    if ('binding' in loaded) return new NativeIo(loaded.binding);
+    if (mode === 'native') {
+      this.state = 'closed';
+      throw new RelayError('QR_ERR_NATIVE', `--io native: ${loaded.error}`);
+    }
+    this.ioFallbackReason = loaded.error;
+    return new DgramIo();
   }
 
   /** The bound UDP address (after start). */
@@ -204,21 +213,14 @@ export class RelayServer {
     this.state = 'closing';
     if (this.reaper !== undefined) clearInterval(this.reaper);
     this.reaper = undefined;
-    const socket = this.socket;
-    if (socket !== undefined) {
-      socket.off('message', this.onMessage);
-      await new Promise<void>((resolve) => {
-        try {
-          socket.close(() => resolve());
-        } catch {
-          resolve(); // already closed (a failed start)
-        }
-      });
-      socket.off('error', this.onSocketError);
+    const io = this.io;
+    if (io !== undefined) {
+      this.counters.sendErrors = io.sendErrors;
+      await io.close();
     }
     const summary = this.summary();
     this.state = 'closed';
-    if (socket !== undefined && this.boundAddress !== undefined) this.log.relay(formatSummary(summary));
+    if (io !== undefined && this.boundAddress !== undefined) this.log.relay(formatSummary(summary));
     return summary;
   }
 
@@ -239,6 +241,7 @@ export class RelayServer {
 
   /** One reaper pass (SPEC 2.5); the timer calls this, tests may too. Returns how many sessions went. */
   reap(now = this.clock()): number {
+    if (this.io !== undefined) this.counters.sendErrors = this.io.sendErrors; // counted by the I/O path; read here, off the hot path
     const removed = this.table.expire(now);
     this.limiter.sweep(now);
     this.counters.sessionsReaped += removed.length;
@@ -249,43 +252,42 @@ export class RelayServer {
 
   // ---- the datagram path
 
-  private readonly onSent = (err: Error | null): void => {
-    // SPEC 4.2: a failed send (a vanished peer, a full buffer) is counted, never thrown.
-    if (err) this.counters.sendErrors++;
-  };
-
   private readonly onSocketError = (err: Error): void => {
     this.counters.socketErrors++;
     if (this.log.refusal('socket-error', this.clock(), this.log.relay)) this.log.relay('socket error (relay continues): %s', err.message);
   };
 
-  private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+  /**
+   * One datagram: `len` bytes of `data` from address:port. With the native
+   * path `data` is the whole receive slot (`slot`), longer than the datagram.
+   */
+  private readonly onDatagram = (data: Buffer, len: number, address: string, port: number, slot: number): void => {
     const c = this.counters;
-    const len = msg.length;
     c.datagramsReceived++;
     c.bytesReceived += len;
-    const ip = ipKeyOf(rinfo.address);
-    const first = msg[0];
+    const ip = ipKeyOf(address);
+    const first = len > 0 ? data[0] : -1;
 
     if (first === R || first === A) {
+      const msg = data.length === len ? data : data.subarray(0, len); // rare: registrations and queries only
       const m = classify(msg);
       if (m.kind === 'register') {
-        this.onRegister(msg, m.id, ip, rinfo.address, rinfo.port);
+        this.onRegister(len, m.id, ip, address, port);
         return;
       }
       if (m.kind === 'address-query') {
         // SPEC 1.5: answered from any address; registers, forwards and refreshes nothing.
         c.addressQueries++;
-        this.reply(encodeAddressAnswer(rinfo.address, rinfo.port), msg, rinfo.address, rinfo.port);
+        this.reply(encodeAddressAnswer(address, port), len, address, port);
         return;
       }
-      if (m.kind === 'bad-register' && this.table.find(ip, rinfo.address, rinfo.port) === undefined) {
+      if (m.kind === 'bad-register' && this.table.find(ip, address, port) === undefined) {
         // SPEC 1.3: ERR:BAD to an unregistered address, unless that would be
         // longer than the request. (From a registered peer a malformed REG: is
         // data, SPEC 1.4: a QUIC short-header packet may begin with those bytes.)
         c.regBad++;
-        this.reply(ERR_BAD, msg, rinfo.address, rinfo.port);
-        if (this.log.refusal('bad', this.clock())) this.log.limits('ERR:BAD to %s: malformed registration (%d bytes)', formatAddress(rinfo.address, rinfo.port), len);
+        this.reply(ERR_BAD, len, address, port);
+        if (this.log.refusal('bad', this.clock())) this.log.limits('ERR:BAD to %s: malformed registration (%d bytes)', formatAddress(address, port), len);
         return;
       }
     }
@@ -293,24 +295,23 @@ export class RelayServer {
     // SPEC 2.3: data from a registered peer goes to its partner, or is dropped
     // while the partner has not arrived.
     const now = this.clock();
-    const session = this.table.dataFrom(ip, rinfo.address, rinfo.port, now);
+    const session = this.table.dataFrom(ip, address, port, now);
     if (session === undefined) {
-      this.onUnknownData(msg, ip, rinfo, now);
+      this.onUnknownData(data, len, slot, ip, address, port, now);
       return;
     }
     if (!session.paired) {
       c.droppedUnpaired++;
       c.droppedUnpairedBytes += len;
-      if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: session %s not paired', len, formatAddress(rinfo.address, rinfo.port), session.id);
+      if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: session %s not paired', len, formatAddress(address, port), session.id);
       return;
     }
-    this.forward(msg, session, now);
+    this.forward(data, len, slot, session, now);
   };
 
   /** Sends to the partner of the slot that sent last (the table has just recorded it). */
-  private forward(msg: Buffer, s: Session, now: number): void {
+  private forward(data: Buffer, len: number, slot: number, s: Session, now: number): void {
     const c = this.counters;
-    const len = msg.length;
     if (this.msPerByte > 0) {
       // Opt-in bandwidth cap per session, GCRA over bytes with a second's burst.
       const tat = Math.max(s.rateTat, now) + len * this.msPerByte;
@@ -324,36 +325,35 @@ export class RelayServer {
     }
     c.forwardedDatagrams++;
     c.forwardedBytes += len;
-    this.socket!.send(msg, s.toPort, s.toAddress, this.onSent);
+    this.io!.forward(data, len, slot, s.toPort, s.toAddress);
     if (this.log.datagram.enabled) this.log.datagram('%d bytes forwarded to %s', len, formatAddress(s.toAddress, s.toPort));
   }
 
   /** SPEC 2.4: data from an address no session knows. */
-  private onUnknownData(msg: Buffer, ip: IpKey, rinfo: dgram.RemoteInfo, now: number): void {
+  private onUnknownData(data: Buffer, len: number, slot: number, ip: IpKey, address: string, port: number, now: number): void {
     const c = this.counters;
-    const len = msg.length;
     if (this.config.implicitRebind) {
-      const r = this.table.implicitRebind(ip, rinfo.address, rinfo.port, now);
+      const r = this.table.implicitRebind(ip, address, port, now);
       if (r.outcome === 'rebound') {
         c.rebindsImplicit++;
-        if (this.log.event('rebound', now)) this.log.session('session %s: %s rebound to %s (data)', r.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(rinfo.address, rinfo.port));
-        this.forward(msg, r.session, now);
+        if (this.log.event('rebound', now)) this.log.session('session %s: %s rebound to %s (data)', r.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(address, port));
+        this.forward(data, len, slot, r.session, now);
         return;
       }
       if (r.outcome === 'ambiguous') {
         c.droppedAmbiguousSource++;
         c.droppedAmbiguousSourceBytes += len;
-        if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: several peers share its IP', len, formatAddress(rinfo.address, rinfo.port));
+        if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: several peers share its IP', len, formatAddress(address, port));
         return;
       }
     }
     c.droppedUnknownSource++;
     c.droppedUnknownSourceBytes += len;
-    if (this.log.datagram.enabled) this.log.datagram('%d bytes from unregistered %s dropped', len, formatAddress(rinfo.address, rinfo.port));
+    if (this.log.datagram.enabled) this.log.datagram('%d bytes from unregistered %s dropped', len, formatAddress(address, port));
   }
 
   /** SPEC 2.2, 3.6, 4.1, 4.3: a well-formed registration. */
-  private onRegister(msg: Buffer, id: string, ip: IpKey, address: string, port: number): void {
+  private onRegister(msg: number, id: string, ip: IpKey, address: string, port: number): void {
     const c = this.counters;
     const now = this.clock();
     let admission: Admission = 'any';
@@ -436,7 +436,7 @@ export class RelayServer {
   }
 
   /** SPEC 4.3: ERR:AUTH, and nothing changes. The id is logged: a ticket is no secret, its MAC proves only that we made it. */
-  private refuseAuth(msg: Buffer, address: string, port: number, id: string, why: string, now: number): void {
+  private refuseAuth(msg: number, address: string, port: number, id: string, why: string, now: number): void {
     this.counters.regAuth++;
     this.reply(ERR_AUTH, msg, address, port);
     if (this.log.refusal('auth', now)) this.log.limits('ERR:AUTH to %s for session %s: %s', formatAddress(address, port), id, why);
@@ -447,13 +447,13 @@ export class RelayServer {
     if (this.log.event('left', now)) this.log.session('%s left session %s%s', formatAddress(address, port), r.left!.id, r.leftRemoved ? ' (now empty, removed)' : '');
   }
 
-  /** SPEC 1.3: one reply datagram to the source, never longer than the request. */
-  private reply(reply: Buffer, request: Buffer, address: string, port: number): void {
-    if (!replyFits(reply, request)) {
+  /** SPEC 1.3: one reply datagram to the source, never longer than the request (`requestLength` bytes). */
+  private reply(reply: Buffer, requestLength: number, address: string, port: number): void {
+    if (!replyFits(reply, requestLength)) {
       this.counters.repliesSuppressed++;
       return;
     }
-    this.socket!.send(reply, port, address, this.onSent);
+    this.io!.send(reply, port, address);
   }
 }
 

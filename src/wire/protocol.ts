@@ -112,8 +112,8 @@ export const ERR_BUSY = Buffer.from('ERR:BUSY\n', 'latin1');
 export const ERR_AUTH = Buffer.from('ERR:AUTH\n', 'latin1');
 
 /** SPEC 1.3: a reply is never longer than the datagram that caused it (no amplification). */
-export function replyFits(reply: Buffer, request: Buffer): boolean {
-  return reply.length <= request.length;
+export function replyFits(reply: Buffer, requestLength: number): boolean {
+  return reply.length <= requestLength;
 }
 
 export type Reply = 'ack' | 'full' | 'bad' | 'busy' | 'auth';
