@@ -17,6 +17,10 @@ export interface MetricsSource {
   readonly draining: boolean;
   readonly version: string;
   readonly rateTrackedIps: number;
+  /** Which I/O path carries datagrams ('native' or 'dgram'), once started. */
+  readonly ioKind?: string | undefined;
+  /** What the I/O path counts itself: kernel receive errors, and sends that waited for the socket (native only). */
+  ioCounts?(): { receiveErrors: number; sendsQueued: number };
   summary(): RelaySummary;
 }
 
@@ -40,6 +44,9 @@ export function createRegistry(src: MetricsSource): Registry {
     });
   };
   new Gauge({ name: 'quic_relay_build_info', help: 'The running build: always 1, labelled with its version', labelNames: ['version'], registers: [registry], collect() { this.set({ version: src.version }, 1); } });
+  new Gauge({ name: 'quic_relay_io_info', help: 'The I/O path in use: always 1, labelled native or dgram', labelNames: ['path'], registers: [registry], collect() { this.reset(); if (src.ioKind !== undefined) this.set({ path: src.ioKind }, 1); } });
+  counter('quic_relay_receive_errors_total', 'Errors the kernel reported on receive (the socket carries on)', () => src.ioCounts?.().receiveErrors ?? 0);
+  counter('quic_relay_sends_queued_total', 'Datagrams that waited for the socket to take them (EAGAIN; dropped past the queue bound, counted as send errors)', () => src.ioCounts?.().sendsQueued ?? 0);
   new Gauge({ name: 'quic_relay_sessions', help: 'Sessions open', registers: [registry], collect() { this.set(src.table.size); } });
   new Gauge({ name: 'quic_relay_sessions_paired', help: 'Sessions with both peers registered', registers: [registry], collect() { this.set(src.table.pairedCount); } });
   new Gauge({ name: 'quic_relay_rate_limited_ips', help: 'Source IPs the registration rate limiter holds a bucket for', registers: [registry], collect() { this.set(src.rateTrackedIps); } });

@@ -171,6 +171,12 @@ export class RelayServer {
     return new DgramIo();
   }
 
+  /** What the I/O path counts itself (metrics); zeros for dgram, which reports none of it. */
+  ioCounts(): { receiveErrors: number; sendsQueued: number } {
+    const s = this.io instanceof NativeIo ? this.io.stats() : [];
+    return { receiveErrors: s[0] ?? 0, sendsQueued: s[3] ?? 0 };
+  }
+
   /** The bound UDP address (after start). */
   address(): AddressInfo {
     if (this.boundAddress === undefined) throw new RelayError('QR_ERR_STATE', 'relay is not started');

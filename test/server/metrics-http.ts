@@ -40,6 +40,9 @@ t.test('metrics reflect what the relay did', async (t) => {
     t.ok(r.body.split('\n').includes(line), line);
   };
   metric(`quic_relay_build_info{version="${relay.version}"} 1`);
+  metric(`quic_relay_io_info{path="${relay.ioKind}"} 1`);
+  t.match(r.body, /^quic_relay_receive_errors_total 0$/m, 'kernel receive errors');
+  t.match(r.body, /^quic_relay_sends_queued_total \d+$/m, 'sends that waited');
   metric('quic_relay_sessions 1');
   metric('quic_relay_sessions_paired 1');
   metric('quic_relay_draining 0');
