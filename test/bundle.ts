@@ -3,7 +3,7 @@
 import t from 'tap';
 import { spawn, execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { bindPeer, register } from './fixtures/udp';
@@ -282,6 +282,21 @@ t.test('native I/O that cannot load: auto says why and uses dgram; --io native e
   await auto.waitFor(/native I\/O not in use \(.*\): datagrams go through node:dgram/);
   auto.child.kill('SIGTERM');
   t.equal((await auto.exit).code, 0);
+  if (process.getuid?.() === 0) {
+    // a noexec temp dir, as on hardened hosts: mounted here, inside our own temp dir, and unmounted in teardown
+    const noexec = mkdtempSync(join(tmpdir(), 'quic-relay-noexec-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'noexec,size=16m', 'tmpfs', noexec]);
+    t.teardown(() => {
+      execFileSync('umount', [noexec]);
+      rmSync(noexec, { recursive: true, force: true });
+    });
+    const ne = run(t, ['--port', '0', '--host', '127.0.0.1'], { TMPDIR: noexec });
+    await ne.waitFor(/native I\/O not in use \(ERR_DLOPEN_FAILED: .*failed to map segment/);
+    await ne.waitFor(/dgram I\/O/);
+    ne.child.kill('SIGTERM');
+    t.equal((await ne.exit).code, 0, 'noexec TMPDIR: falls back, runs, exits cleanly');
+    t.same(readdirSync(noexec), [], 'and leaves nothing behind there');
+  }
   const strict = run(t, ['--port', '0', '--host', '127.0.0.1', '--io', 'native'], { NODE_OPTIONS: '--no-addons' });
   const { code } = await strict.exit;
   t.not(code, 0, 'exits non-zero');
