@@ -11,7 +11,7 @@ import { buildNative } from './build-native.mjs';
 
 const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
 const native = buildNative(fileURLToPath(new URL('..', import.meta.url)));
-const nativeDefine = 'error' in native ? 'null' : JSON.stringify({ b64: native.bytes.toString('base64'), sha256: native.sha256, target: native.target });
+const nativeDefine = JSON.stringify(native.built.map((m) => ({ b64: m.bytes.toString('base64'), sha256: m.sha256, target: m.target })));
 const common = {
   bundle: true,
   platform: 'node',
@@ -30,4 +30,4 @@ await rm('dist/types', { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 const { size } = await stat('dist/quic-relay.js');
-console.log(`dist/quic-relay.js ${(size / 1024).toFixed(0)} KiB, dist/index.js, dist/types/; native I/O: ${'error' in native ? `not built (${native.error})` : `${native.target}, ${(native.bytes.length / 1024).toFixed(0)} KiB embedded`}`);
+console.log(`dist/quic-relay.js ${(size / 1024).toFixed(0)} KiB, dist/index.js, dist/types/; native I/O: ${native.built.map((m) => `${m.target} (${(m.bytes.length / 1024).toFixed(0)} KiB)`).join(', ') || 'none'} embedded${native.missing.length ? `; not built: ${native.missing.join('; ')}` : ''}`);

@@ -38,12 +38,19 @@ export interface NativeModuleSource {
   target: string;
 }
 
-declare const QUIC_RELAY_NATIVE: { b64: string; sha256: string; target: string } | null | undefined;
+/** Set by scripts/build.mjs: every module it could build (linux-x64, linux-arm64 with the cross compiler). */
+declare const QUIC_RELAY_NATIVE: ReadonlyArray<{ b64: string; sha256: string; target: string }> | undefined;
 
-/** The module built into the bundle, or undefined (built without a C compiler, or running from source). */
+/**
+ * The module built into the bundle for this machine; else the first one
+ * built (loadNative then says why it does not fit); undefined when the build
+ * had no C compiler, or when running from source.
+ */
 export function embeddedNativeModule(): NativeModuleSource | undefined {
-  if (typeof QUIC_RELAY_NATIVE !== 'object' || QUIC_RELAY_NATIVE === null) return undefined;
-  return { bytes: Buffer.from(QUIC_RELAY_NATIVE.b64, 'base64'), sha256: QUIC_RELAY_NATIVE.sha256, target: QUIC_RELAY_NATIVE.target };
+  if (typeof QUIC_RELAY_NATIVE !== 'object' || QUIC_RELAY_NATIVE.length === 0) return undefined;
+  const here = `${os.platform()}-${os.arch()}`;
+  const m = QUIC_RELAY_NATIVE.find((x) => x.target === here) ?? QUIC_RELAY_NATIVE[0]!;
+  return { bytes: Buffer.from(m.b64, 'base64'), sha256: m.sha256, target: m.target };
 }
 
 export type NativeLoad = { binding: NativeBinding } | { error: string };
