@@ -220,7 +220,7 @@ t.test('peer: QUIC_RELAY_ONLY and QUIC_RELAY_CANDIDATES are checked, and named w
   const args = ['peer', '--session', 'abcde', '--relay', '127.0.0.1:4433', '--listen', '1'];
   for (const [env, re] of [
     [{ QUIC_RELAY_ONLY: 'yes please' }, /QUIC_RELAY_ONLY/],
-    [{ QUIC_RELAY_CANDIDATES: '10.0.0.1,,' }, /QUIC_RELAY_CANDIDATES: "" is not an IP address/],
+    [{ QUIC_RELAY_CANDIDATES: '10.0.0.1,,' }, /from env 'QUIC_RELAY_CANDIDATES' is invalid\. "" is not an IP address/],
   ] as Array<[Record<string, string>, RegExp]>) {
     const r = await parse(args, env);
     t.not(r.exitCode, 0, JSON.stringify(env));

@@ -57,25 +57,17 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
     .addOption(new Option('--register-timeout-secs <n>', 'give up when the first registration is not acknowledged in time').default(30).argParser(integerParser(1, 86400)))
     .addOption(new Option('--bind <ip:port>', 'local address of the socket that talks to the relay').argParser(parseEndpointArg))
     .addOption(new Option('--relay-only', 'never try a direct path: only relay traffic (default: QUIC_RELAY_ONLY)'))
-    .addOption(new Option('--candidates <ips>', "local IPs offered to the peer for a direct path, joined by commas, or 'none' (default: QUIC_RELAY_CANDIDATES, else this host's interface addresses)").argParser(parseCandidates))
+    .addOption(new Option('--candidates <ips>', "local IPs offered to the peer for a direct path, joined by commas, or 'none' (default: this host's interface addresses)").env('QUIC_RELAY_CANDIDATES').argParser(parseCandidates))
     .action(async (flags: PeerFlags, cmd: Command) => {
       const { env, say, running } = io();
       if ((flags.listen === undefined) === (flags.forward === undefined)) cmd.error("error: give exactly one of '--listen <ip:port>' or '--forward <ip:port>'");
       let relay: RelayEndpoint;
       let relayOnly: boolean;
-      let candidates = flags.candidates;
       try {
         relay = chooseRelay(flags.relay, env, flags.session);
         relayOnly = flags.relayOnly === true || relayOnlyFromEnv(env);
       } catch (err) {
         cmd.error(`error: ${(err as Error).message}`);
-      }
-      if (candidates === undefined && env.QUIC_RELAY_CANDIDATES !== undefined) {
-        try {
-          candidates = parseCandidates(env.QUIC_RELAY_CANDIDATES);
-        } catch (err) {
-          cmd.error(`error: QUIC_RELAY_CANDIDATES: ${(err as Error).message}`);
-        }
       }
       const sidecar = new Sidecar({
         relay: relay!,
@@ -85,7 +77,7 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
         keepaliveSecs: flags.keepaliveSecs,
         registerTimeoutMs: flags.registerTimeoutSecs * 1000,
         relayOnly: relayOnly!,
-        ...(candidates !== undefined ? { localAddresses: candidates } : {}),
+        ...(flags.candidates !== undefined ? { localAddresses: flags.candidates } : {}),
         ...(flags.bind ? { bindAddress: flags.bind.host, bindPort: flags.bind.port } : {}),
       });
       // SPEC 5.4: each change of path, one line; and once the other side has answered.

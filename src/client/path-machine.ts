@@ -91,7 +91,7 @@ interface Target {
 
 type Phase = 'waiting' | 'exchanging' | 'probing' | 'direct';
 
-const RELAY = 'relay';
+const RELAY = 'relay' as const;
 const MAX_PENDING_PROBES = 64;
 const MAX_REFLEXIVE = 2;
 const REPLAY_WINDOW = 64;
@@ -107,7 +107,6 @@ export class PathMachine {
   confirmed: Candidate | undefined;
   /** Set by the link whenever anything arrives from the peer through the relay; read and cleared by the relay check. */
   relayHeard = true;
-  readonly counts = { probesSent: 0, answersSent: 0, candidatesSent: 0, invalid: 0, ignored: 0, attempts: 0, fallbacks: 0 };
 
   private readonly t: PathTimings;
   private readonly family: 4 | 6;
@@ -172,11 +171,7 @@ export class PathMachine {
     this.begun = true;
     this.own = own.slice(0, MAX_CANDIDATES);
     if (this.phase === 'direct') return;
-    this.counts.attempts++;
-    this.retryAt = undefined;
-    this.attemptEndsAt = now + this.t.attemptMs;
-    this.peerConfirmed.clear();
-    this.targets.clear();
+    this.startAttempt(now);
     // Always ask for the peer's candidates afresh: its public port may have moved.
     this.peerCandidatesFresh = false;
     this.candidateSendsLeft = this.t.candidateSends - 1;
@@ -194,14 +189,11 @@ export class PathMachine {
    */
   receive(now: number, viaRelay: boolean, address: string, port: number, datagram: Buffer): ControlOutcome {
     const msg = decodeControl(this.key, datagram);
-    if (msg === undefined) {
-      this.counts.invalid++;
-      return 'invalid';
-    }
-    if (msg.sender === this.id || (msg.type !== 'answer' && this.replayed(msg.nonce))) return this.ignore();
+    if (msg === undefined) return 'invalid';
+    if (msg.sender === this.id || (msg.type !== 'answer' && this.replayed(msg.nonce))) return 'ignored';
     switch (msg.type) {
       case 'candidates':
-        return viaRelay ? this.onCandidates(now, msg) : this.ignore(); // candidates travel through the relay only
+        return viaRelay ? this.onCandidates(now, msg) : 'ignored'; // candidates travel through the relay only
       case 'probe':
         return this.onProbe(now, viaRelay, address, port, msg);
       case 'answer':
@@ -277,11 +269,7 @@ export class PathMachine {
     if (!msg.haveYours) this.sendCandidates(true);
     if (this.phase === 'waiting') {
       // The peer began an attempt: join it now, so that both sides punch at once.
-      this.counts.attempts++;
-      this.retryAt = undefined;
-      this.attemptEndsAt = now + this.t.attemptMs;
-      this.peerConfirmed.clear();
-      this.targets.clear();
+      this.startAttempt(now);
       this.candidateSendsLeft = 0;
       this.startProbing(now);
     } else if (this.phase === 'exchanging') {
@@ -296,13 +284,12 @@ export class PathMachine {
     const key = keyOf(address, port);
     // Authentic, so answer it, and the same size: an answer never amplifies.
     const answer = encodeControl(this.key, { type: 'answer', sender: this.id, nonce: msg.nonce, confirmed: !viaRelay && this.answeredFrom(key) });
-    this.counts.answersSent++;
     if (viaRelay) {
       this.actions.viaRelay(answer);
       return msg.sender === this.peerId ? 'peer' : 'ignored';
     }
     this.actions.sendTo(address, port, answer);
-    if (msg.sender !== this.peerId) return this.ignore(); // a restarted peer: its candidates will come first
+    if (msg.sender !== this.peerId) return 'ignored'; // a restarted peer: its candidates will come first
     if (msg.confirmed) this.peerConfirmed.add(key);
     if (this.phase === 'probing' && !this.targets.has(key)) {
       // Peer-reflexive: the peer reaches us from an address it did not list.
@@ -316,10 +303,10 @@ export class PathMachine {
 
   private onAnswer(now: number, viaRelay: boolean, address: string, port: number, msg: Extract<ControlMessage, { type: 'answer' }>): ControlOutcome {
     const sent = this.pending.get(msg.nonce);
-    if (sent === undefined || msg.sender !== this.peerId) return this.ignore();
+    if (sent === undefined || msg.sender !== this.peerId) return 'ignored';
     const key = viaRelay ? RELAY : keyOf(address, port);
     // Only the address we probed confirms itself: an answer from elsewhere proves nothing.
-    if (sent.key !== key) return this.ignore();
+    if (sent.key !== key) return 'ignored';
     this.pending.delete(msg.nonce);
     if (viaRelay) return 'peer';
     const rttMs = now - sent.sentAt;
@@ -343,11 +330,6 @@ export class PathMachine {
 
   // ---- internals
 
-  private ignore(): ControlOutcome {
-    this.counts.ignored++;
-    return 'ignored';
-  }
-
   /** SPEC 5.3: each nonce is taken once; a replayed probe or candidate list is ignored. */
   private replayed(nonce: string): boolean {
     if (this.seen.has(nonce)) return true;
@@ -363,7 +345,6 @@ export class PathMachine {
   }
 
   private sendCandidates(haveYours: boolean): void {
-    this.counts.candidatesSent++;
     this.actions.viaRelay(encodeControl(this.key, { type: 'candidates', sender: this.id, nonce: this.nonce(), haveYours, candidates: this.own }));
   }
 
@@ -380,21 +361,24 @@ export class PathMachine {
     this.targets.set(key, { address: c.address, port: c.port, key, nextProbeAt: now, gap: this.t.probeFirstGapMs, answeredAt: 0, rttMs: 0, reflexive });
   }
 
-  private probe(now: number, target: Target): void {
+  /** A probe to `target`, or through the relay (RELAY), remembered until answered. */
+  private probe(now: number, target: Target | typeof RELAY): void {
     const nonce = this.nonce();
-    this.pending.set(nonce, { key: target.key, sentAt: now });
+    const key = target === RELAY ? RELAY : target.key;
+    this.pending.set(nonce, { key, sentAt: now });
     // Bounded: the oldest unanswered probe is forgotten first.
     if (this.pending.size > MAX_PENDING_PROBES) this.pending.delete(this.pending.keys().next().value!);
-    this.counts.probesSent++;
-    this.actions.sendTo(target.address, target.port, encodeControl(this.key, { type: 'probe', sender: this.id, nonce, confirmed: this.answeredFrom(target.key) }));
+    const datagram = encodeControl(this.key, { type: 'probe', sender: this.id, nonce, confirmed: target !== RELAY && this.answeredFrom(key) });
+    if (target === RELAY) this.actions.viaRelay(datagram);
+    else this.actions.sendTo(target.address, target.port, datagram);
   }
 
-  private probeViaRelay(now: number): void {
-    const nonce = this.nonce();
-    this.pending.set(nonce, { key: RELAY, sentAt: now });
-    if (this.pending.size > MAX_PENDING_PROBES) this.pending.delete(this.pending.keys().next().value!);
-    this.counts.probesSent++;
-    this.actions.viaRelay(encodeControl(this.key, { type: 'probe', sender: this.id, nonce, confirmed: false }));
+  /** What every attempt, begun or joined, starts from. */
+  private startAttempt(now: number): void {
+    this.retryAt = undefined;
+    this.attemptEndsAt = now + this.t.attemptMs;
+    this.peerConfirmed.clear();
+    this.targets.clear();
   }
 
   /** Goes direct on the best address that has crossed both ways; true if it did. */
@@ -433,7 +417,6 @@ export class PathMachine {
   }
 
   private fallBack(now: number, reason: string): void {
-    this.counts.fallbacks++;
     // A path that held for a while earns a quick retry; one that keeps breaking waits longer each time.
     if (now - this.directSince >= this.t.retryMaxMs) this.retryGap = this.t.retryInitialMs;
     this.phase = 'waiting';
@@ -445,7 +428,7 @@ export class PathMachine {
     this.relayProbeOut = true;
     this.relayCheckGap = this.t.relayCheckMs;
     this.nextRelayCheckAt = now + Math.min(this.relayCheckGap, RELAY_ANSWER_WAIT_MS);
-    this.probeViaRelay(now);
+    this.probe(now, RELAY);
   }
 
   private scheduleRetry(now: number): void {
@@ -461,7 +444,7 @@ export class PathMachine {
       this.relayCheckGap = this.t.relayCheckMs;
     } else if (!this.relayProbeOut) {
       this.relayProbeOut = true;
-      this.probeViaRelay(now);
+      this.probe(now, RELAY);
       // An answer takes one round trip: the verdict need not wait a whole period.
       this.nextRelayCheckAt = now + Math.min(this.relayCheckGap, RELAY_ANSWER_WAIT_MS);
       return;

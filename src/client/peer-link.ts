@@ -17,7 +17,7 @@ import type { RelayClientOptions } from './relay-client';
 import { controlKey, decodeControl, looksLikeControl, MAX_CANDIDATES } from './control';
 import type { Candidate } from './control';
 import { PathMachine } from './path-machine';
-import type { Path, PathTimings } from './path-machine';
+import type { ControlOutcome, Path, PathTimings } from './path-machine';
 import { realTimers } from './timers';
 import type { Timers } from './timers';
 
@@ -126,13 +126,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     if (machine !== undefined) machine.relayHeard = true;
     if (looksLikeControl(data)) {
       // SPEC 5.3: never the QUIC program's, whatever it says.
-      this.stats.control++;
-      if (machine !== undefined) {
-        if (machine.receive(this.timers.now(), true, '', 0, data) === 'peer') this.heardPeer('relay');
-        this.afterMachine();
-      } else if (decodeControl(this.key, data) !== undefined) {
-        this.heardPeer('relay'); // relay-only: the peer is there, and we do not answer
-      }
+      if (machine !== undefined) this.control(machine, true, '', 0, data);
+      else if (this.countControl(decodeControl(this.key, data) !== undefined ? 'peer' : 'invalid')) this.heardPeer('relay'); // relay-only: heard, not answered
       return;
     }
     this.heardPeer('relay');
@@ -146,11 +141,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       return;
     }
     if (looksLikeControl(data)) {
-      this.stats.control++;
-      const outcome = machine.receive(this.timers.now(), false, from.address, from.port, data);
-      if (outcome === 'peer') this.heardPeer('direct');
-      else if (outcome === 'invalid') this.stats.invalidControl++;
-      this.afterMachine();
+      this.control(machine, false, from.address, from.port, data);
       return;
     }
     // SPEC 5.4: data from the confirmed direct address, at any time; from anywhere else, nothing.
@@ -162,6 +153,19 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     }
     this.stats.strays++;
   };
+
+  /** A datagram that looks like control, for the machine to judge. */
+  private control(machine: PathMachine, viaRelay: boolean, address: string, port: number, data: Buffer): void {
+    if (this.countControl(machine.receive(this.timers.now(), viaRelay, address, port, data))) this.heardPeer(viaRelay ? 'relay' : 'direct');
+    this.afterMachine();
+  }
+
+  /** Counts a control datagram (and the invalid ones apart); true when it was the peer's. */
+  private countControl(outcome: ControlOutcome): boolean {
+    this.stats.control++;
+    if (outcome === 'invalid') this.stats.invalidControl++;
+    return outcome === 'peer';
+  }
 
   private heardPeer(via: 'relay' | 'direct'): void {
     if (this.heard) return;

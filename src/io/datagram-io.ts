@@ -6,15 +6,17 @@
 
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
-import { literalLookup } from '../wire/address';
+import { ipKeyOf, literalLookup } from '../wire/address';
+import type { IpKey } from '../wire/address';
 
 export interface DatagramSink {
   /**
    * One datagram. `data` holds at least `length` bytes (with the native path,
-   * more: it is the whole receive slot). `slot` is where it sits for
+   * more: it is the whole receive slot). `ip` is the source's key (ipKeyOf),
+   * which each path gets the cheapest way it can. `slot` is where it sits for
    * forward(); -1 with dgram.
    */
-  (data: Buffer, length: number, address: string, port: number, slot: number): void;
+  (data: Buffer, length: number, address: string, ip: IpKey, port: number, slot: number): void;
 }
 
 export interface DatagramIo {
@@ -30,8 +32,12 @@ export interface DatagramIo {
   /** Buffer sizes the kernel granted. */
   readonly recvBufferBytes: number;
   readonly sendBufferBytes: number;
-  /** Sends that failed (counted, never thrown). */
+  /** Sends that failed, or were dropped past the send queue's bound (counted, never thrown). */
   readonly sendErrors: number;
+  /** Errors the kernel reported on receive (the socket carries on); 0 where the path cannot see them. */
+  readonly receiveErrors: number;
+  /** Datagrams that waited for the socket to take them (EAGAIN); 0 where the path does not queue. */
+  readonly sendsQueued: number;
   close(): Promise<void>;
 }
 
@@ -41,6 +47,8 @@ export class DgramIo implements DatagramIo {
   recvBufferBytes = 0;
   sendBufferBytes = 0;
   sendErrors = 0;
+  readonly receiveErrors = 0; // dgram reports receive errors as 'error' events (onError)
+  readonly sendsQueued = 0; // libuv queues sends itself, out of sight
   private sink: DatagramSink | undefined;
 
   async bind(host: string, port: number, family: 4 | 6, recvBufferBytes: number, sendBufferBytes: number): Promise<AddressInfo> {
@@ -81,7 +89,7 @@ export class DgramIo implements DatagramIo {
   }
 
   private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
-    this.sink!(msg, msg.length, rinfo.address, rinfo.port, -1);
+    this.sink!(msg, msg.length, rinfo.address, ipKeyOf(rinfo.address), rinfo.port, -1);
   };
 
   private readonly onSent = (err: Error | null): void => {

@@ -133,7 +133,8 @@ export class NativeIo implements DatagramIo {
       for (let i = 0; i < count && !this.closed; i++) {
         const m = i * META;
         if (meta[m + 3] !== 0) continue; // truncated: cannot happen below 64 KiB, counted by the module
-        sink(this.slots[i]!, meta[m]!, this.addressOf(meta[m + 1]! >>> 0), meta[m + 2]!, i);
+        const ip = meta[m + 1]!; // as ipKeyOf gives it: the address as a signed 32-bit integer
+        sink(this.slots[i]!, meta[m]!, this.addressOf(ip >>> 0), ip, meta[m + 2]!, i);
       }
     } finally {
       this.inBatch = false;
@@ -168,7 +169,8 @@ export class NativeIo implements DatagramIo {
   send(data: Buffer, port: number, address: string): void {
     if (this.closed) return;
     const k = this.pending;
-    if (data.length > this.b.scratchBytes || typeof ipKeyOf(address) !== 'number') {
+    const ip = ipKeyOf(address);
+    if (data.length > this.b.scratchBytes || typeof ip !== 'number') {
       this.refused++;
       return;
     }
@@ -177,7 +179,7 @@ export class NativeIo implements DatagramIo {
     const t = this.txMeta;
     t[m] = REGION_SCRATCH | k;
     t[m + 1] = data.length;
-    t[m + 2] = ipKeyOf(address) as number;
+    t[m + 2] = ip;
     t[m + 3] = port;
     this.pending++;
     if (!this.inBatch || this.pending === this.b.batch) this.flush();
@@ -198,6 +200,14 @@ export class NativeIo implements DatagramIo {
   get sendErrors(): number {
     const s = this.stats();
     return this.refused + (s[1] ?? 0) + (s[4] ?? 0);
+  }
+
+  get receiveErrors(): number {
+    return this.stats()[0] ?? 0;
+  }
+
+  get sendsQueued(): number {
+    return this.stats()[3] ?? 0;
   }
 
   async close(): Promise<void> {

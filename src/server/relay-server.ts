@@ -9,7 +9,7 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
-import { formatAddress, ipKeyOf } from '../wire/address';
+import { formatAddress } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import { REAP_INTERVAL_MS } from '../wire/constants';
 import { RelayError } from '../wire/errors';
@@ -157,7 +157,7 @@ export class RelayServer {
     return a;
   }
 
-  /** SPEC-neutral: the I/O path --io asks for; 'auto' falls back to dgram with the reason kept for the log. */
+  /** The I/O path --io asks for; 'auto' falls back to dgram, keeping the reason for the start log. */
   private chooseIo(family: 4 | 6): DatagramIo {
     const mode = this.config.io;
     if (mode === 'dgram') return new DgramIo();
@@ -171,10 +171,9 @@ export class RelayServer {
     return new DgramIo();
   }
 
-  /** What the I/O path counts itself (metrics); zeros for dgram, which reports none of it. */
+  /** What the I/O path counts itself (metrics). */
   ioCounts(): { receiveErrors: number; sendsQueued: number } {
-    const s = this.io instanceof NativeIo ? this.io.stats() : [];
-    return { receiveErrors: s[0] ?? 0, sendsQueued: s[3] ?? 0 };
+    return { receiveErrors: this.io?.receiveErrors ?? 0, sendsQueued: this.io?.sendsQueued ?? 0 };
   }
 
   /** The bound UDP address (after start). */
@@ -267,11 +266,10 @@ export class RelayServer {
    * One datagram: `len` bytes of `data` from address:port. With the native
    * path `data` is the whole receive slot (`slot`), longer than the datagram.
    */
-  private readonly onDatagram = (data: Buffer, len: number, address: string, port: number, slot: number): void => {
+  private readonly onDatagram = (data: Buffer, len: number, address: string, ip: IpKey, port: number, slot: number): void => {
     const c = this.counters;
     c.datagramsReceived++;
     c.bytesReceived += len;
-    const ip = ipKeyOf(address);
     const first = len > 0 ? data[0] : -1;
 
     if (first === R || first === A) {

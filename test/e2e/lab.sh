@@ -413,7 +413,7 @@ scenario_punch_cone() {
   nat_rules "$NS_N1" cone; nat_rules "$NS_N2" cone
   for i in $(seq 1 "$runs"); do
     if pair_up "$name-$i-$$" && wait_both "path direct" 10 "direct path"; then
-      times+=("$(awk "BEGIN{printf \"%.0f\", ($(now) - $PAIRED_AT) * 1000}")")
+      times+=("$(elapsed_ms "$PAIRED_AT")")
     else
       times+=(fail)
     fi

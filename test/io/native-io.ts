@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { format } from 'node:util';
 import { NativeIo, loadNative } from '../../src/io/native-io';
+import { ipKeyOf } from '../../src/wire/address';
 import type { NativeBinding } from '../../src/io/native-io';
 import { RelayServer } from '../../src/server/relay-server';
 import { silentLoggers } from '../../src/server/log';
@@ -104,7 +105,7 @@ t.test('the native boundary under what peers can send', { skip: built === undefi
     const bound = await io.bind('127.0.0.1', 0, 4, 1 << 20, 1 << 20);
     let seen = 0;
     let closing: Promise<void> | undefined;
-    io.start((_data, _len, address, port) => {
+    io.start((_data, _len, address, _ip, port) => {
       seen++;
       io.send(Buffer.from('x'), port, address); // queued in the batch, then dropped by close
       if (seen === 10) closing = io.close();
@@ -143,4 +144,29 @@ t.test('the native boundary under what peers can send', { skip: built === undefi
     await until(() => data.n === n / 2, 10_000);
     t.equal(data.n, n / 2, 'each session carried its datagram to its own partner');
   });
+});
+
+t.test('a batch hands the relay the same address key ipKeyOf would, above 127/8 too', async (t) => {
+  // A stand-in for the module: what it would write into the shared memory for one datagram.
+  let onBatch: ((n: number) => void) | undefined;
+  let rxMeta: Int32Array | undefined;
+  const fake = {
+    batch: 64, slotBytes: 65536, scratchBytes: 256,
+    open: () => [{}, 4433, 0, 0] as [unknown, number, number, number],
+    start: (_h: unknown, _rx: ArrayBuffer, meta: ArrayBuffer, _tx: ArrayBuffer, _txd: ArrayBuffer, cb: (n: number) => void) => {
+      rxMeta = new Int32Array(meta);
+      onBatch = cb;
+    },
+    send: () => 0, stats: () => [], close: () => undefined,
+  } satisfies NativeBinding;
+  const io = new NativeIo(fake);
+  await io.bind('127.0.0.1', 4433, 4, 0, 0);
+  const seen: Array<[string, unknown, number, number]> = [];
+  io.start((_d, len, address, ip, port) => seen.push([address, ip, port, len]), () => undefined);
+  for (const [address, port] of [['198.51.100.7', 40000], ['10.1.0.2', 1], ['255.255.255.254', 65535]] as const) {
+    const [a, b, c, d] = address.split('.').map(Number) as [number, number, number, number];
+    rxMeta!.set([12, ((a << 24) | (b << 16) | (c << 8) | d) | 0, port, 0], 0);
+    onBatch!(1);
+    t.same(seen.pop(), [address, ipKeyOf(address), port, 12], address);
+  }
 });
