@@ -109,6 +109,21 @@ t.test('run as ./quic-relay.js: the shebang starts node with --optimize-for-size
   t.equal((await r.exit).code, 0);
 });
 
+t.test('SIGUSR1 opens no inspector and SIGHUP does not kill: both are logged and the relay carries on', async (t) => {
+  const r = run(t, ['--port', '0', '--host', '127.0.0.1']);
+  const m = await r.waitFor(/UDP relay listening on 127\.0\.0\.1:(\d+)/);
+  r.child.kill('SIGUSR1');
+  await r.waitFor(/SIGUSR1 ignored/);
+  r.child.kill('SIGHUP');
+  await r.waitFor(/SIGHUP: nothing to reload/);
+  const a = await bindPeer(t, { address: '127.0.0.1', port: Number(m[1]), family: 'IPv4' }, '127.0.0.2');
+  t.equal(await register(a, 'after-signals'), 'ACK\n', 'still serving');
+  t.notMatch(r.stderr(), /Debugger listening/, 'no inspector');
+  r.child.kill('SIGTERM');
+  t.equal((await r.exit).code, 0);
+  t.match(r.stderr(), /stopped after/, 'and the summary at the end');
+});
+
 t.test('SPEC 3.6: SIGUSR2 drains: the session flows on, a new one is refused, exit 0 once none is left', async (t) => {
   const r = run(t, ['--port', '0', '--host', '127.0.0.1', '--metrics-port', '0', '--session-timeout-secs', '1']);
   const m = await r.waitFor(/UDP relay listening on 127\.0\.0\.1:(\d+)/);

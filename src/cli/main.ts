@@ -40,7 +40,10 @@ export function buildProgram(io: ProgramIo): Command {
   addPeerCommand(program, () => ({
     env: io.env,
     say: (line) => process.stderr.write(`${line}\n`),
-    running: (sidecar) => stopOnSignals(() => sidecar.close()),
+    running: (sidecar) => {
+      ignoreStraySignals((line) => process.stderr.write(`${line}\n`), 'nothing to reload; carrying on');
+      stopOnSignals(() => sidecar.close());
+    },
   }));
   addProbeCommand(program, () => ({
     env: io.env,
@@ -51,6 +54,18 @@ export function buildProgram(io: ProgramIo): Command {
   }));
   addTicketCommand(program, () => ({ print: io.print }));
   return program;
+}
+
+/**
+ * Signals that must not do their default thing: SIGUSR1 would open Node's
+ * inspector on 127.0.0.1:9229 (code execution for any local user), one key
+ * away from the drain signal; SIGHUP would kill the process without its
+ * summary (a closed terminal, or a habit of reloading). A listener is what
+ * keeps Node from either; each is logged, nothing else.
+ */
+function ignoreStraySignals(say: (line: string) => void, reload: string): void {
+  process.on('SIGUSR1', () => say('SIGUSR1 ignored: the inspector stays off (drain is SIGUSR2)'));
+  process.on('SIGHUP', () => say(`SIGHUP: ${reload}`));
 }
 
 /** SIGTERM/SIGINT: run `stop`, then exit 0 (within 1 s in any case). A second signal exits at once. */
@@ -70,6 +85,7 @@ function stopOnSignals(stop: () => Promise<unknown>): (why?: string) => void {
 async function runRelay(r: RelayRun): Promise<void> {
   const relay = new RelayServer(r.server);
   const log = createDebug('quic-relay:relay');
+  ignoreStraySignals(log, 'nothing to reload (restart to change options; drain first with SIGUSR2); carrying on');
   let metrics: MetricsHttpServer | undefined;
   try {
     await relay.start();

@@ -5,6 +5,7 @@
 import { InvalidArgumentError } from 'commander';
 import { checkHost, checkInteger, parseBooleanText } from '../wire/checks';
 import { RelayError } from '../wire/errors';
+import { checkEndpoints } from '../server/config';
 
 function wrap<T>(check: () => T): T {
   try {
@@ -35,4 +36,13 @@ export function parseBoolean(value: string): boolean {
   const b = parseBooleanText(value);
   if (b === undefined) throw new InvalidArgumentError('must be true or false');
   return b;
+}
+
+/** A comma-separated list of `host[:port]` (IPs only when `ipOnly`), checked as the library checks it. */
+export function endpointListParser(ipOnly: boolean): (value: string) => string[] {
+  return (value) => {
+    const list = value.split(',').map((p) => p.trim()).filter((p) => p !== '');
+    wrap(() => checkEndpoints(list, '', ipOnly));
+    return list;
+  };
 }

@@ -9,16 +9,17 @@ import type { IoMode } from '../server/config';
 import { Command, Option } from 'commander';
 import type { RelayServerOptions } from '../server/config';
 import {
-  DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_HOST, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_METRICS_HOST,
+  DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_HOST, DEFAULT_MAX_SESSION_DATAGRAMS_PER_SEC, DEFAULT_MAX_SESSIONS, DEFAULT_UNPAIRED_TIMEOUT_SECS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_METRICS_HOST,
   DEFAULT_PORT, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, DEFAULT_SEND_BUFFER_BYTES,
   DEFAULT_SESSION_TIMEOUT_SECS, MAX_SESSION_TIMEOUT_SECS,
 } from '../wire/constants';
 import { addAuthOptions, authSecretsFrom } from './auth';
-import { integerParser, parseBoolean, parseHost, parsePort } from './options';
+import { endpointListParser, integerParser, parseBoolean, parseHost, parsePort } from './options';
 
 export const ENV_PREFIX = 'QUIC_RELAY_';
 /** The variable of the negatable flag, read by hand: commander would take any value, even "false", as set. */
 export const NO_IMPLICIT_REBIND_ENV = `${ENV_PREFIX}NO_IMPLICIT_REBIND`;
+export const IMPLICIT_REBIND_ENV = `${ENV_PREFIX}IMPLICIT_REBIND`;
 
 /** What running the relay takes: the server's options and the process-level ones. */
 export interface RelayRun {
@@ -42,6 +43,10 @@ export function relayCommand(env: Record<string, string | undefined>, run: (r: R
       opt('--session-timeout-secs <n>', 'SESSION_TIMEOUT_SECS', 'remove a session idle this long')
         .default(DEFAULT_SESSION_TIMEOUT_SECS).argParser(integerParser(1, MAX_SESSION_TIMEOUT_SECS)),
     )
+    .addOption(
+      opt('--unpaired-timeout-secs <n>', 'UNPAIRED_TIMEOUT_SECS', 'remove a session that never paired after this long without a registration')
+        .default(DEFAULT_UNPAIRED_TIMEOUT_SECS).argParser(integerParser(1, MAX_SESSION_TIMEOUT_SECS)),
+    )
     .addOption(opt('--metrics-port <n>', 'METRICS_PORT', 'serve /metrics, /healthz and /readyz over HTTP on this port (off by default)').argParser(parsePort))
     .addOption(opt('--metrics-host <addr>', 'METRICS_HOST', 'address for the metrics server').default(DEFAULT_METRICS_HOST).argParser(parseHost))
     .addOption(opt('--max-sessions <n>', 'MAX_SESSIONS', 'sessions held at most; new ones get ERR:BUSY').default(DEFAULT_MAX_SESSIONS).argParser(integerParser(1, 100_000_000)))
@@ -57,7 +62,14 @@ export function relayCommand(env: Record<string, string | undefined>, run: (r: R
       opt('--max-session-bytes-per-sec <n>', 'MAX_SESSION_BYTES_PER_SEC', 'bytes per second one session may have forwarded (over it: dropped, reason "rate"); 0: no cap')
         .default(0).argParser(integerParser(0, 10_000_000_000)),
     )
-    .addOption(new Option('--no-implicit-rebind', `forward nothing from unregistered ports, even when one peer has that IP [env: ${NO_IMPLICIT_REBIND_ENV}]`))
+    .addOption(
+      opt('--max-session-datagrams-per-sec <n>', 'MAX_SESSION_DATAGRAMS_PER_SEC', 'datagrams per second one session may have forwarded, zero-length included (over it: dropped, reason "rate"); 0: no budget')
+        .default(DEFAULT_MAX_SESSION_DATAGRAMS_PER_SEC).argParser(integerParser(0, 100_000_000)),
+    )
+    .addOption(opt('--public-address <ips>', 'PUBLIC_ADDRESS', "this relay's public IPs (ip or ip:port, comma-separated), e.g. an Elastic IP: never registered, answered or sent to").argParser(endpointListParser(true)))
+    .addOption(opt('--peer-relays <list>', 'PEER_RELAYS', 'the other relays of the fleet (host or host:port, comma-separated): never registered, answered or sent to').argParser(endpointListParser(false)))
+    .addOption(new Option('--implicit-rebind', `rebind by IP on data from an unregistered port (the default without --auth-secret) [env: ${IMPLICIT_REBIND_ENV}]`))
+    .addOption(new Option('--no-implicit-rebind', `forward nothing from unregistered ports, even when one peer has that IP (the default with --auth-secret) [env: ${NO_IMPLICIT_REBIND_ENV}]`))
     .addOption(
       opt('--drain-timeout-secs <n>', 'DRAIN_TIMEOUT_SECS', 'after SIGUSR2 (drain), exit this long later even if sessions remain')
         .default(DEFAULT_DRAIN_TIMEOUT_SECS).argParser(integerParser(1, MAX_SESSION_TIMEOUT_SECS)),
@@ -82,13 +94,17 @@ interface RelayFlags {
   port: number;
   host: string;
   sessionTimeoutSecs: number;
+  unpairedTimeoutSecs: number;
+  maxSessionDatagramsPerSec: number;
+  publicAddress?: string[];
+  peerRelays?: string[];
   metricsPort?: number;
   metricsHost: string;
   maxSessions: number;
   maxSessionsPerIp: number;
   registrationsPerSecPerIp: number;
   maxSessionBytesPerSec: number;
-  implicitRebind: boolean;
+  implicitRebind?: boolean;
   drainTimeoutSecs: number;
   recvBufferBytes: number;
   sendBufferBytes: number;
@@ -101,13 +117,15 @@ interface RelayFlags {
  */
 export function relayRunFrom(cmd: Command, env: Record<string, string | undefined>): RelayRun {
   const f = cmd.opts<RelayFlags>();
-  let implicitRebind = f.implicitRebind;
-  const envValue = env[NO_IMPLICIT_REBIND_ENV];
-  if (cmd.getOptionValueSource('implicitRebind') !== 'cli' && envValue !== undefined) {
+  // SPEC 2.4: a flag beats a variable; neither leaves the library's default (off with tickets, else on).
+  let implicitRebind = cmd.getOptionValueSource('implicitRebind') === 'cli' ? f.implicitRebind : undefined;
+  for (const [name, flag, negate] of [[IMPLICIT_REBIND_ENV, '--implicit-rebind', false], [NO_IMPLICIT_REBIND_ENV, '--no-implicit-rebind', true]] as const) {
+    const envValue = env[name];
+    if (implicitRebind !== undefined || envValue === undefined) continue;
     try {
-      implicitRebind = !parseBoolean(envValue);
+      implicitRebind = parseBoolean(envValue) !== negate;
     } catch {
-      cmd.error(`error: option '--no-implicit-rebind' value '${envValue}' from env '${NO_IMPLICIT_REBIND_ENV}' is invalid. must be true or false`, {
+      cmd.error(`error: option '${flag}' value '${envValue}' from env '${name}' is invalid. must be true or false`, {
         code: 'commander.invalidArgument', exitCode: 1,
       });
     }
@@ -117,11 +135,15 @@ export function relayRunFrom(cmd: Command, env: Record<string, string | undefine
       port: f.port,
       host: f.host,
       sessionTimeoutSecs: f.sessionTimeoutSecs,
+      unpairedTimeoutSecs: f.unpairedTimeoutSecs,
+      maxSessionDatagramsPerSec: f.maxSessionDatagramsPerSec,
+      publicAddresses: f.publicAddress ?? [],
+      peerRelays: f.peerRelays ?? [],
       maxSessions: f.maxSessions,
       maxSessionsPerIp: f.maxSessionsPerIp,
       registrationsPerSecPerIp: f.registrationsPerSecPerIp,
       maxSessionBytesPerSec: f.maxSessionBytesPerSec,
-      implicitRebind,
+      ...(implicitRebind !== undefined ? { implicitRebind } : {}),
       authSecrets: authSecretsFrom(cmd),
       recvBufferBytes: f.recvBufferBytes,
       sendBufferBytes: f.sendBufferBytes,

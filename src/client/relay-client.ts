@@ -11,6 +11,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
 import type { IpKey } from '../wire/address';
+import type { Endpoint } from '../wire/endpoint';
 import {
   DEFAULT_KEEPALIVE_SECS, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTER_TIMEOUT_MS, DEFAULT_SEND_BUFFER_BYTES,
   REGISTER_BACKOFF_INITIAL_MS, REGISTER_BACKOFF_MAX_MS,
@@ -21,10 +22,8 @@ import { ADDRESS_QUERY_DATAGRAM, encodeRegister, isAddressQuery, isValidSessionI
 import { realTimers } from './timers';
 import type { Timers } from './timers';
 
-export interface RelayEndpoint {
-  host: string;
-  port: number;
-}
+/** Where a relay is: a host (IP or name) and its UDP port. */
+export type RelayEndpoint = Endpoint;
 
 export interface RelayClientOptions {
   relay: RelayEndpoint;

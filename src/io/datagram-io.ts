@@ -97,11 +97,21 @@ export class DgramIo implements DatagramIo {
   };
 
   forward(data: Buffer, _length: number, _slot: number, port: number, address: string): void {
-    this.socket!.send(data, port, address, this.onSent);
+    this.send(data, port, address);
   }
 
+  /** SPEC 1.6: never throws. dgram throws synchronously on a bad port or a closed socket; both are counted send errors. */
   send(data: Buffer, port: number, address: string): void {
-    this.socket!.send(data, port, address, this.onSent);
+    const socket = this.socket;
+    if (socket === undefined) {
+      this.sendErrors++;
+      return;
+    }
+    try {
+      socket.send(data, port, address, this.onSent);
+    } catch {
+      this.sendErrors++;
+    }
   }
 
   async close(): Promise<void> {

@@ -189,7 +189,11 @@ export class NativeIo implements DatagramIo {
     if (this.pending === 0 || this.closed) return;
     const n = this.pending;
     this.pending = 0;
-    this.b.send(this.handle, n);
+    try {
+      this.b.send(this.handle, n);
+    } catch {
+      this.refused += n; // SPEC 1.6: a send never throws out of the I/O layer
+    }
   }
 
   /** The module's counters: [recvErrors, sendErrors, truncated, queued, queueDrops, eagain, batches, queueLength]. */

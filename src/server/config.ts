@@ -3,11 +3,14 @@
 // bad value reads the same from a flag, a variable or the library (SPEC 3.1).
 
 import {
-  DEFAULT_HOST, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_PORT,
+  DEFAULT_HOST, DEFAULT_MAX_SESSION_DATAGRAMS_PER_SEC, DEFAULT_MAX_SESSIONS, DEFAULT_UNPAIRED_TIMEOUT_SECS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_PORT,
   DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, DEFAULT_SEND_BUFFER_BYTES,
   DEFAULT_SESSION_TIMEOUT_SECS, MAX_SESSION_TIMEOUT_SECS, REGISTRATION_BURST_SECS,
 } from '../wire/constants';
+import net from 'node:net';
 import { checkHost, checkInteger, checkPort } from '../wire/checks';
+import { parseEndpoint } from '../wire/endpoint';
+import type { Endpoint } from '../wire/endpoint';
 import { ConfigError } from '../wire/errors';
 
 export interface RelayServerOptions {
@@ -23,8 +26,24 @@ export interface RelayServerOptions {
   maxSessionsPerIp?: number;
   /** SPEC 4.1: registrations/s per source IP (a token bucket holding one second's worth); 0 = unlimited. @default DEFAULT_REGISTRATIONS_PER_SEC_PER_IP */
   registrationsPerSecPerIp?: number;
-  /** SPEC 2.4: rebind by IP on data from an unknown port. @default true */
+  /** SPEC 4.5: seconds a session that never paired lives without a registration. @default DEFAULT_UNPAIRED_TIMEOUT_SECS (60) */
+  unpairedTimeoutSecs?: number;
+  /**
+   * SPEC 2.4: rebind by IP on data from an unknown port. @default true, but
+   * false with authSecrets: on a public relay a new port proves itself with a
+   * ticket (a REG), not with one datagram from the same IP.
+   */
   implicitRebind?: boolean;
+  /**
+   * SPEC 4.4: the relay's public addresses (`ip` or `ip:port`; the port
+   * defaults to the relay's), such as an Elastic IP that NATs to a private
+   * one: the relay never registers, answers or sends to them. @default []
+   */
+  publicAddresses?: readonly string[];
+  /** SPEC 4.4: the other relays of the fleet (`host` or `host:port`; the port defaults to the relay's): treated as in publicAddresses. @default [] */
+  peerRelays?: readonly string[];
+  /** SPEC 4.4: datagrams per second one session may have forwarded, both ways, a second's burst; 0 = no budget. @default DEFAULT_MAX_SESSION_DATAGRAMS_PER_SEC */
+  maxSessionDatagramsPerSec?: number;
   /**
    * SPEC 4.3: when not empty, only tickets made with one of these secrets are
    * accepted as session ids; the first one is the current one (rotation: add
@@ -49,9 +68,12 @@ export interface RelayServerOptions {
 export type IoMode = 'auto' | 'native' | 'dgram';
 export const IO_MODES: readonly IoMode[] = ['auto', 'native', 'dgram'];
 
-export type RelayConfig = Required<RelayServerOptions> & {
+export type RelayConfig = Required<Omit<RelayServerOptions, 'publicAddresses' | 'peerRelays'>> & {
   authSecrets: readonly string[];
   registrationBurstPerIp: number;
+  /** Parsed; a port of 0 stands for the relay's own port (known once bound). */
+  publicAddresses: readonly Endpoint[];
+  peerRelays: readonly Endpoint[];
 };
 
 /** The shortest secret accepted: 16 bytes, 128 bits if it is random. */
@@ -71,22 +93,40 @@ export function checkAuthSecrets(value: unknown, option: string): readonly strin
 
 export function validateConfig(o: RelayServerOptions = {}): RelayConfig {
   const rate = checkInteger(o.registrationsPerSecPerIp ?? DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, '--registrations-per-sec-per-ip', 0, 1_000_000);
-  if (typeof (o.implicitRebind ?? true) !== 'boolean') throw new ConfigError('--no-implicit-rebind', 'must be a boolean');
+  if (o.implicitRebind !== undefined && typeof o.implicitRebind !== 'boolean') throw new ConfigError('--no-implicit-rebind', 'must be a boolean');
+  const authSecrets = checkAuthSecrets(o.authSecrets ?? [], '--auth-secret');
+  const sessionTimeoutSecs = checkInteger(o.sessionTimeoutSecs ?? DEFAULT_SESSION_TIMEOUT_SECS, '--session-timeout-secs', 1, MAX_SESSION_TIMEOUT_SECS);
   return {
     port: checkPort(o.port ?? DEFAULT_PORT, '--port'),
     host: checkHost(o.host ?? DEFAULT_HOST, '--host'),
-    sessionTimeoutSecs: checkInteger(o.sessionTimeoutSecs ?? DEFAULT_SESSION_TIMEOUT_SECS, '--session-timeout-secs', 1, MAX_SESSION_TIMEOUT_SECS),
+    sessionTimeoutSecs,
+    unpairedTimeoutSecs: checkInteger(o.unpairedTimeoutSecs ?? DEFAULT_UNPAIRED_TIMEOUT_SECS, '--unpaired-timeout-secs', 1, MAX_SESSION_TIMEOUT_SECS),
     maxSessions: checkInteger(o.maxSessions ?? DEFAULT_MAX_SESSIONS, '--max-sessions', 1, 100_000_000),
     maxSessionsPerIp: checkInteger(o.maxSessionsPerIp ?? DEFAULT_MAX_SESSIONS_PER_IP, '--max-sessions-per-ip', 1, 100_000_000),
     registrationsPerSecPerIp: rate,
     registrationBurstPerIp: Math.max(1, rate * REGISTRATION_BURST_SECS),
-    implicitRebind: o.implicitRebind ?? true,
-    authSecrets: checkAuthSecrets(o.authSecrets ?? [], '--auth-secret'),
+    // SPEC 2.4: with tickets, off unless asked for.
+    implicitRebind: o.implicitRebind ?? authSecrets.length === 0,
+    authSecrets,
+    publicAddresses: checkEndpoints(o.publicAddresses ?? [], '--public-address', true),
+    peerRelays: checkEndpoints(o.peerRelays ?? [], '--peer-relays', false),
+    maxSessionDatagramsPerSec: checkInteger(o.maxSessionDatagramsPerSec ?? DEFAULT_MAX_SESSION_DATAGRAMS_PER_SEC, '--max-session-datagrams-per-sec', 0, 100_000_000),
     maxSessionBytesPerSec: checkInteger(o.maxSessionBytesPerSec ?? 0, '--max-session-bytes-per-sec', 0, 10_000_000_000),
     recvBufferBytes: checkInteger(o.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES, '--recv-buffer-bytes', 0, 1 << 30),
     sendBufferBytes: checkInteger(o.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES, '--send-buffer-bytes', 0, 1 << 30),
     io: checkIoMode(o.io ?? 'auto'),
   };
+}
+
+/** `host[:port]` entries (IPs only when `ipOnly`); port 0 stands for "the relay's own". */
+export function checkEndpoints(value: unknown, option: string, ipOnly: boolean): readonly Endpoint[] {
+  if (!Array.isArray(value)) throw new ConfigError(option, 'must be a list of addresses');
+  return value.map((text: unknown) => {
+    if (typeof text !== 'string') throw new ConfigError(option, 'must be a list of addresses');
+    const e = parseEndpoint(text, 0, option);
+    if (ipOnly && net.isIP(e.host) === 0) throw new ConfigError(option, `not an IP address: ${JSON.stringify(text)}`);
+    return e;
+  });
 }
 
 function checkIoMode(value: unknown): IoMode {

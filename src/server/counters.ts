@@ -14,7 +14,13 @@ export class RelayCounters {
   droppedUnknownSourceBytes = 0;
   droppedAmbiguousSource = 0;
   droppedAmbiguousSourceBytes = 0;
-  /** Over --max-session-bytes-per-sec. */
+  /** SPEC 1.6: from source port 0. */
+  droppedPortZero = 0;
+  droppedPortZeroBytes = 0;
+  /** SPEC 4.4: from an address that leads back to a relay (ours, or --peer-relays). */
+  droppedLoop = 0;
+  droppedLoopBytes = 0;
+  /** Over --max-session-bytes-per-sec or --max-session-datagrams-per-sec. */
   droppedRate = 0;
   droppedRateBytes = 0;
   sendErrors = 0;
@@ -45,7 +51,7 @@ export class RelayCounters {
   sessionsEmptied = 0;
 
   get droppedDatagrams(): number {
-    return this.droppedUnpaired + this.droppedUnknownSource + this.droppedAmbiguousSource + this.droppedRate;
+    return this.droppedUnpaired + this.droppedUnknownSource + this.droppedAmbiguousSource + this.droppedRate + this.droppedPortZero + this.droppedLoop;
   }
   get refusals(): number {
     return this.regFull + this.regBad + this.regBusyRate + this.regBusySessions + this.regBusyIp + this.regBusyDraining + this.regAuth;

@@ -64,10 +64,12 @@ export class ExpirySchedule<T extends ExpiryEntry<T>> {
   }
 
   /**
-   * Unschedules every entry whose bucket is due at `now` (its tick's end is at
-   * or before `now`) and hands each to `visit`, which may add it again.
+   * Unschedules entries whose bucket is due at `now` (its tick's end is at or
+   * before `now`), at most `max` of them, oldest bucket first, and hands each
+   * to `visit`, which may add it again. What is left over stays due for the
+   * next call: a mass expiry is taken in slices, with I/O between them.
    */
-  takeDue(now: number, visit: (e: T) => void): void {
+  takeDue(now: number, max: number, visit: (e: T) => void): void {
     const last = Math.floor(now / this.tickMs);
     if (this.entries === 0) {
       this.sweptThrough = Math.max(this.sweptThrough, last);
@@ -83,20 +85,37 @@ export class ExpirySchedule<T extends ExpiryEntry<T>> {
       const from = this.sweptThrough + 1;
       ticks = (function* range() { for (let tick = from; tick <= last; tick++) yield tick; })();
     }
-    this.sweptThrough = last;
+    this.sweptThrough = last; // entries visit() adds again land after every due bucket
+    let taken = 0;
     for (const tick of ticks) {
       let e = this.buckets.get(tick);
-      if (e === undefined) continue;
-      this.buckets.delete(tick);
       while (e !== undefined) {
+        if (taken === max) {
+          // Stop inside the due range: this bucket (and the rest) wait for the
+          // next call, and an entry re-added now still lands after them.
+          this.buckets.set(tick, e);
+          e.expiryPrev = null;
+          this.sweptThrough = tick - 1;
+          return;
+        }
         const next: T | null = e.expiryNext;
         e.expiryTick = -1;
         e.expiryPrev = null;
         e.expiryNext = null;
         this.entries--;
+        taken++;
         visit(e); // may add e again, always to a later bucket
         e = next ?? undefined;
       }
+      this.buckets.delete(tick);
     }
+  }
+
+  /** True when an entry's bucket is due at `now` (takeDue stopped at its bound). */
+  hasDue(now: number): boolean {
+    const last = Math.floor(now / this.tickMs);
+    if (this.entries === 0 || last <= this.sweptThrough) return false;
+    for (const tick of this.buckets.keys()) if (tick <= last) return true;
+    return false;
   }
 }

@@ -6,6 +6,7 @@
 // evaluates prom-client.
 
 import http from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RelayCounters, RelaySummary } from './counters';
@@ -67,10 +68,12 @@ export function createRegistry(src: MetricsSource): Registry {
     unknown_source: [() => c.droppedUnknownSource, () => c.droppedUnknownSourceBytes],
     ambiguous_source: [() => c.droppedAmbiguousSource, () => c.droppedAmbiguousSourceBytes],
     rate: [() => c.droppedRate, () => c.droppedRateBytes],
+    loop: [() => c.droppedLoop, () => c.droppedLoopBytes],
+    source_port_zero: [() => c.droppedPortZero, () => c.droppedPortZeroBytes],
   };
   const pick = (i: 0 | 1): Record<string, () => number> => Object.fromEntries(Object.entries(dropped).map(([reason, reads]) => [reason, reads[i]]));
-  labelled('quic_relay_dropped_datagrams_total', 'Data datagrams not forwarded, by reason', 'reason', pick(0));
-  labelled('quic_relay_dropped_bytes_total', 'Bytes of data datagrams not forwarded, by reason', 'reason', pick(1));
+  labelled('quic_relay_dropped_datagrams_total', 'Datagrams dropped, by reason (data not forwarded; loop and source_port_zero: anything from such a source)', 'reason', pick(0));
+  labelled('quic_relay_dropped_bytes_total', 'Bytes of the datagrams dropped, by reason', 'reason', pick(1));
   labelled('quic_relay_rebinds_total', 'Peers moved to a new port after a NAT change', 'kind', {
     explicit: () => c.rebindsExplicit, implicit: () => c.rebindsImplicit,
   });
@@ -84,13 +87,58 @@ export function createRegistry(src: MetricsSource): Registry {
   return registry;
 }
 
+/** Bounds of the metrics server: it shares the event loop with forwarding, so nothing a scraper does may hold it long. */
+export interface MetricsHttpOptions {
+  /** Connections held at once; more are closed as they come. @default 16 */
+  maxConnections?: number;
+  /** A request's headers must arrive within this. @default 5000 */
+  headersTimeoutMs?: number;
+  /** A whole request must arrive within this. @default 10000 */
+  requestTimeoutMs?: number;
+  /** An idle kept-alive connection is closed after this. @default 5000 */
+  keepAliveTimeoutMs?: number;
+  /** A rendered /metrics is served again for this long: scraping flat out renders once per period. @default 1000 */
+  cacheMs?: number;
+  /** Monotonic milliseconds, for the cache. @default performance.now */
+  clock?: () => number;
+}
+
 export class MetricsHttpServer {
   private readonly server: http.Server;
   private readonly registry: Registry;
+  private readonly cacheMs: number;
+  private readonly clock: () => number;
+  /** The last rendering (or the one under way) and when it started. */
+  private rendered: { at: number; text: Promise<string> } | undefined;
 
-  constructor(private readonly src: MetricsSource) {
+  constructor(private readonly src: MetricsSource, options: MetricsHttpOptions = {}) {
     this.registry = createRegistry(src);
-    this.server = http.createServer((req, res) => this.handle(req, res));
+    this.cacheMs = options.cacheMs ?? 1000;
+    this.clock = options.clock ?? (() => performance.now());
+    this.server = http.createServer(
+      {
+        headersTimeout: options.headersTimeoutMs ?? 5000,
+        requestTimeout: options.requestTimeoutMs ?? 10_000,
+        keepAliveTimeout: options.keepAliveTimeoutMs ?? 5000,
+        // Node checks the two timeouts on this interval (30 s by default): make it fit them.
+        connectionsCheckingInterval: Math.min(options.headersTimeoutMs ?? 5000, 1000),
+      },
+      (req, res) => this.handle(req, res),
+    );
+    this.server.maxConnections = options.maxConnections ?? 16;
+  }
+
+  /** The metrics text, rendered at most once per cacheMs (renders under way are shared). */
+  private metricsText(): Promise<string> {
+    const now = this.clock();
+    const r = this.rendered;
+    if (r !== undefined && now - r.at < this.cacheMs) return r.text;
+    const text = this.registry.metrics();
+    this.rendered = { at: now, text };
+    text.catch(() => {
+      if (this.rendered?.text === text) this.rendered = undefined; // a failed render is not served again
+    });
+    return text;
   }
 
   listen(host: string, port: number): Promise<AddressInfo> {
@@ -122,7 +170,7 @@ export class MetricsHttpServer {
       return;
     }
     if (path === '/metrics') {
-      this.registry.metrics().then(
+      this.metricsText().then(
         (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(req.method === 'HEAD' ? undefined : text),
         (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
       );

@@ -7,11 +7,13 @@
 
 import dns from 'node:dns/promises';
 import net from 'node:net';
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
-import { formatAddress } from '../wire/address';
+import { formatAddress, ipKeyOf, limitKeyOf } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import { REAP_INTERVAL_MS } from '../wire/constants';
+import type { Endpoint } from '../wire/endpoint';
 import { RelayError } from '../wire/errors';
 import { ACK, ERR_AUTH, ERR_BAD, ERR_BUSY, ERR_FULL, classify, encodeAddressAnswer, replyFits } from '../wire/protocol';
 import { checkTicket } from '../wire/tickets';
@@ -25,6 +27,7 @@ import type { RelayConfig, RelayServerOptions } from './config';
 import { RelayCounters, formatSummary } from './counters';
 import type { RelaySummary } from './counters';
 import { RegistrationRateLimiter } from './limits';
+import { LoopGuard } from './loop-guard';
 import { RelayLog, createLoggers } from './log';
 import type { RelayLoggers } from './log';
 import { SessionTable } from './session-table';
@@ -41,14 +44,25 @@ export interface RelayServerComponents {
   reapIntervalMs?: number;
   /** The compiled native I/O module; null: none. @default the one built into the bundle, if any */
   nativeModule?: NativeModuleSource | null;
+  /** The I/O path itself, instead of the one --io picks (tests: a send that throws, SPEC 1.6). */
+  io?: DatagramIo;
+  /** This host's addresses (SPEC 4.4, when bound to the wildcard). @default from os.networkInterfaces() */
+  hostAddresses?: () => string[];
+  /** Sessions the reaper looks at before letting I/O run again. @default REAP_SLICE (4096) */
+  reapSlice?: number;
 }
+
+/** A mass expiry is taken this many sessions at a time, so forwarding never stalls on it (a slice is about a millisecond). */
+export const REAP_SLICE = 4096;
+/** How often the loop guard re-reads the host's interfaces when bound to the wildcard. */
+const INTERFACE_REFRESH_MS = 10_000;
 
 type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
 
 const R = 0x52; // 'R': the first byte of REG:
 const A = 0x41; // 'A': the first byte of ADDR?
 
-/** A burst of one second's worth for the bandwidth cap. */
+/** A burst of one second's worth for the bandwidth cap and the packet budget. */
 const RATE_BURST_MS = 1000;
 
 export class RelayServer {
@@ -63,6 +77,15 @@ export class RelayServer {
   private readonly reapIntervalMs: number;
   /** Milliseconds of budget one forwarded byte costs; 0 when there is no cap. */
   private readonly msPerByte: number;
+  /** SPEC 4.4: milliseconds of budget one forwarded datagram costs; 0 when there is no budget. */
+  private readonly msPerDatagram: number;
+  private readonly loopGuard = new LoopGuard({ port: -1, ownIps: [], wildcard: false, others: [] });
+  private readonly hostAddresses: () => string[];
+  private readonly reapSlice: number;
+  private loopSources: { wildcard: boolean; bound: string; public: Endpoint[]; peers: Endpoint[] } | undefined;
+  private interfacesReadAt = 0;
+  private reapMore: NodeJS.Immediate | undefined;
+  private readonly givenIo: DatagramIo | undefined;
   private io: DatagramIo | undefined;
   private readonly nativeModule: NativeModuleSource | undefined;
   private reaper: NodeJS.Timeout | undefined;
@@ -88,14 +111,19 @@ export class RelayServer {
     this.log = new RelayLog(components.loggers ?? createLoggers());
     this.reapIntervalMs = components.reapIntervalMs ?? REAP_INTERVAL_MS;
     this.nativeModule = components.nativeModule === null ? undefined : (components.nativeModule ?? embeddedNativeModule());
+    this.givenIo = components.io;
+    this.hostAddresses = components.hostAddresses ?? interfaceAddresses;
+    this.reapSlice = components.reapSlice ?? REAP_SLICE;
     this.table = new SessionTable({
       sessionTimeoutMs: this.config.sessionTimeoutSecs * 1000,
+      unpairedTimeoutMs: this.config.unpairedTimeoutSecs * 1000,
       maxSessions: this.config.maxSessions,
       maxSessionsPerIp: this.config.maxSessionsPerIp,
       expiryTickMs: Math.max(1, Math.min(this.reapIntervalMs || REAP_INTERVAL_MS, REAP_INTERVAL_MS)),
     });
     this.limiter = new RegistrationRateLimiter(this.config.registrationsPerSecPerIp, this.config.registrationBurstPerIp);
     this.msPerByte = this.config.maxSessionBytesPerSec > 0 ? 1000 / this.config.maxSessionBytesPerSec : 0;
+    this.msPerDatagram = this.config.maxSessionDatagramsPerSec > 0 ? 1000 / this.config.maxSessionDatagramsPerSec : 0;
   }
 
   /** Source IPs the registration rate limiter holds a bucket for (its memory; metrics). */
@@ -122,7 +150,14 @@ export class RelayServer {
     // from rinfo, so the socket's lookup can answer synchronously.
     const ip = net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address;
     const family = net.isIPv6(ip) ? 6 : 4;
-    const io = this.chooseIo(family);
+    let peers: Endpoint[];
+    try {
+      peers = await resolveAll(this.config.peerRelays);
+    } catch (err) {
+      this.state = 'closed';
+      throw new RelayError('QR_ERR_CONFIG', `--peer-relays: ${(err as Error).message}`);
+    }
+    const io = this.givenIo ?? this.chooseIo(family);
     this.io = io;
     try {
       this.boundAddress = await io.bind(ip, port, family, this.config.recvBufferBytes, this.config.sendBufferBytes);
@@ -137,8 +172,11 @@ export class RelayServer {
     this.recvBufferBytes = io.recvBufferBytes;
     this.sendBufferBytes = io.sendBufferBytes;
     this.ioKind = io.kind;
+    // SPEC 4.4: what leads back to us, known now that the port is.
+    this.loopSources = { wildcard: ip === '0.0.0.0' || ip === '::', bound: ip, public: [...this.config.publicAddresses], peers };
+    this.refreshLoopGuard(this.clock());
     if (this.reapIntervalMs > 0) {
-      this.reaper = setInterval(() => this.reap(), this.reapIntervalMs);
+      this.reaper = setInterval(this.reapSliceNow, this.reapIntervalMs);
       this.reaper.unref(); // never what keeps the process alive
     }
     this.startedAt = this.clock();
@@ -149,10 +187,12 @@ export class RelayServer {
     this.log.relay('UDP relay listening on %s (quic-relay %s, %s I/O)', formatAddress(a.address, a.port), VERSION, io.kind);
     if (this.ioFallbackReason !== undefined) this.log.relay('native I/O not in use (%s): datagrams go through node:dgram', this.ioFallbackReason);
     this.log.relay(
-      'session timeout %d s, max sessions %d (%d per IP), %d registrations/s per IP, implicit rebind %s, tickets %s, per-session cap %s, socket buffers recv %d send %d bytes',
-      cfg.sessionTimeoutSecs, cfg.maxSessions, cfg.maxSessionsPerIp, cfg.registrationsPerSecPerIp, cfg.implicitRebind ? 'on' : 'off',
+      'session timeout %d s (unpaired %d s), max sessions %d (%d per IP or IPv6 /64), %d registrations/s per IP, implicit rebind %s, tickets %s, per-session cap %s and %s, %d peer relays, socket buffers recv %d send %d bytes',
+      cfg.sessionTimeoutSecs, Math.min(cfg.unpairedTimeoutSecs, cfg.sessionTimeoutSecs), cfg.maxSessions, cfg.maxSessionsPerIp, cfg.registrationsPerSecPerIp, cfg.implicitRebind ? 'on' : 'off',
       cfg.authSecrets.length > 0 ? `required (${cfg.authSecrets.length} secret${cfg.authSecrets.length > 1 ? 's' : ''})` : 'off',
-      cfg.maxSessionBytesPerSec > 0 ? `${cfg.maxSessionBytesPerSec} bytes/s` : 'off', this.recvBufferBytes, this.sendBufferBytes,
+      cfg.maxSessionBytesPerSec > 0 ? `${cfg.maxSessionBytesPerSec} bytes/s` : 'no byte cap',
+      cfg.maxSessionDatagramsPerSec > 0 ? `${cfg.maxSessionDatagramsPerSec} datagrams/s` : 'no datagram budget',
+      this.loopSources?.peers.length ?? 0, this.recvBufferBytes, this.sendBufferBytes,
     );
     return a;
   }
@@ -218,6 +258,8 @@ export class RelayServer {
     this.state = 'closing';
     if (this.reaper !== undefined) clearInterval(this.reaper);
     this.reaper = undefined;
+    if (this.reapMore !== undefined) clearImmediate(this.reapMore);
+    this.reapMore = undefined;
     const io = this.io;
     if (io !== undefined) {
       this.counters.sendErrors = io.sendErrors;
@@ -244,15 +286,45 @@ export class RelayServer {
     };
   }
 
-  /** One reaper pass (SPEC 2.5); the timer calls this, tests may too. Returns how many sessions went. */
-  reap(now = this.clock()): number {
+  /**
+   * One reaper pass (SPEC 2.5): removes the sessions past their deadline, at
+   * most `max` of them, and returns how many went. The timer calls it with
+   * one slice and, while more are due, continues on setImmediate, so that a
+   * mass expiry lets datagrams through between slices. Tests may call it.
+   */
+  reap(now = this.clock(), max = Infinity): number {
     if (this.io !== undefined) this.counters.sendErrors = this.io.sendErrors; // counted by the I/O path; read here, off the hot path
-    const removed = this.table.expire(now);
+    const removed = this.table.expire(now, max);
     this.limiter.sweep(now);
     this.counters.sessionsReaped += removed.length;
     for (const s of removed) if (this.log.event('reaped', now)) this.log.session('session %s reaped after %d s idle', s.id, Math.round((now - s.lastActive) / 1000));
+    if (this.loopSources?.wildcard === true && now - this.interfacesReadAt >= INTERFACE_REFRESH_MS) this.refreshLoopGuard(now);
     this.checkDrained();
     return removed.length;
+  }
+
+  private readonly reapSliceNow = (): void => {
+    this.reapMore = undefined;
+    if (this.state !== 'running') return;
+    const now = this.clock();
+    this.reap(now, this.reapSlice);
+    if (this.table.expiryDue(now)) this.reapMore = setImmediate(this.reapSliceNow);
+  };
+
+  /** SPEC 4.4: the relay's own addresses (all of the host's when bound to the wildcard), --public-address and --peer-relays. */
+  private refreshLoopGuard(now: number): void {
+    const src = this.loopSources;
+    if (src === undefined || this.boundAddress === undefined) return;
+    this.interfacesReadAt = now;
+    const port = this.boundAddress.port;
+    const own: IpKey[] = (src.wildcard ? this.hostAddresses() : [src.bound]).map(ipKeyOf);
+    const others: Array<{ ip: IpKey; port: number }> = [];
+    for (const e of src.public) {
+      if (e.port === 0 || e.port === port) own.push(ipKeyOf(e.host));
+      else others.push({ ip: ipKeyOf(e.host), port: e.port });
+    }
+    for (const e of src.peers) others.push({ ip: ipKeyOf(e.host), port: e.port === 0 ? port : e.port });
+    this.loopGuard.update({ port, ownIps: own, wildcard: src.wildcard, others });
   }
 
   // ---- the datagram path
@@ -270,9 +342,20 @@ export class RelayServer {
     const c = this.counters;
     c.datagramsReceived++;
     c.bytesReceived += len;
+    if (port === 0) {
+      // SPEC 1.6: nothing can be sent back to port 0 (dgram throws on it); never answered, never registered.
+      c.droppedPortZero++;
+      c.droppedPortZeroBytes += len;
+      return;
+    }
     const first = len > 0 ? data[0] : -1;
 
     if (first === R || first === A) {
+      // SPEC 4.4: from an address that leads back to a relay, nothing is answered or registered.
+      if (this.loopGuard.isLoop(ip, port)) {
+        this.dropLoop(len, address, port);
+        return;
+      }
       const msg = data.length === len ? data : data.subarray(0, len); // rare: registrations and queries only
       const m = classify(msg);
       if (m.kind === 'register') {
@@ -313,9 +396,27 @@ export class RelayServer {
     this.forward(data, len, slot, session, now);
   };
 
+  /** SPEC 4.4: counted, never answered. */
+  private dropLoop(len: number, address: string, port: number): void {
+    this.counters.droppedLoop++;
+    this.counters.droppedLoopBytes += len;
+    if (this.log.refusal('loop', this.clock())) this.log.limits('%d bytes from %s dropped: that address leads back to a relay (SPEC 4.4)', len, formatAddress(address, port));
+  }
+
   /** Sends to the partner of the slot that sent last (the table has just recorded it). */
   private forward(data: Buffer, len: number, slot: number, s: Session, now: number): void {
     const c = this.counters;
+    if (this.msPerDatagram > 0) {
+      // SPEC 4.4: the packet budget, zero-length datagrams included: what any loop costs is bounded.
+      const tat = Math.max(s.packetTat, now) + this.msPerDatagram;
+      if (tat - now > RATE_BURST_MS) {
+        c.droppedRate++;
+        c.droppedRateBytes += len;
+        if (this.log.datagram.enabled) this.log.datagram('%d bytes of session %s dropped: over %d datagrams/s', len, s.id, this.config.maxSessionDatagramsPerSec);
+        return;
+      }
+      s.packetTat = tat;
+    }
     if (this.msPerByte > 0) {
       // Opt-in bandwidth cap per session, GCRA over bytes with a second's burst.
       const tat = Math.max(s.rateTat, now) + len * this.msPerByte;
@@ -336,6 +437,10 @@ export class RelayServer {
   /** SPEC 2.4: data from an address no session knows. */
   private onUnknownData(data: Buffer, len: number, slot: number, ip: IpKey, address: string, port: number, now: number): void {
     const c = this.counters;
+    if (this.loopGuard.isLoop(ip, port)) {
+      this.dropLoop(len, address, port); // SPEC 4.4: never rebinds to it
+      return;
+    }
     if (this.config.implicitRebind) {
       const r = this.table.implicitRebind(ip, address, port, now);
       if (r.outcome === 'rebound') {
@@ -365,7 +470,7 @@ export class RelayServer {
     // this address in, SPEC 4.3); anything else spends a token first, so a
     // flood of forged tickets costs no more than one HMAC per token.
     if (!this.table.isKeepalive(ip, address, port, id)) {
-      if (!this.limiter.take(ip, now)) {
+      if (!this.limiter.take(limitKeyOf(ip), now)) {
         c.regBusyRate++;
         this.reply(ERR_BUSY, msg, address, port);
         if (this.log.refusal('busy-rate', now)) this.log.limits('ERR:BUSY to %s for session %s: over %d registrations/s from its IP', formatAddress(address, port), id, this.config.registrationsPerSecPerIp);
@@ -402,6 +507,13 @@ export class RelayServer {
         if (this.log.event('paired', now)) this.log.session('session %s paired: %s <-> %s', id, formatAddress(s.aAddress, s.aPort), formatAddress(address, port));
         return;
       }
+      case 'replaced-quiet':
+        c.regJoined++;
+        this.reply(ACK, msg, address, port);
+        if (this.log.event('paired', now)) {
+          this.log.session('session %s paired: %s took the slot of %s, silent since the same peer came back from a new port', id, formatAddress(address, port), formatAddress(r.previousAddress ?? '?', r.previousPort ?? 0));
+        }
+        return;
       case 'rebound':
         c.regRebound++;
         c.rebindsExplicit++;
@@ -459,6 +571,23 @@ export class RelayServer {
     }
     this.io!.send(reply, port, address);
   }
+}
+
+/** This host's interface addresses, every family (SPEC 4.4: a wildcard-bound relay is reachable on each). */
+function interfaceAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(os.networkInterfaces())) for (const i of list ?? []) out.push(i.address.split('%')[0]!);
+  return out;
+}
+
+/** Every address of each endpoint's host (a name may have several); its port kept. */
+async function resolveAll(list: readonly Endpoint[]): Promise<Endpoint[]> {
+  const out: Endpoint[] = [];
+  for (const e of list) {
+    if (net.isIP(e.host) !== 0) out.push(e);
+    else for (const a of await dns.lookup(e.host, { all: true })) out.push({ host: a.address, port: e.port });
+  }
+  return out;
 }
 
 /** Creates a relay; call start() to bind it. */

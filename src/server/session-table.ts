@@ -13,7 +13,7 @@
 // there exactly one peer on this IP" (SPEC 2.4) is the same lookup: no scan.
 // Every mutation of a session updates the index in the same method.
 
-import { ipKeyOf } from '../wire/address';
+import { ipKeyOf, limitKeyOf } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import { ExpirySchedule } from './expiry';
 import type { ExpiryEntry } from './expiry';
@@ -39,6 +39,17 @@ export class Session implements ExpiryEntry<Session> {
   lastFrom: Slot = 0;
   /** SPEC 4.1 (opt-in bandwidth cap): theoretical arrival time of the next byte, in ms (GCRA). */
   rateTat = 0;
+  /** SPEC 4.4: the packet budget's theoretical arrival time of the next datagram, in ms (GCRA). */
+  packetTat = 0;
+  /** SPEC 4.5: a session that never paired lives --unpaired-timeout-secs without a registration. */
+  pairedOnce = false;
+  /**
+   * Slot a when b joined from a's IP and a has not been heard since; else -1.
+   * A peer whose NAT port changed before its partner arrived joins its own
+   * session from the new port; its partner may then take the stale slot
+   * (register()), instead of ERR:FULL for as long as keepalives run.
+   */
+  quietSlot: Slot | -1 = -1;
   // The expiry schedule's links (expiry.ts): no array or set entry per session.
   expiryTick = -1;
   expiryPrev: Session | null = null;
@@ -87,6 +98,8 @@ class IpGroup {
 export interface SessionTableOptions {
   /** SPEC 2.5, in milliseconds. */
   sessionTimeoutMs: number;
+  /** SPEC 4.5: a session that never paired goes after this long without a registration (capped by sessionTimeoutMs). */
+  unpairedTimeoutMs: number;
   /** SPEC 4.1: new sessions beyond this are refused. */
   maxSessions: number;
   /** SPEC 4.1: sessions one source IP may take part in. */
@@ -99,6 +112,7 @@ export type RegisterOutcome =
   | 'keepalive' // SPEC 2.2: X already in S
   | 'created' // a new session holding X
   | 'joined' // X took the free slot: the session is now paired
+  | 'replaced-quiet' // X took the slot of a peer that rejoined from a new port before X came (Session.quietSlot)
   | 'rebound' // explicit rebind: a slot with X's IP became X
   | 'full' // ERR:FULL
   | 'busy-sessions' // ERR:BUSY, --max-sessions
@@ -122,7 +136,7 @@ export interface RegisterResult {
   /** The session X left first (SPEC 2.2), and whether that emptied and removed it. */
   left: Session | undefined;
   leftRemoved: boolean;
-  /** For 'rebound': the address the slot had before. */
+  /** For 'rebound' and 'replaced-quiet': the address the slot had before. */
   previousAddress: string | undefined;
   previousPort: number | undefined;
 }
@@ -138,6 +152,8 @@ const UNPAIRED = { outcome: 'unpaired' } as const;
 export class SessionTable {
   private readonly sessionsById = new Map<string, Session>();
   private readonly ipIndex = new Map<IpKey, Session | IpGroup>();
+  /** SPEC 4.5: sessions per IPv6 /64 (IPv4 counts per address, in ipIndex). */
+  private readonly v6PrefixSessions = new Map<string, number>();
   private pairedSessions = 0;
   private readonly opts: SessionTableOptions;
   private readonly expiry: ExpirySchedule<Session>;
@@ -162,8 +178,9 @@ export class SessionTable {
     return s !== undefined && s.slotOf(ip, address, port) >= 0 ? s : undefined;
   }
 
-  /** SPEC 4.1: how many sessions peers from this IP take part in. */
+  /** SPEC 4.1, 4.5: how many sessions peers from this IP (IPv6: its /64) take part in. */
   sessionsOnIp(ip: IpKey): number {
+    if (typeof ip === 'string') return this.v6PrefixSessions.get(limitKeyOf(ip) as string) ?? 0;
     const v = this.ipIndex.get(ip);
     return v === undefined ? 0 : v instanceof Session ? 1 : v.sessions;
   }
@@ -182,6 +199,7 @@ export class SessionTable {
     if (s === undefined) return undefined;
     const slot = s.slotOf(ip, address, port);
     if (slot === -1) return undefined;
+    if (slot === s.quietSlot) s.quietSlot = -1;
     s.lastFrom = slot;
     if (s.bPort >= 0) s.lastActive = now;
     return s;
@@ -198,6 +216,7 @@ export class SessionTable {
     if (existing !== undefined && existing.id === id) {
       // SPEC 2.2: X already in S: this is the keepalive.
       existing.lastFrom = existing.slotOf(ip, address, port) as Slot;
+      if (existing.lastFrom === existing.quietSlot) existing.quietSlot = -1;
       existing.lastActive = now;
       return result('keepalive', existing);
     }
@@ -205,22 +224,25 @@ export class SessionTable {
     const full = target !== undefined && target.paired;
     const ipA = target !== undefined ? ipKeyOf(target.aAddress) : undefined;
     const ipB = target !== undefined && target.paired ? ipKeyOf(target.bAddress) : undefined;
+    const rebind = full && (ipA === ip || ipB === ip);
+    // Both peers on one IP, the first silent since the second came, and X from
+    // elsewhere: X is the partner that first peer was waiting for (quietSlot).
+    const replaceQuiet = full && !rebind && target!.quietSlot >= 0;
 
     // SPEC 3.6, 4.3, 4.1: refusals are decided before anything changes; a
     // refused registration leaves X where it was.
     if (admission !== 'any') {
-      const rebind = full && (ipA === ip || ipB === ip);
       if (admission === 'rebind-only' && !rebind) return result('expired', undefined);
       if (admission === 'no-create' && target === undefined) return result('busy-draining', undefined);
     }
-    if (!full) {
+    if (!full || replaceQuiet) {
       const leaving = existing !== undefined ? this.partnerIp(existing, ip, address, port) : undefined;
       if (target === undefined && this.sessionsById.size - (existing !== undefined && leaving === null ? 1 : 0) >= this.opts.maxSessions) {
         return result('busy-sessions', undefined);
       }
-      if (ipA !== ip) {
+      if (!sameLimitKey(ipA, ip)) {
         // X's IP joins one more session, unless X leaves one where it was alone on it.
-        const freed = existing !== undefined && leaving !== ip ? 1 : 0;
+        const freed = existing !== undefined && !sameLimitKey(leaving ?? undefined, ip) ? 1 : 0;
         if (this.sessionsOnIp(ip) - freed + 1 > this.opts.maxSessionsPerIp) return result('busy-ip', undefined);
       }
     }
@@ -236,18 +258,22 @@ export class SessionTable {
     if (target === undefined) {
       target = new Session(id, address, port, now);
       this.sessionsById.set(id, target);
-      this.expiry.add(target, now + this.opts.sessionTimeoutMs);
+      this.expiry.add(target, now + this.unpairedTimeoutMs());
       this.index(ip, port, target, undefined);
       return { ...result('created', target), left, leftRemoved };
     }
     if (!target.paired) {
-      target.bAddress = address;
-      target.bPort = port;
-      target.lastFrom = 1;
-      target.lastActive = now;
-      this.pairedSessions++;
-      this.index(ip, port, target, ipA);
+      this.join(target, ip, address, port, ipA!, now);
       return { ...result('joined', target), left, leftRemoved };
+    }
+    if (replaceQuiet) {
+      // The quiet slot is a: b, the same peer from its new port, moves into a
+      // and X joins as b.
+      const previousAddress = target.aAddress;
+      const previousPort = target.aPort;
+      this.removeAddress(target, 0, ipA!);
+      this.join(target, ip, address, port, ipB!, now);
+      return { outcome: 'replaced-quiet', session: target, left, leftRemoved, previousAddress, previousPort };
     }
     // SPEC 2.2: full, and a slot has X's IP with another port: explicit rebind
     // after a NAT port change. With both slots on that IP, the one silent longest.
@@ -289,13 +315,15 @@ export class SessionTable {
    * SPEC 2.5: removes every session whose last activity is `sessionTimeoutMs`
    * or more before `now`, with its peers' index entries, and returns them.
    */
-  expire(now: number): Session[] {
+  expire(now: number, max = Infinity): Session[] {
     const removed: Session[] = [];
     const timeout = this.opts.sessionTimeoutMs;
+    const unpairedTimeout = this.unpairedTimeoutMs();
     // Each session is looked at about once per timeout: when its bucket comes
     // due it goes if its deadline passed, else it moves to its real deadline.
-    this.expiry.takeDue(now, (s) => {
-      const deadline = s.lastActive + timeout;
+    // At most `max` are looked at, so that a mass expiry is taken in slices.
+    this.expiry.takeDue(now, max, (s) => {
+      const deadline = s.lastActive + (s.pairedOnce ? timeout : unpairedTimeout);
       if (deadline <= now) {
         this.removeSession(s);
         removed.push(s);
@@ -306,7 +334,28 @@ export class SessionTable {
     return removed;
   }
 
-  // ---- mutations: each keeps sessionsById, ipIndex and pairedSessions in step
+  /** True when expire(now) has sessions left to look at (a slice stopped short). */
+  expiryDue(now: number): boolean {
+    return this.expiry.hasDue(now);
+  }
+
+  private unpairedTimeoutMs(): number {
+    return Math.min(this.opts.unpairedTimeoutMs, this.opts.sessionTimeoutMs);
+  }
+
+  // ---- mutations: each keeps sessionsById, ipIndex, v6PrefixSessions and pairedSessions in step
+
+  /** X takes the free slot b of `s`, whose peer a is on `ipA`. */
+  private join(s: Session, ip: IpKey, address: string, port: number, ipA: IpKey, now: number): void {
+    s.bAddress = address;
+    s.bPort = port;
+    s.lastFrom = 1;
+    s.lastActive = now;
+    s.pairedOnce = true;
+    s.quietSlot = ipA === ip ? 0 : -1;
+    this.pairedSessions++;
+    this.index(ip, port, s, ipA);
+  }
 
   /** IP of the other slot than address:port's in `s`, or null when it has none. */
   private partnerIp(s: Session, ip: IpKey, address: string, port: number): IpKey | null {
@@ -316,6 +365,7 @@ export class SessionTable {
 
   /** Indexes ip:port as a peer of `s`, whose other peer (if any) is on `otherIp`. */
   private index(ip: IpKey, port: number, s: Session, otherIp: IpKey | undefined): void {
+    if (typeof ip === 'string' && !sameLimitKey(otherIp, ip)) this.countPrefix(ip, 1);
     const v = this.ipIndex.get(ip);
     if (v === undefined) {
       this.ipIndex.set(ip, s);
@@ -336,6 +386,7 @@ export class SessionTable {
 
   /** Removes ip:port (a peer of `s`, whose other peer is on `otherIp`) from the index. */
   private unindex(ip: IpKey, port: number, otherIp: IpKey | undefined): void {
+    if (typeof ip === 'string' && !sameLimitKey(otherIp, ip)) this.countPrefix(ip, -1);
     const v = this.ipIndex.get(ip);
     if (v instanceof Session) {
       this.ipIndex.delete(ip);
@@ -347,6 +398,14 @@ export class SessionTable {
         for (const only of v.byPort.values()) this.ipIndex.set(ip, only);
       }
     }
+  }
+
+  /** SPEC 4.5: one more (or one fewer) session for the /64 of an IPv6 peer. */
+  private countPrefix(ip: string, delta: 1 | -1): void {
+    const key = limitKeyOf(ip) as string;
+    const n = (this.v6PrefixSessions.get(key) ?? 0) + delta;
+    if (n > 0) this.v6PrefixSessions.set(key, n);
+    else this.v6PrefixSessions.delete(key);
   }
 
   /** Removes the peer in `slot` (on IP `ip`); removes the session when it empties. Returns true if it did. */
@@ -368,6 +427,7 @@ export class SessionTable {
     s.bAddress = '';
     s.bPort = -1;
     s.lastFrom = 0;
+    s.quietSlot = -1;
     this.pairedSessions--;
     return false;
   }
@@ -386,6 +446,7 @@ export class SessionTable {
       s.bAddress = address;
       s.bPort = port;
     }
+    if (slot === s.quietSlot) s.quietSlot = -1; // heard from its new port
     s.lastFrom = slot;
   }
 
@@ -404,6 +465,12 @@ export class SessionTable {
     this.sessionsById.delete(s.id);
     this.expiry.remove(s); // a no-op when expire() took it off already
   }
+}
+
+/** SPEC 4.5: whether two IPs count as one for the per-IP limits (IPv6: the same /64). */
+function sameLimitKey(a: IpKey | undefined, b: IpKey): boolean {
+  if (a === b) return true;
+  return typeof a === 'string' && typeof b === 'string' && limitKeyOf(a) === limitKeyOf(b);
 }
 
 function result(outcome: RegisterOutcome, session: Session | undefined): RegisterResult {

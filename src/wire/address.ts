@@ -64,3 +64,55 @@ export function literalLookup(family: 4 | 6): (address: string, options: unknown
 export function formatAddress(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
+
+/**
+ * SPEC 4.5: the key per-IP limits count by. An IPv4 address (or IPv4-mapped)
+ * is itself; an IPv6 address counts by its /64, the block one subscriber
+ * gets, so one host cannot pose as 2^64 "IPs". Called per registration, not
+ * per forwarded datagram.
+ */
+export function limitKeyOf(ip: IpKey): IpKey {
+  if (typeof ip === 'number') return ip;
+  const groups = expandIPv6(ip);
+  return groups === undefined ? ip : `${groups.slice(0, 4).join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address in text (any form inet_ntop writes), as hex strings; undefined if it is not one. */
+function expandIPv6(address: string): string[] | undefined {
+  const zone = address.indexOf('%');
+  const text = (zone >= 0 ? address.slice(0, zone) : address).toLowerCase();
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const part = (s: string): string[] | undefined => {
+    if (s === '') return [];
+    const out: string[] = [];
+    for (const g of s.split(':')) {
+      if (g.includes('.')) {
+        const v4 = parseIPv4(g, 0);
+        if (v4 < 0) return undefined;
+        out.push((v4 >>> 16).toString(16), (v4 & 0xffff).toString(16));
+      } else if (/^[0-9a-f]{1,4}$/.test(g)) {
+        out.push(parseInt(g, 16).toString(16));
+      } else {
+        return undefined;
+      }
+    }
+    return out;
+  };
+  const head = part(halves[0]!);
+  const tail = halves.length === 2 ? part(halves[1]!) : [];
+  if (head === undefined || tail === undefined) return undefined;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
+  return [...head, ...Array<string>(missing).fill('0'), ...tail];
+}
+
+/** True for 127.0.0.0/8 (as an IpKey) and ::1: addresses that are this host's whatever its interfaces. */
+export function isLoopbackKey(ip: IpKey): boolean {
+  return typeof ip === 'number' ? ip >>> 24 === 127 : ip === '::1';
+}
+
+/** True for 0.0.0.0 and ::, which the kernel delivers to this host when used as a destination. */
+export function isUnspecifiedKey(ip: IpKey): boolean {
+  return ip === 0 || ip === '::';
+}

@@ -29,6 +29,21 @@ export const DEFAULT_REGISTRATIONS_PER_SEC_PER_IP = 2_000;
 /** Size of the per-IP bucket in seconds of the rate: one, so "N per second" means at most N in any second. */
 export const REGISTRATION_BURST_SECS = 1;
 
+/**
+ * SPEC 4.5: a session that never paired goes after this long without a
+ * registration. A lone peer's keepalives (every 15 s) keep it; a table filled
+ * with forged registrations empties in a minute, not in the session timeout.
+ */
+export const DEFAULT_UNPAIRED_TIMEOUT_SECS = 60;
+/**
+ * SPEC 4.4: datagrams per second one session may have forwarded, both ways
+ * together, with a second's burst: the bound on what any loop costs. Real
+ * QUIC through the sidecars peaked at about 25k/s in the lab (200 Mbit/s of
+ * 1250-byte datagrams and their ACKs); twice that leaves room for faster
+ * programs, and a loop is held to a fifth of one core.
+ */
+export const DEFAULT_MAX_SESSION_DATAGRAMS_PER_SEC = 50_000;
+
 /** Socket buffers: a 1200-byte stream at 20k/s fills Linux's 208 KiB default in 10 ms. */
 export const DEFAULT_RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_SEND_BUFFER_BYTES = 4 * 1024 * 1024;

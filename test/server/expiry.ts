@@ -15,7 +15,7 @@ class Entry implements ExpiryEntry<Entry> {
 
 const due = (s: ExpirySchedule<Entry>, now: number): string[] => {
   const out: string[] = [];
-  s.takeDue(now, (e) => out.push(e.name));
+  s.takeDue(now, Infinity, (e) => out.push(e.name));
   return out;
 };
 
@@ -57,7 +57,7 @@ t.test('a visit may reschedule; the entry comes out again at its new deadline, n
   const e = new Entry('e', 100);
   s.add(e, e.deadline);
   let visits = 0;
-  s.takeDue(100, (x) => {
+  s.takeDue(100, Infinity, (x) => {
     visits++;
     x.deadline = 350;
     s.add(x, x.deadline);
@@ -104,7 +104,7 @@ t.test('property: whatever the adds, removes and sweeps, each entry comes out on
         } else {
           now += o.dt;
           let ok = true;
-          s.takeDue(now, (e) => {
+          s.takeDue(now, Infinity, (e) => {
             const deadline = scheduled.get(e);
             if (deadline === undefined || deadline > now) ok = false; // removed, or early
             scheduled.delete(e);
@@ -120,4 +120,29 @@ t.test('property: whatever the adds, removes and sweeps, each entry comes out on
     { numRuns: 500, seed: 7 },
   );
   t.pass('500 random schedules');
+});
+
+t.test('takeDue in slices: at most max entries a call, oldest first, the rest still due', async (t) => {
+  const s = new ExpirySchedule<Entry>(100);
+  const names: string[] = [];
+  for (let i = 0; i < 7; i++) s.add(new Entry(`e${i}`), 100 * (1 + (i % 3)));
+  const take = (max: number): string[] => {
+    const out: string[] = [];
+    s.takeDue(1000, max, (e) => out.push(e.name));
+    return out;
+  };
+  names.push(...take(3));
+  t.equal(names.length, 3);
+  t.ok(s.hasDue(1000));
+  names.push(...take(3), ...take(3));
+  t.equal(names.length, 7, 'every entry once');
+  t.same(new Set(names).size, 7);
+  t.notOk(s.hasDue(1000));
+  t.equal(s.size, 0);
+  const late = new Entry('late');
+  s.add(late, 500); // a deadline already swept: the next bucket to be taken
+  t.same(take(10), [], 'not in a sweep already done');
+  const out: string[] = [];
+  s.takeDue(1100, 10, (e) => out.push(e.name));
+  t.same(out, ['late'], 'in the next one');
 });

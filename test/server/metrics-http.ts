@@ -89,3 +89,43 @@ t.test('the host it is given is honoured', async (t) => {
   const port = await serve(t, relay, '127.0.0.2');
   t.equal((await get(port, '/healthz', '127.0.0.2')).status, 200);
 });
+
+t.test('scraping flat out renders /metrics once per cache period', async (t) => {
+  const { relay, address } = await startRelay(t);
+  let now = 0;
+  const http = new MetricsHttpServer(relay, { cacheMs: 1000, clock: () => now });
+  t.teardown(() => http.close());
+  const { port } = await http.listen('127.0.0.1', 0);
+  const forwarded = (body: string): string => body.split('\n').find((l) => l.startsWith('quic_relay_received_datagrams_total '))!;
+  const first = forwarded((await get(port, '/metrics')).body);
+  const a = await bindPeer(t, address, '127.0.0.2');
+  await register(a, 'cached');
+  now = 999;
+  t.equal(forwarded((await get(port, '/metrics')).body), first, 'within the period: the same rendering');
+  now = 1000;
+  t.not(forwarded((await get(port, '/metrics')).body), first, 'after it: a new one');
+});
+
+t.test('the metrics server bounds its connections and closes slow requests', async (t) => {
+  const { relay } = await startRelay(t);
+  const http = new MetricsHttpServer(relay, { maxConnections: 2, headersTimeoutMs: 300, requestTimeoutMs: 300 });
+  t.teardown(() => http.close());
+  const { port } = await http.listen('127.0.0.1', 0);
+  const net = await import('node:net');
+  const open = (): Promise<import('node:net').Socket> =>
+    new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(s));
+      s.resume(); // read what the server says, so that its close reaches us
+      s.on('error', reject);
+      t.teardown(() => s.destroy());
+    });
+  const closed = (s: import('node:net').Socket): Promise<string> => new Promise((resolve) => { if (s.destroyed) resolve('closed'); s.on('close', () => resolve('closed')); });
+  const slow = await open();
+  slow.write('GET /metrics HTTP/1.1\r\nHost: x\r\n'); // and never the end of the headers
+  const second = await open();
+  const third = await open();
+  t.equal(await closed(third), 'closed', 'a connection past the cap is closed at once');
+  t.equal(await closed(slow), 'closed', 'headers that never end are cut off');
+  second.destroy();
+  t.equal((await get(port, '/healthz')).status, 200, 'and the server serves on');
+});

@@ -16,6 +16,7 @@ if (builtNativeModule() === undefined) {
   });
   require('./relay-server');
   require('./relay-server-public');
+  require('./relay-hardening');
   require('./metrics-http');
   require('../client/sidecar');
   require('../client/peer-link');

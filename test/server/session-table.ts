@@ -7,7 +7,7 @@ import fc from 'fast-check';
 
 const TIMEOUT = 10_000;
 const mk = (o: Partial<ConstructorParameters<typeof SessionTable>[0]> = {}): SessionTable =>
-  new SessionTable({ sessionTimeoutMs: TIMEOUT, maxSessions: 1000, maxSessionsPerIp: 1000, expiryTickMs: 250, ...o });
+  new SessionTable({ sessionTimeoutMs: TIMEOUT, unpairedTimeoutMs: TIMEOUT, maxSessions: 1000, maxSessionsPerIp: 1000, expiryTickMs: 250, ...o });
 
 /** reg(table, '1.2.3.4', 5000, 'S', now) */
 const reg = (tb: SessionTable, addr: string, port: number, id: string, now = 0) => tb.register(ipKeyOf(addr), addr, port, id, now);
@@ -274,4 +274,60 @@ t.test('property: any sequence of register, move, leave, data, rebind and expire
     { numRuns: 300, seed: 20261201 },
   );
   t.equal(runs, 300, '300 random sequences');
+});
+
+t.test('SPEC 4.5: the per-IP session cap counts an IPv6 /64 as one IP', async (t) => {
+  const tb = mk({ maxSessionsPerIp: 2 });
+  t.equal(reg(tb, '2001:db8:0:1::a', 1, 'S1').outcome, 'created');
+  t.equal(reg(tb, '2001:db8:0:1::b', 1, 'S2').outcome, 'created', 'another host of the same /64');
+  t.equal(reg(tb, '2001:db8:0:1:ffff::c', 1, 'S3').outcome, 'busy-ip', 'a third session from the /64 is refused');
+  t.equal(reg(tb, '2001:db8:0:2::a', 1, 'S3').outcome, 'created', 'the next /64 is not');
+  t.equal(reg(tb, '2001:db8:0:1::c', 1, 'S1').outcome, 'joined', 'joining a session its /64 is in already costs nothing');
+  t.equal(tb.sessionsOnIp('2001:db8:0:1::dead'), 2);
+  checkConsistent(t, tb);
+  reg(tb, '2001:db8:0:1::a', 1, 'S2'); // a moves to S2: S1 keeps c, still the same /64
+  t.equal(tb.sessionsOnIp('2001:db8:0:1::a'), 2);
+  tb.expire(TIMEOUT * 10);
+  t.equal(tb.sessionsOnIp('2001:db8:0:1::a'), 0, 'expiry gives the /64 its sessions back');
+  checkConsistent(t, tb);
+});
+
+t.test('SPEC 4.5: a session that never paired expires after the unpaired timeout', async (t) => {
+  const tb = mk({ unpairedTimeoutMs: 1000 });
+  reg(tb, '1.1.1.1', 1, 'lone');
+  reg(tb, '1.1.1.1', 2, 'pair');
+  reg(tb, '2.2.2.2', 2, 'pair');
+  t.same(tb.expire(1000).map((s) => s.id), ['lone']);
+  t.equal(tb.size, 1, 'a paired session has the session timeout');
+  reg(tb, '2.2.2.2', 2, 'other'); // b leaves: 'pair' is alone now, but it paired once
+  t.same(tb.expire(TIMEOUT - 1).map((s) => s.id), ['other'], 'the new lone session goes after the short timeout');
+  t.same(tb.expire(TIMEOUT).map((s) => s.id), ['pair'], 'the one that paired once after the long one');
+  checkConsistent(t, tb);
+});
+
+t.test('SPEC 2.2: the partner takes a slot left silent by a same-IP rejoin, and only that', async (t) => {
+  const tb = mk();
+  reg(tb, '1.1.1.1', 1000, 'S');
+  t.equal(reg(tb, '1.1.1.1', 1001, 'S').outcome, 'joined', 'the same peer from a new NAT port');
+  t.equal(sessionOf(tb, 'S')!.quietSlot, 0);
+  const r = reg(tb, '2.2.2.2', 2000, 'S');
+  t.equal(r.outcome, 'replaced-quiet');
+  t.same([r.previousAddress, r.previousPort], ['1.1.1.1', 1000]);
+  t.equal(at(tb, '1.1.1.1', 1000), undefined, 'the stale mapping is gone');
+  t.equal(at(tb, '1.1.1.1', 1001), sessionOf(tb, 'S'));
+  t.equal(at(tb, '2.2.2.2', 2000), sessionOf(tb, 'S'));
+  checkConsistent(t, tb);
+
+  const shared = mk();
+  reg(shared, '1.1.1.1', 1000, 'S');
+  reg(shared, '1.1.1.1', 1001, 'S');
+  t.ok(data(shared, '1.1.1.1', 1000, 5), 'the first host speaks: it is alive');
+  t.equal(sessionOf(shared, 'S')!.quietSlot, -1);
+  t.equal(reg(shared, '2.2.2.2', 2000, 'S').outcome, 'full', 'two live hosts behind one NAT keep their session');
+  const ka = mk();
+  reg(ka, '1.1.1.1', 1000, 'S');
+  reg(ka, '1.1.1.1', 1001, 'S');
+  reg(ka, '1.1.1.1', 1000, 'S', 7);
+  t.equal(reg(ka, '2.2.2.2', 2000, 'S').outcome, 'full', 'a keepalive counts as speaking');
+  checkConsistent(t, ka);
 });

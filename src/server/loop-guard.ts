@@ -1,0 +1,55 @@
+// SPEC 4.4: no loops. The relay never registers, rebinds to, answers or sends
+// to an address that leads back to a relay: its own addresses on its own port
+// (a forged REG from there would have the relay forward its own ACK to itself
+// forever), and the other relays of its fleet (--peer-relays), which could
+// bounce datagrams between them. Pure: the addresses are given (the server
+// reads the host's interfaces at the edge and refreshes them); isLoop() is
+// two integer compares for a source on another port, one Map lookup else.
+
+import { isLoopbackKey, isUnspecifiedKey } from '../wire/address';
+import type { IpKey } from '../wire/address';
+
+export interface LoopGuardAddresses {
+  /** The relay's own UDP port. */
+  port: number;
+  /** Addresses datagrams to our port reach us on: the bound one, or every address of the host when bound to the wildcard, and --public-address's. */
+  ownIps: Iterable<IpKey>;
+  /** Bound to the wildcard: all of 127.0.0.0/8 and ::1 are ours too, whatever the interface list says. */
+  wildcard: boolean;
+  /** Other ip:port pairs that lead back to a relay: --peer-relays, and --public-address entries with a port of their own. */
+  others: Iterable<{ ip: IpKey; port: number }>;
+}
+
+export class LoopGuard {
+  private port = 0;
+  private wildcard = false;
+  private ownIps = new Set<IpKey>();
+  /** ip -> ports of other relays on it (few: a fleet is a handful of hosts). */
+  private others = new Map<IpKey, number[]>();
+
+  constructor(a: LoopGuardAddresses) {
+    this.update(a);
+  }
+
+  /** Replaces every address (the server calls this when the host's interfaces change). */
+  update(a: LoopGuardAddresses): void {
+    this.port = a.port;
+    this.wildcard = a.wildcard;
+    this.ownIps = new Set(a.ownIps);
+    const others = new Map<IpKey, number[]>();
+    for (const { ip, port } of a.others) {
+      const ports = others.get(ip);
+      if (ports === undefined) others.set(ip, [port]);
+      else if (!ports.includes(port)) ports.push(port);
+    }
+    this.others = others;
+  }
+
+  /** True when ip:port leads back to this relay or to another relay of the fleet. */
+  isLoop(ip: IpKey, port: number): boolean {
+    if (port === this.port && (this.ownIps.has(ip) || isUnspecifiedKey(ip) || (this.wildcard && isLoopbackKey(ip)))) return true;
+    if (this.others.size === 0) return false;
+    const ports = this.others.get(ip);
+    return ports !== undefined && ports.includes(port);
+  }
+}
