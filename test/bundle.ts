@@ -247,10 +247,19 @@ t.test('--help and --version', async (t) => {
   let out = '';
   h.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   t.equal((await h.exit).code, 0);
-  for (const flag of ['--port', '--host', '--session-timeout-secs', '--metrics-port', '--metrics-host', '--max-sessions', '--max-sessions-per-ip', '--registrations-per-sec-per-ip', '--no-implicit-rebind', '--auth-secret', '--drain-timeout-secs', '--max-session-bytes-per-sec']) {
+  for (const flag of ['--port', '--host', '--session-timeout-secs', '--metrics-port', '--metrics-host', '--max-sessions', '--max-sessions-per-ip', '--registrations-per-sec-per-ip', '--no-implicit-rebind', '--auth-secret', '--drain-timeout-secs', '--max-session-bytes-per-sec', '--unpaired-timeout-secs', '--max-session-datagrams-per-sec', '--public-address', '--peer-relays', '--implicit-rebind']) {
     t.match(out, flag, `help lists ${flag}`);
   }
   t.match(out, /QUIC_RELAY_PORT/, 'help names the variables');
+});
+
+t.test('Ctrl-C while the sidecar is still registering exits 0', async (t) => {
+  const silent = await bindPeer(t, { address: '127.0.0.1', port: 9, family: 'IPv4' }, '127.0.0.1'); // a "relay" that never answers
+  const p = run(t, ['peer', '--session', 'never-acked', '--relay', `127.0.0.1:${silent.port}`, '--forward', '127.0.0.1:9']);
+  t.match((await silent.next(5000)).toString(), /^REG:never-acked/, 'it is registering');
+  p.child.kill('SIGINT');
+  t.equal((await p.exit).code, 0);
+  t.notMatch(p.stderr(), /closed/i, 'and says nothing of a closed client');
 });
 
 t.test('peer and probe from the same bundle', async (t) => {

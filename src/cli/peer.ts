@@ -1,6 +1,6 @@
 // `quic-relay peer`: the sidecar (SPEC 5.1).
 import { Command, Option } from 'commander';
-import { DEFAULT_KEEPALIVE_SECS } from '../wire/constants';
+import { DEFAULT_APP_IDLE_MS, DEFAULT_KEEPALIVE_SECS } from '../wire/constants';
 import { isValidSessionId } from '../wire/protocol';
 import { Sidecar } from '../client/sidecar';
 import type { RelayEndpoint } from '../client/relay-client';
@@ -21,6 +21,7 @@ interface PeerFlags {
   bind?: RelayEndpoint;
   relayOnly?: boolean;
   candidates?: string[];
+  appIdleSecs: number;
 }
 
 /** `--candidates`: IPs joined by commas, or `none` (only the public address the relay reports). */
@@ -55,6 +56,10 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
     .addOption(new Option('--forward <ip:port>', 'listening side: local address of your QUIC server').argParser(parseEndpointArg))
     .addOption(new Option('--keepalive-secs <n>', 'resend REG this often (the worst-case recovery after a NAT change)').default(DEFAULT_KEEPALIVE_SECS).argParser(integerParser(1, 3600)))
     .addOption(new Option('--register-timeout-secs <n>', 'give up when the first registration is not acknowledged in time').default(30).argParser(integerParser(1, 86400)))
+    .addOption(
+      new Option('--app-idle-secs <n>', 'listen mode: serve another local address once the current QUIC client has been silent this long')
+        .default(DEFAULT_APP_IDLE_MS / 1000).argParser(integerParser(1, 3600)),
+    )
     .addOption(new Option('--bind <ip:port>', 'local address of the socket that talks to the relay').argParser(parseEndpointArg))
     .addOption(new Option('--relay-only', 'never try a direct path: only relay traffic (default: QUIC_RELAY_ONLY)'))
     .addOption(new Option('--candidates <ips>', "local IPs offered to the peer for a direct path, joined by commas, or 'none' (default: this host's interface addresses)").env('QUIC_RELAY_CANDIDATES').argParser(parseCandidates))
@@ -76,6 +81,7 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
         local: (flags.listen ?? flags.forward)!,
         keepaliveSecs: flags.keepaliveSecs,
         registerTimeoutMs: flags.registerTimeoutSecs * 1000,
+        appIdleMs: flags.appIdleSecs * 1000,
         relayOnly: relayOnly!,
         ...(flags.candidates !== undefined ? { localAddresses: flags.candidates } : {}),
         ...(flags.bind ? { bindAddress: flags.bind.host, bindPort: flags.bind.port } : {}),
@@ -89,7 +95,12 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
       c.on('refused', (err) => say(err.message));
       c.on('error', (err) => say(`socket error: ${err.message}`));
       running(sidecar);
-      await sidecar.start();
+      try {
+        await sidecar.start();
+      } catch (err) {
+        if (sidecar.isClosed) return; // stopped by a signal while registering: not a failure (exit 0)
+        throw err;
+      }
       const l = sidecar.localAddress();
       say(flags.listen ? `point your QUIC client at ${l.address}:${l.port}` : `forwarding the peer's datagrams to ${flags.forward!.host}:${flags.forward!.port}`);
     });

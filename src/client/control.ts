@@ -11,6 +11,8 @@
 //   8   1  type   1 candidates (through the relay), 2 probe, 3 answer
 //   9   1  flags  bit 0: candidates: "I have yours"; probe/answer: "I have an
 //                 answer from the address this datagram goes to"
+//                 probe/answer, bit 1: "I report direct data" (bit 2 is meaningful)
+//                 probe/answer, bit 2: "your direct data reached me since my last probe"
 //  10   8  sender: random id of the sending link (a reflected datagram is ours)
 //  18  12  nonce: random; an answer echoes its probe's
 //  30   n  body:  candidates only: "ip/port ip/port ..." in ASCII
@@ -40,8 +42,10 @@ export interface Candidate {
 
 export type ControlMessage =
   | { readonly type: 'candidates'; readonly sender: string; readonly nonce: string; readonly haveYours: boolean; readonly candidates: readonly Candidate[] }
-  | { readonly type: 'probe'; readonly sender: string; readonly nonce: string; readonly confirmed: boolean }
-  | { readonly type: 'answer'; readonly sender: string; readonly nonce: string; readonly confirmed: boolean };
+  | { readonly type: 'probe'; readonly sender: string; readonly nonce: string; readonly confirmed: boolean; readonly dataSeen?: boolean }
+  | { readonly type: 'answer'; readonly sender: string; readonly nonce: string; readonly confirmed: boolean; readonly dataSeen?: boolean };
+
+const FLAG_FIRST = 1, FLAG_REPORTS_DATA = 2, FLAG_DATA_SEEN = 4;
 
 /** The MAC key of a session: both peers derive it from the id they share (SPEC 5.3). */
 export function controlKey(sessionId: string): Buffer {
@@ -92,7 +96,9 @@ export function encodeControl(key: Buffer, message: ControlMessage): Buffer {
   const out = Buffer.alloc(HEADER_BYTES + body.length + MAC_BYTES);
   CONTROL_MAGIC.copy(out, 0);
   out[8] = message.type === 'candidates' ? TYPE_CANDIDATES : message.type === 'probe' ? TYPE_PROBE : TYPE_ANSWER;
-  out[9] = (message.type === 'candidates' ? message.haveYours : message.confirmed) ? 1 : 0;
+  let flags = (message.type === 'candidates' ? message.haveYours : message.confirmed) ? FLAG_FIRST : 0;
+  if (message.type !== 'candidates' && message.dataSeen !== undefined) flags |= FLAG_REPORTS_DATA | (message.dataSeen ? FLAG_DATA_SEEN : 0);
+  out[9] = flags;
   if (out.write(message.sender, 10, SENDER_BYTES, 'hex') !== SENDER_BYTES) throw new RangeError('sender must be 8 bytes of hex');
   if (out.write(message.nonce, 18, NONCE_BYTES, 'hex') !== NONCE_BYTES) throw new RangeError('nonce must be 12 bytes of hex');
   body.copy(out, HEADER_BYTES);
@@ -110,7 +116,8 @@ export function decodeControl(key: Buffer, buf: Buffer): ControlMessage | undefi
   const end = buf.length - MAC_BYTES;
   if (!timingSafeEqual(mac(key, buf.subarray(0, end)), buf.subarray(end))) return undefined;
   const type = buf[8];
-  const flag = (buf[9]! & 1) === 1;
+  const flags = buf[9]!;
+  const flag = (flags & FLAG_FIRST) !== 0;
   const sender = buf.toString('hex', 10, 18);
   const nonce = buf.toString('hex', 18, HEADER_BYTES);
   if (type === TYPE_CANDIDATES) {
@@ -118,7 +125,8 @@ export function decodeControl(key: Buffer, buf: Buffer): ControlMessage | undefi
     return candidates === undefined ? undefined : { type: 'candidates', sender, nonce, haveYours: flag, candidates };
   }
   if (end !== HEADER_BYTES) return undefined; // probes and answers carry no body
-  if (type === TYPE_PROBE) return { type: 'probe', sender, nonce, confirmed: flag };
-  if (type === TYPE_ANSWER) return { type: 'answer', sender, nonce, confirmed: flag };
+  const report = (flags & FLAG_REPORTS_DATA) !== 0 ? { dataSeen: (flags & FLAG_DATA_SEEN) !== 0 } : {};
+  if (type === TYPE_PROBE) return { type: 'probe', sender, nonce, confirmed: flag, ...report };
+  if (type === TYPE_ANSWER) return { type: 'answer', sender, nonce, confirmed: flag, ...report };
   return undefined;
 }

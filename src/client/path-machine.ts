@@ -100,13 +100,32 @@ const RELAY_ANSWER_WAIT_MS = 500;
 
 const keyOf = (address: string, port: number): string => `${address}/${port}`;
 
+/** Addresses remembered as the peer's, at most (the oldest is forgotten first). */
+const MAX_PEER_ADDRESSES = MAX_CANDIDATES + MAX_REFLEXIVE;
+
 export class PathMachine {
   /** Our sender id: a datagram that carries it was reflected back to us. */
   readonly id: string;
-  /** The last address whose answer confirmed it: its data is the peer's, at any time (SPEC 5.4). */
-  confirmed: Candidate | undefined;
-  /** Set by the link whenever anything arrives from the peer through the relay; read and cleared by the relay check. */
-  relayHeard = true;
+
+  /** Anything from the peer through the relay since the last relay check. */
+  private relayHeard = true;
+  /**
+   * Every address whose answer to our probe proved it the peer's (this
+   * incarnation of the peer): data from any of them is the peer's, at any
+   * time (SPEC 5.4). Not only the one we send to: the peer picks its own
+   * target among our candidates, and its data comes from wherever its route
+   * to that target leaves (two interfaces, a VPN, a hairpinning router).
+   * address -> ports, so the per-datagram check builds no string.
+   */
+  private readonly peerAddresses = new Map<string, number[]>();
+  private peerAddressCount = 0;
+  /** Direct data went out since the last tick / came in since our last probe or answer. */
+  private directDataSent = false;
+  private directDataReceived = false;
+  /** The peer's probes say whether our direct data reaches it (a peer of an older version says nothing). */
+  private peerReportsData = false;
+  /** Heartbeat periods in a row in which we sent direct data and the peer reported none arriving. */
+  private unseenDataPeriods = 0;
 
   private readonly t: PathTimings;
   private readonly family: 4 | 6;
@@ -164,6 +183,27 @@ export class PathMachine {
   /** Where data goes while the direct path is in use; undefined: through the relay. */
   get directTarget(): Candidate | undefined {
     return this.phase === 'direct' ? this.direct : undefined;
+  }
+
+  /** True when data from address:port is the peer's: an address that answered our probe (SPEC 5.4). Per datagram: no allocation. */
+  acceptsFrom(address: string, port: number): boolean {
+    const ports = this.peerAddresses.get(address);
+    return ports !== undefined && ports.includes(port);
+  }
+
+  /** Anything from the peer came through the relay (the relay check's input). */
+  heardViaRelay(): void {
+    this.relayHeard = true;
+  }
+
+  /** A data datagram went out on the direct path. */
+  noteDirectDataSent(): void {
+    this.directDataSent = true;
+  }
+
+  /** A data datagram came in from one of the peer's addresses. */
+  noteDirectDataReceived(): void {
+    this.directDataReceived = true;
   }
 
   /** Starts an attempt with our current candidates (the public address from the relay, and local ones). */
@@ -241,6 +281,8 @@ export class PathMachine {
     if (p === 'direct' && this.direct !== undefined) {
       if (now - this.lastDirectAnswerAt >= this.t.directTimeoutMs) {
         this.fallBack(now, `no answer on the direct path for ${((now - this.lastDirectAnswerAt) / 1000).toFixed(1)} s`);
+      } else if (this.blackHoled(now)) {
+        this.fallBack(now, `the peer got none of our direct data for ${(this.t.directTimeoutMs / 1000).toFixed(1)} s`);
       } else if (now >= this.nextHeartbeatAt) {
         this.nextHeartbeatAt = now + this.t.heartbeatMs;
         this.probe(now, this.direct);
@@ -260,7 +302,9 @@ export class PathMachine {
       // A new peer, or the peer restarted: nothing learnt from the old one holds.
       if (this.peerId !== undefined && this.phase === 'direct') this.fallBack(now, 'the peer restarted');
       this.peerId = msg.sender;
-      this.confirmed = undefined;
+      this.peerAddresses.clear();
+      this.peerAddressCount = 0;
+      this.peerReportsData = false;
       this.targets.clear();
     }
     this.peerCandidates = msg.candidates;
@@ -283,13 +327,14 @@ export class PathMachine {
   private onProbe(now: number, viaRelay: boolean, address: string, port: number, msg: Extract<ControlMessage, { type: 'probe' }>): ControlOutcome {
     const key = keyOf(address, port);
     // Authentic, so answer it, and the same size: an answer never amplifies.
-    const answer = encodeControl(this.key, { type: 'answer', sender: this.id, nonce: msg.nonce, confirmed: !viaRelay && this.answeredFrom(key) });
+    const answer = encodeControl(this.key, { type: 'answer', sender: this.id, nonce: msg.nonce, confirmed: !viaRelay && this.answeredFrom(key), dataSeen: this.takeDataSeen(viaRelay) });
     if (viaRelay) {
       this.actions.viaRelay(answer);
       return msg.sender === this.peerId ? 'peer' : 'ignored';
     }
     this.actions.sendTo(address, port, answer);
     if (msg.sender !== this.peerId) return 'ignored'; // a restarted peer: its candidates will come first
+    this.peerDataReport(msg.dataSeen);
     if (msg.confirmed) this.peerConfirmed.add(key);
     if (this.phase === 'probing' && !this.targets.has(key)) {
       // Peer-reflexive: the peer reaches us from an address it did not list.
@@ -309,6 +354,7 @@ export class PathMachine {
     if (sent.key !== key) return 'ignored';
     this.pending.delete(msg.nonce);
     if (viaRelay) return 'peer';
+    this.peerDataReport(msg.dataSeen);
     const rttMs = now - sent.sentAt;
     const direct = this.direct;
     if (this.phase === 'direct' && direct !== undefined && direct.key === key) {
@@ -321,7 +367,7 @@ export class PathMachine {
     const first = target.answeredAt === 0;
     target.answeredAt = now;
     target.rttMs = rttMs;
-    this.confirmed = { address, port };
+    this.rememberPeerAddress(address, port);
     if (msg.confirmed) this.peerConfirmed.add(key);
     this.evaluate(now);
     if (first) this.probe(now, target); // tell the peer at once that we have its answer: it may be waiting for that
@@ -329,6 +375,49 @@ export class PathMachine {
   }
 
   // ---- internals
+
+  private rememberPeerAddress(address: string, port: number): void {
+    const ports = this.peerAddresses.get(address);
+    if (ports?.includes(port) === true) return;
+    if (this.peerAddressCount >= MAX_PEER_ADDRESSES) {
+      // Bounded: forget the address learnt first (a peer that keeps moving).
+      const [oldest, oldPorts] = this.peerAddresses.entries().next().value!;
+      oldPorts.shift();
+      if (oldPorts.length === 0) this.peerAddresses.delete(oldest);
+      this.peerAddressCount--;
+    }
+    if (ports === undefined) this.peerAddresses.set(address, [port]);
+    else ports.push(port);
+    this.peerAddressCount++;
+  }
+
+  /** What our next probe or answer tells the peer: did its direct data reach us since the last one? */
+  private takeDataSeen(viaRelay: boolean): boolean | undefined {
+    if (viaRelay) return undefined;
+    const seen = this.directDataReceived;
+    this.directDataReceived = false;
+    return seen;
+  }
+
+  /** The peer's report on our direct data, from its probes and answers on the direct path. */
+  private peerDataReport(dataSeen: boolean | undefined): void {
+    if (dataSeen === undefined) return;
+    this.peerReportsData = true;
+    if (dataSeen) this.unseenDataPeriods = 0;
+  }
+
+  /**
+   * SPEC 5.4: the direct path answers probes but the peer says our data never
+   * arrives (a filter that passes our probes only, or an address mix-up): for
+   * directTimeoutMs of heartbeats we kept sending and it saw none. A lost
+   * datagram or an idle period does not count; only sending into silence.
+   */
+  private blackHoled(now: number): boolean {
+    if (now < this.nextHeartbeatAt) return false; // judged once per heartbeat period
+    if (this.directDataSent && this.peerReportsData) this.unseenDataPeriods++;
+    this.directDataSent = false;
+    return this.unseenDataPeriods * this.t.heartbeatMs > this.t.directTimeoutMs;
+  }
 
   /** SPEC 5.3: each nonce is taken once; a replayed probe or candidate list is ignored. */
   private replayed(nonce: string): boolean {
@@ -368,7 +457,7 @@ export class PathMachine {
     this.pending.set(nonce, { key, sentAt: now });
     // Bounded: the oldest unanswered probe is forgotten first.
     if (this.pending.size > MAX_PENDING_PROBES) this.pending.delete(this.pending.keys().next().value!);
-    const datagram = encodeControl(this.key, { type: 'probe', sender: this.id, nonce, confirmed: target !== RELAY && this.answeredFrom(key) });
+    const datagram = encodeControl(this.key, { type: 'probe', sender: this.id, nonce, confirmed: target !== RELAY && this.answeredFrom(key), dataSeen: this.takeDataSeen(target === RELAY) });
     if (target === RELAY) this.actions.viaRelay(datagram);
     else this.actions.sendTo(target.address, target.port, datagram);
   }
@@ -392,6 +481,8 @@ export class PathMachine {
     this.phase = 'direct';
     this.direct = best;
     this.directSince = now;
+    this.unseenDataPeriods = 0;
+    this.directDataSent = false;
     this.lastDirectAnswerAt = now;
     this.nextHeartbeatAt = now + this.t.heartbeatMs;
     this.targets.clear();

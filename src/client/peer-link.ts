@@ -64,11 +64,9 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   private heard = false;
   private relaySeesQueries = true;
   private querying = false;
-  // Copies of the machine's answers, for the per-datagram paths.
+  // Where data goes while direct (the machine's path, copied for the per-datagram send).
   private directAddress = '';
   private directPort = 0;
-  private confirmedAddress = '';
-  private confirmedPort = 0;
   readonly stats = { sentDirect: 0, receivedDirect: 0, control: 0, strays: 0, invalidControl: 0 };
 
   constructor(options: PeerLinkOptions, timers: Timers = realTimers, random: (n: number) => Buffer = randomBytes) {
@@ -106,6 +104,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   send(data: Buffer | Uint8Array): void {
     if (this.directPort !== 0) {
       this.stats.sentDirect++;
+      this.machine!.noteDirectDataSent();
       this.client.sendTo(data, this.directPort, this.directAddress);
     } else {
       this.client.send(data);
@@ -123,7 +122,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
 
   private readonly onRelayed = (data: Buffer): void => {
     const machine = this.machine;
-    if (machine !== undefined) machine.relayHeard = true;
+    if (machine !== undefined) machine.heardViaRelay();
     if (looksLikeControl(data)) {
       // SPEC 5.3: never the QUIC program's, whatever it says.
       if (machine !== undefined) this.control(machine, true, '', 0, data);
@@ -144,9 +143,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       this.control(machine, false, from.address, from.port, data);
       return;
     }
-    // SPEC 5.4: data from the confirmed direct address, at any time; from anywhere else, nothing.
-    if (from.port === this.confirmedPort && from.address === this.confirmedAddress) {
+    // SPEC 5.4: data from an address that answered our probes, at any time; from anywhere else, nothing.
+    if (machine.acceptsFrom(from.address, from.port)) {
       this.stats.receivedDirect++;
+      machine.noteDirectDataReceived();
       this.heardPeer('direct');
       this.emit('message', data);
       return;
@@ -200,13 +200,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     },
   };
 
-  /** After every input: copy what the hot paths read, and move the timer to the machine's next deadline. */
+  /** After every input: move the timer to the machine's next deadline. */
   private afterMachine(): void {
     const machine = this.machine;
     if (machine === undefined || this.closed) return;
-    const c = machine.confirmed;
-    this.confirmedAddress = c?.address ?? '';
-    this.confirmedPort = c?.port ?? 0;
     const at = machine.nextWake();
     if (at === this.timerAt) return;
     this.clearTimer();

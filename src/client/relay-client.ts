@@ -100,7 +100,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** SPEC 1.5: an address query under way, answered by the relay's `ADDR ip:port`. */
   private addressWaiter: ((a: { address: string; port: number } | undefined) => void) | undefined;
   /** Counters for the sidecar's and probe's reports. */
-  readonly stats = { sent: 0, received: 0, sentDirect: 0, regsSent: 0, registrations: 0, refusals: 0, sendErrors: 0, socketErrors: 0, swallowed: 0, unrelayed: 0 };
+  readonly stats = { sent: 0, received: 0, sentDirect: 0, regsSent: 0, registrations: 0, refusals: 0, sendErrors: 0, socketErrors: 0, swallowed: 0, unrelayed: 0, droppedPortZero: 0 };
 
   constructor(options: RelayClientOptions, timers: Timers = realTimers) {
     super();
@@ -143,14 +143,21 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * RegistrationTimeoutError (or the last ERR:BUSY) after registerTimeoutMs.
    */
   register(): Promise<void> {
-    this.started ??= this.open().then(
-      () =>
-        new Promise<void>((resolve, reject) => {
-          this.pending = { resolve, reject };
-          this.firstAttemptAt = this.timers.now();
-          this.enterRegistering();
-        }),
-    );
+    this.started ??= this.open()
+      .then(
+        () =>
+          new Promise<void>((resolve, reject) => {
+            this.pending = { resolve, reject };
+            this.firstAttemptAt = this.timers.now();
+            this.enterRegistering();
+          }),
+      )
+      .catch(async (err: unknown) => {
+        // A client that never registered has nothing to keep: close what was
+        // opened, so that a program that gives up on the error can exit.
+        await this.close();
+        throw err;
+      });
     return this.started;
   }
 
@@ -159,7 +166,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const socket = this.socket;
     if (socket === undefined || this.state === 'closed') throw new ClosedError('RelayClient');
     this.stats.sent++;
-    socket.send(data, this.relay.port, this.relayIp, this.onSent);
+    this.sendOn(socket, data, this.relay.port, this.relayIp);
     if (this.silenceMs > 0 && this.state === 'registered') {
       const now = this.timers.now();
       // We keep talking and the relay has gone quiet: our NAT mapping may have
@@ -177,7 +184,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const socket = this.socket;
     if (socket === undefined || this.state === 'closed') throw new ClosedError('RelayClient');
     this.stats.sentDirect++;
-    socket.send(data, port, address, this.onSent);
+    this.sendOn(socket, data, port, address);
   }
 
   /**
@@ -209,7 +216,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         resolve(a);
       };
       this.addressWaiter = done;
-      socket.send(ADDRESS_QUERY_DATAGRAM, this.relay.port, this.relayIp, this.onSent);
+      this.sendOn(socket, ADDRESS_QUERY_DATAGRAM, this.relay.port, this.relayIp);
     });
   }
 
@@ -262,7 +269,20 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (err) this.stats.sendErrors++;
   };
 
+  /** SPEC 1.6: a send never throws out of the client (dgram throws at once on a bad port): it is a counted send error. */
+  private sendOn(socket: dgram.Socket, data: Buffer | Uint8Array, port: number, address: string): void {
+    try {
+      socket.send(data, port, address, this.onSent);
+    } catch {
+      this.stats.sendErrors++;
+    }
+  }
+
   private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+    if (rinfo.port === 0) {
+      this.stats.droppedPortZero++; // SPEC 1.6: nothing can answer it; it is no relay and no peer
+      return;
+    }
     // (An IPv4 relay seen IPv4-mapped on a dual-stack socket is the same relay.)
     if (rinfo.port !== this.relay.port || (rinfo.address !== this.relayIp && ipKeyOf(rinfo.address) !== this.relayIpKey)) {
       // Not the relay: a peer's direct path, or nothing of ours. Never data here.
@@ -333,7 +353,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private sendReg(): void {
     this.lastRegAt = this.timers.now();
     this.stats.regsSent++;
-    this.socket?.send(this.reg, this.relay.port, this.relayIp, this.onSent);
+    if (this.socket !== undefined) this.sendOn(this.socket, this.reg, this.relay.port, this.relayIp);
   }
 
   private enterRegistering(): void {

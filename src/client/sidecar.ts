@@ -4,18 +4,26 @@
 // registration, control and data; a second,
 // local socket faces the QUIC program:
 //   listen mode (dialling side): the QUIC client sends to our local port; we
-//     remember its address and send it whatever the peer sends;
+//     serve the first address that does, and send it whatever the peer sends,
+//     until it has been silent for appIdleMs (SPEC 5.6);
 //   forward mode (listening side): the peer's datagrams go to the local QUIC
-//     server, and its replies go back to the peer.
+//     server, and only its replies go back to the peer.
+// What arrives on the local socket is the QUIC program's data, never relay
+// protocol: a datagram the relay or the peer would take as a registration, an
+// address query or control is dropped and counted, not sent on.
 
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { literalLookup } from '../wire/address';
-import { DEFAULT_RECV_BUFFER_BYTES, DEFAULT_SEND_BUFFER_BYTES } from '../wire/constants';
+import { ipKeyOf, literalLookup } from '../wire/address';
+import type { IpKey } from '../wire/address';
+import { DEFAULT_APP_IDLE_MS, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_SEND_BUFFER_BYTES } from '../wire/constants';
+import { classify, isAddressQuery } from '../wire/protocol';
+import { looksLikeControl } from './control';
 import { PeerLink } from './peer-link';
 import type { PeerLinkOptions } from './peer-link';
 import type { RelayClient, RelayEndpoint } from './relay-client';
+import { realTimers } from './timers';
 import type { Timers } from './timers';
 
 export interface SidecarOptions extends Omit<PeerLinkOptions, 'relay'> {
@@ -23,6 +31,16 @@ export interface SidecarOptions extends Omit<PeerLinkOptions, 'relay'> {
   mode: 'listen' | 'forward';
   /** listen: where the QUIC client sends to; forward: where the QUIC server listens. */
   local: RelayEndpoint;
+  /** listen mode: another local address is served once the current one has been silent this long (a restarted QUIC client). @default DEFAULT_APP_IDLE_MS (5000) */
+  appIdleMs?: number;
+}
+
+/** SPEC 5.6: what the relay or the peer would read as protocol rather than data. */
+function isRelayProtocol(msg: Buffer): boolean {
+  const first = msg.length > 0 ? msg[0] : -1;
+  if (first === 0x52 /* R */ && classify(msg).kind === 'register') return true;
+  if (first === 0x41 /* A */ && isAddressQuery(msg)) return true;
+  return looksLikeControl(msg);
 }
 
 export class Sidecar {
@@ -30,15 +48,32 @@ export class Sidecar {
   /** The link's relay client: registration events and counters. */
   readonly client: RelayClient;
   private local: dgram.Socket | undefined;
-  /** listen mode: the QUIC client's address, learnt from its first datagram. */
+  /** The QUIC program's address: forward mode, the server's; listen mode, learnt from the client's first datagram. */
   private app: { address: string; port: number } | undefined;
-  readonly stats = { toPeer: 0, fromPeer: 0, droppedNoApp: 0, localSendErrors: 0 };
+  private appIp: IpKey = '';
+  /** listen mode: when the served address last sent. */
+  private appHeardAt = 0;
+  private readonly appIdleMs: number;
+  private readonly timers: Timers;
+  readonly stats = { toPeer: 0, fromPeer: 0, droppedNoApp: 0, localSendErrors: 0, droppedForeign: 0, droppedProtocol: 0, droppedPortZero: 0 };
   private closed = false;
 
-  constructor(private readonly options: SidecarOptions, timers?: Timers) {
+  constructor(private readonly options: SidecarOptions, timers: Timers = realTimers) {
+    this.timers = timers;
     this.link = new PeerLink(options, timers);
     this.client = this.link.client;
-    if (options.mode === 'forward') this.app = { address: options.local.host, port: options.local.port };
+    this.appIdleMs = options.appIdleMs ?? DEFAULT_APP_IDLE_MS;
+    if (options.mode === 'forward') this.serve(options.local.host, options.local.port);
+  }
+
+  /** True once close() was called (a stop during registration is not a failure). */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private serve(address: string, port: number): void {
+    this.app = { address, port };
+    this.appIp = ipKeyOf(address);
   }
 
   /** Binds the local side and registers; resolves on the first ACK. */
@@ -65,13 +100,31 @@ export class Sidecar {
     this.local = socket;
     socket.on('message', (msg, rinfo) => {
       if (this.closed) return;
+      if (rinfo.port === 0) {
+        this.stats.droppedPortZero++; // SPEC 1.6: and nothing could be sent back to it
+        return;
+      }
+      const app = this.app;
+      const fromApp = app !== undefined && rinfo.port === app.port && (rinfo.address === app.address || ipKeyOf(rinfo.address) === this.appIp);
       if (mode === 'listen') {
-        // The QUIC client may rebind its own port; follow the latest.
-        if (this.app === undefined || this.app.port !== rinfo.port || this.app.address !== rinfo.address) {
-          this.app = { address: rinfo.address, port: rinfo.port };
+        // SPEC 5.6: one QUIC client at a time: another address is served only
+        // once this one has been silent for appIdleMs (it restarted, or moved).
+        const now = this.timers.now();
+        if (!fromApp) {
+          if (app !== undefined && now - this.appHeardAt < this.appIdleMs) {
+            this.stats.droppedForeign++;
+            return;
+          }
+          this.serve(rinfo.address, rinfo.port);
         }
-      } else if (rinfo.port !== local.port) {
-        return; // only the local server's replies go to the peer
+        this.appHeardAt = now;
+      } else if (!fromApp) {
+        this.stats.droppedForeign++; // SPEC 5.6: only the forwarded server's replies go to the peer
+        return;
+      }
+      if (isRelayProtocol(msg)) {
+        this.stats.droppedProtocol++; // SPEC 5.6: never a registration, query or control of ours
+        return;
       }
       if (!this.client.registered && this.client.stats.registrations === 0) return; // nothing to send through yet
       this.stats.toPeer++;
@@ -85,7 +138,11 @@ export class Sidecar {
         return;
       }
       this.stats.fromPeer++;
-      socket.send(data, app.port, app.address, this.onLocalSent);
+      try {
+        socket.send(data, app.port, app.address, this.onLocalSent);
+      } catch {
+        this.stats.localSendErrors++; // SPEC 1.6: never thrown
+      }
     });
     await this.link.start();
   }

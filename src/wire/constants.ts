@@ -64,3 +64,9 @@ export const DEFAULT_KEEPALIVE_SECS = 15;
 export const REGISTER_BACKOFF_INITIAL_MS = 250;
 export const REGISTER_BACKOFF_MAX_MS = 2_000;
 export const DEFAULT_REGISTER_TIMEOUT_MS = 30_000;
+/**
+ * SPEC 5.6: the sidecar's listen socket serves one QUIC client; another
+ * address is served once that one has been silent this long. Short next to
+ * QUIC's idle timeouts, so a restarted program waits a few seconds at most.
+ */
+export const DEFAULT_APP_IDLE_MS = 5_000;

@@ -99,7 +99,7 @@ class Sim {
       const due = this.queue.filter((p) => p.at <= this.now);
       for (const p of due) this.queue.splice(this.queue.indexOf(p), 1);
       for (const p of due) {
-        p.to.machine.relayHeard ||= p.viaRelay;
+        if (p.viaRelay) p.to.machine.heardViaRelay();
         p.to.machine.receive(this.now, p.viaRelay, p.viaRelay ? '' : p.from.address, p.viaRelay ? 0 : p.from.port, p.data);
       }
       for (const s of sides) if (s.machine.nextWake() <= this.now) s.machine.tick(this.now);
@@ -125,7 +125,8 @@ t.test('two peers go direct once probes have crossed both ways, and each names t
     t.equal(d.length, 1, `${s.name} reports one change, to direct`);
     t.match(d[0]?.path, { kind: 'direct', address: peer.at.address, port: peer.at.port }, `${s.name} goes straight to its peer`);
     t.ok(d[0]!.at < 20, `${s.name} direct after ${d[0]!.at} ms of 1 ms links`);
-    t.same(s.machine.confirmed, peer.at, 'the confirmed source is the peer');
+    t.ok(s.machine.acceptsFrom(peer.at.address, peer.at.port), 'data from the peer\'s address is accepted');
+    t.notOk(s.machine.acceptsFrom(peer.at.address, peer.at.port + 1), 'from another port of its IP it is not');
   }
   t.equal(sim.a.machine.directTarget?.port, sim.b.at.port);
 });
@@ -156,7 +157,7 @@ t.test('one answered direction is not enough: never direct, the relay is reporte
   t.match(lastPath(sim.a), { kind: 'relay', reason: /no answer/ }, 'A says why');
   t.match(lastPath(sim.b), { kind: 'relay' }, 'B reports the relay too');
   t.equal(sim.a.machine.directTarget, undefined);
-  t.equal(sim.a.machine.confirmed, undefined, 'nothing confirmed: no address is accepted as the peer');
+  t.notOk(sim.a.machine.acceptsFrom(sim.b.at.address, sim.b.at.port), 'nothing confirmed: no address is accepted as the peer');
 });
 
 t.test('a broken direct path goes back to the relay within 2.5 s, and direct again after it heals', async (t) => {
@@ -174,7 +175,7 @@ t.test('a broken direct path goes back to the relay within 2.5 s, and direct aga
     t.ok(p.at - brokeAt <= 2500, `${s.name} back on the relay ${p.at - brokeAt} ms after the break`);
   }
   t.equal(sim.a.machine.directTarget, undefined, 'data goes through the relay');
-  t.same(sim.a.machine.confirmed, sim.b.at, 'but data from the old direct address is still accepted');
+  t.ok(sim.a.machine.acceptsFrom(sim.b.at.address, sim.b.at.port), 'but data from the old direct address is still accepted');
   blocked = false;
   const healedAt = sim.now;
   sim.run(healedAt + 5000);
@@ -233,7 +234,7 @@ t.test('forged, reflected, replayed and misdirected control datagrams change not
   sim.start();
   sim.run(1000);
   const a = sim.a;
-  const before = { paths: a.paths.length, sent: a.sentTo.length, confirmed: a.machine.confirmed };
+  const before = { paths: a.paths.length, sent: a.sentTo.length };
   const attacker = { address: '203.0.113.66', port: 6666 };
   const other = controlKey('another-session');
   const forged = encodeControl(other, { type: 'probe', sender: 'ffffffffffffffff', nonce: '00'.repeat(12), confirmed: true });
@@ -249,7 +250,8 @@ t.test('forged, reflected, replayed and misdirected control datagrams change not
   t.equal(a.machine.receive(sim.now, false, attacker.address, attacker.port, encodeControl(key, { type: 'candidates', sender: peerId, nonce: '04'.repeat(12), haveYours: true, candidates: [attacker] })), 'ignored', 'candidates off the relay');
   t.equal(a.paths.length, before.paths, 'no path change');
   t.equal(a.sentTo.length, before.sent, 'nothing sent to the attacker');
-  t.same(a.machine.confirmed, before.confirmed, 'the confirmed address is unchanged');
+  t.notOk(a.machine.acceptsFrom(attacker.address, attacker.port), 'the attacker is not accepted as the peer');
+  t.ok(a.machine.acceptsFrom(sim.b.at.address, sim.b.at.port), 'the peer still is');
   t.equal(a.machine.directTarget?.address, sim.b.at.address);
 
   // A real probe replayed from elsewhere: answered once, where it first came from.
@@ -273,7 +275,7 @@ t.test('an answer from an address other than the one probed confirms nothing', a
   sim.start();
   sim.run(3500);
   t.equal(directPaths(sim.a).length, 0, 'A never goes direct');
-  t.not(sim.a.machine.confirmed?.address, spoof.address, 'the spoofed source is never confirmed');
+  t.notOk(sim.a.machine.acceptsFrom(spoof.address, spoof.port), 'the spoofed source is never accepted');
 });
 
 t.test('a restarted peer: back to the relay, then direct with the new one', async (t) => {
@@ -309,4 +311,74 @@ t.test('end to end through the relay: a silent peer is probed there, and no answ
   // bounded: it backs off while the peer stays away
   sim.run(lostAt + 120_000);
   t.ok(sim.a.relayLost <= 12, `${sim.a.relayLost} re-registrations in two minutes of silence`);
+});
+
+t.test('two answering candidates at equal latency: data is accepted from every address that answered, whichever the peer picked', async (t) => {
+  // Each side is reachable at two addresses (two interfaces, a VPN, a hairpinning router).
+  const sim = new Sim();
+  const a2 = { address: '10.0.0.1', port: sim.a.at.port };
+  const b2 = { address: '10.0.0.2', port: sim.b.at.port };
+  const sideAt = (c: Candidate): Side | undefined =>
+    [sim.a, sim.b].find((x) => (x.at.address === c.address && x.at.port === c.port) || (x === sim.a ? a2 : b2).address === c.address);
+  for (const s of [sim.a, sim.b]) {
+    const machine = s.machine as unknown as { actions: { sendTo: (address: string, port: number, data: Buffer) => void } };
+    machine.actions.sendTo = (address, port, data) => {
+      s.sentTo.push({ at: sim.now, to: { address, port }, data });
+      const to = sideAt({ address, port });
+      // A reply leaves from the address it was sent to: the route back names it.
+      if (to !== undefined && to !== s) sim.queue.push({ at: sim.now + 1, to, viaRelay: false, from: address.startsWith('10.') ? (s === sim.a ? a2 : b2) : s.at, data });
+    };
+  }
+  sim.a.machine.begin(0, [sim.a.at, a2]);
+  sim.b.machine.begin(0, [sim.b.at, b2]);
+  sim.run(1000);
+  for (const [s, peer, peer2] of [[sim.a, sim.b, b2], [sim.b, sim.a, a2]] as const) {
+    t.equal(lastPath(s)?.kind, 'direct', `${s.name} is direct`);
+    t.ok(s.machine.acceptsFrom(peer.at.address, peer.at.port) && s.machine.acceptsFrom(peer2.address, peer2.port), `${s.name} accepts data from both of the peer's addresses`);
+  }
+  // Whichever target each side picked, the other accepts what arrives from it.
+  for (const [s, peer] of [[sim.a, sim.b], [sim.b, sim.a]] as const) {
+    const target = s.machine.directTarget!;
+    const arrivesFrom = target.address.startsWith('10.') ? (s === sim.a ? a2 : b2) : s.at;
+    t.ok(peer.machine.acceptsFrom(arrivesFrom.address, arrivesFrom.port), `${s.name}'s data to ${target.address} is ${peer.name}'s to take`);
+  }
+});
+
+t.test('a direct path that answers probes but loses all data goes back to the relay', async (t) => {
+  const sim = new Sim();
+  sim.start();
+  sim.run(1000);
+  t.equal(lastPath(sim.a)?.kind, 'direct');
+  // A sends data every 50 ms; nothing of it reaches B (B notes nothing), probes still cross.
+  const start = sim.now;
+  for (let at = start; at < start + 4000; at += 50) {
+    sim.a.machine.noteDirectDataSent();
+    sim.run(at + 50);
+  }
+  const p = lastPath(sim.a)!;
+  t.match(p, { kind: 'relay', reason: /the peer got none of our direct data/ }, 'A falls back, saying why');
+  t.ok(sim.a.paths[sim.a.paths.length - 1]!.at - start <= 3000, 'within about the direct timeout');
+});
+
+t.test('direct data that arrives keeps the path; a lost datagram, or silence, does not end it', async (t) => {
+  const sim = new Sim();
+  sim.start();
+  sim.run(1000);
+  const start = sim.now;
+  for (let at = start; at < start + 5000; at += 50) {
+    sim.a.machine.noteDirectDataSent();
+    if (at % 1000 !== 0) sim.b.machine.noteDirectDataReceived(); // one in twenty lost
+    sim.run(at + 50);
+  }
+  sim.a.machine.noteDirectDataSent(); // one last datagram, lost, then nothing for a while
+  sim.run(sim.now + 5000);
+  t.equal(directPaths(sim.a).length, 1);
+  t.equal(lastPath(sim.a)?.kind, 'direct', 'still direct');
+});
+
+t.test('the data report travels in the flags; a peer of an older version sends none', async (t) => {
+  const probe = decodeControl(key, encodeControl(key, { type: 'probe', sender: '0'.repeat(16), nonce: '1'.repeat(24), confirmed: false }));
+  t.equal(probe?.type === 'probe' ? probe.dataSeen : 'x', undefined, 'no report in the flags');
+  const reported = decodeControl(key, encodeControl(key, { type: 'answer', sender: '0'.repeat(16), nonce: '1'.repeat(24), confirmed: true, dataSeen: false }));
+  t.match(reported, { type: 'answer', confirmed: true, dataSeen: false }, 'a report survives the codec');
 });

@@ -151,3 +151,59 @@ t.test('a forged probe and a stranger\'s data change nothing', async (t) => {
   t.match(a.path, { kind: 'direct', address: '127.0.0.3' }, 'still direct to B');
   t.equal(strangerGot.length, 0, 'nothing answered the stranger');
 });
+
+/**
+ * A router that hairpins: `front` (an address of B's, on B's port) carries A's
+ * datagrams to B from a port of its own, and B's replies back to A from
+ * `front`. B then answers at two addresses, as with two interfaces or a VPN.
+ */
+async function hairpin(t: Tap, frontAddress: string, target: { address: string; port: () => number }): Promise<number> {
+  const front = dgram.createSocket('udp4');
+  const back = dgram.createSocket('udp4');
+  await new Promise<void>((r) => front.bind(0, frontAddress, () => r()));
+  await new Promise<void>((r) => back.bind(0, frontAddress, () => r()));
+  t.teardown(() => {
+    front.close();
+    back.close();
+  });
+  let client: { address: string; port: number } | undefined;
+  front.on('message', (m, r) => {
+    client = { address: r.address, port: r.port };
+    back.send(m, target.port(), target.address);
+  });
+  back.on('message', (m) => {
+    if (client !== undefined) front.send(m, client.port, client.address);
+  });
+  return (front.address() as AddressInfo).port;
+}
+
+t.test('two answering candidates per side at equal latency: every datagram arrives both ways', async (t) => {
+  const { address } = await startRelay(t);
+  const relayAt = { host: '127.0.0.1', port: address.port };
+  const id = 'two-candidates';
+  let aPort = 0;
+  let bPort = 0;
+  // Each side's second address is a hairpin to it, on its own port.
+  const pa = await hairpin(t, '127.0.0.8', { address: '127.0.0.2', port: () => aPort });
+  const pb = await hairpin(t, '127.0.0.9', { address: '127.0.0.3', port: () => bPort });
+  const a = link(t, { relay: relayAt, sessionId: id, bindAddress: '127.0.0.2', bindPort: pa, localAddresses: ['127.0.0.2', '127.0.0.8'] });
+  const b = link(t, { relay: relayAt, sessionId: id, bindAddress: '127.0.0.3', bindPort: pb, localAddresses: ['127.0.0.3', '127.0.0.9'] });
+  aPort = pa;
+  bPort = pb;
+  const directs = Promise.all([nextPath(a, 'direct'), nextPath(b, 'direct')]);
+  await a.start();
+  await b.start();
+  await directs;
+  const gotA: string[] = [];
+  const gotB: string[] = [];
+  a.on('message', (m) => gotA.push(m.toString()));
+  b.on('message', (m) => gotB.push(m.toString()));
+  for (let i = 0; i < 40; i++) {
+    a.send(Buffer.from(`a${i}`));
+    b.send(Buffer.from(`b${i}`));
+  }
+  await until(() => gotA.length === 40 && gotB.length === 40, 5000);
+  t.same(gotB, Array.from({ length: 40 }, (_, i) => `a${i}`), 'B got all of A\'s datagrams');
+  t.same(gotA, Array.from({ length: 40 }, (_, i) => `b${i}`), 'A got all of B\'s');
+  t.equal(a.stats.strays + b.stats.strays, 0, 'none was dropped as a stray');
+});

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { forge, forgeUnavailable } from '../fixtures/forge';
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { RelayClient } from '../../src/client/relay-client';
@@ -70,6 +71,7 @@ t.test('gives up after the timeout with an error naming relay and session', asyn
   t.match((err as Error).message, `127.0.0.1:${fake.relay.port}`);
   t.match((err as Error).message, session);
   t.equal(timers.timersPending, 0, 'no timer left behind');
+  t.throws(() => c.address(), { code: 'QR_ERR_CLOSED' }, 'nor a socket');
 });
 
 t.test('ERR:FULL and ERR:BAD become typed errors at once', async (t) => {
@@ -81,6 +83,7 @@ t.test('ERR:FULL and ERR:BAD become typed errors at once', async (t) => {
     const err = await c.register().catch((e: unknown) => e);
     t.type(err, RegistrationRefusedError, reply);
     t.equal((err as RegistrationRefusedError).code, code);
+    t.throws(() => c.address(), { code: 'QR_ERR_CLOSED' }, 'a failed register() closes the socket it opened: the program can exit');
   }
 });
 
@@ -231,4 +234,18 @@ t.test('SPEC 1.5: queryAddress() asks from the registered socket; no answer (an 
   t.equal(old.stats.swallowed, 1);
   timers.advance(1000);
   t.equal(await asked, undefined, 'no answer within the timeout');
+});
+
+t.test('SPEC 1.6: the client drops datagrams from source port 0, and no send of its throws', { skip: forgeUnavailable() }, async (t) => {
+  const fake = await fakeRelay(t);
+  fake.answer('ACK\n');
+  const c = new RelayClient({ relay: fake.relay, sessionId: session, bindAddress: '127.0.0.1' }, new FakeTimers());
+  t.teardown(() => c.close());
+  await c.register();
+  const port = c.address().port;
+  forge({ from: ['127.0.0.1', 0], to: ['127.0.0.1', port], data: 'from port zero' }, { from: ['127.0.0.1', 0], to: ['127.0.0.1', port], data: 'ACK\n' });
+  await until(() => c.stats.droppedPortZero === 2);
+  t.equal(c.stats.unrelayed + c.stats.received, 0, 'neither data nor a stray');
+  t.doesNotThrow(() => c.sendTo(Buffer.from('x'), 0, '127.0.0.1'), 'a send to port 0 does not throw');
+  t.equal(c.stats.sendErrors, 1, 'it is a counted send error');
 });
