@@ -71,6 +71,8 @@ t.test('every option is read, from its flag and from its variable', async (t) =>
     ['--registrations-per-sec-per-ip', 'QUIC_RELAY_REGISTRATIONS_PER_SEC_PER_IP', '9', 'registrationsPerSecPerIp', 9],
     ['--recv-buffer-bytes', 'QUIC_RELAY_RECV_BUFFER_BYTES', '65536', 'recvBufferBytes', 65536],
     ['--send-buffer-bytes', 'QUIC_RELAY_SEND_BUFFER_BYTES', '65536', 'sendBufferBytes', 65536],
+    ['--unpaired-timeout-secs', 'QUIC_RELAY_UNPAIRED_TIMEOUT_SECS', '90', 'unpairedTimeoutSecs', 90],
+    ['--max-session-datagrams-per-sec', 'QUIC_RELAY_MAX_SESSION_DATAGRAMS_PER_SEC', '1000', 'maxSessionDatagramsPerSec', 1000],
   ];
   for (const [flag, env, value, key, want] of table) {
     t.equal((await parse([flag, value])).options?.[key], want, flag);
@@ -84,6 +86,16 @@ t.test('every option is read, from its flag and from its variable', async (t) =>
   t.equal((await parse(['--drain-timeout-secs', '30'])).run?.drainTimeoutSecs, 30, '--drain-timeout-secs');
   t.equal((await parse([], { QUIC_RELAY_DRAIN_TIMEOUT_SECS: '31' })).run?.drainTimeoutSecs, 31, 'QUIC_RELAY_DRAIN_TIMEOUT_SECS');
   t.equal((await parse(['relay', '--port', '4501'])).options?.port, 4501, 'the relay is also `quic-relay relay`');
+  // SPEC 4.4
+  t.same((await parse(['--public-address', '203.0.113.7, 203.0.113.8:5000'])).options?.publicAddresses, ['203.0.113.7', '203.0.113.8:5000'], '--public-address');
+  t.same((await parse([], { QUIC_RELAY_PUBLIC_ADDRESS: '203.0.113.7' })).options?.publicAddresses, ['203.0.113.7'], 'QUIC_RELAY_PUBLIC_ADDRESS');
+  t.same((await parse(['--peer-relays', 'relay-b.example.com,198.51.100.9:4434'])).options?.peerRelays, ['relay-b.example.com', '198.51.100.9:4434'], '--peer-relays');
+  t.same((await parse([], { QUIC_RELAY_PEER_RELAYS: '198.51.100.9' })).options?.peerRelays, ['198.51.100.9'], 'QUIC_RELAY_PEER_RELAYS');
+  // SPEC 2.4: unset leaves the library's default (on, or off with tickets); a flag beats a variable
+  t.equal((await parse([])).options?.implicitRebind, undefined, 'neither: the default');
+  t.equal((await parse(['--implicit-rebind'])).options?.implicitRebind, true, '--implicit-rebind');
+  t.equal((await parse([], { QUIC_RELAY_IMPLICIT_REBIND: 'true' })).options?.implicitRebind, true, 'QUIC_RELAY_IMPLICIT_REBIND=true');
+  t.equal((await parse(['--implicit-rebind'], { QUIC_RELAY_NO_IMPLICIT_REBIND: 'true' })).options?.implicitRebind, true, 'the flag beats the variable');
 });
 
 const SECRET_A = 'alpha-secret-0123456789';
@@ -182,6 +194,13 @@ t.test('bad values exit non-zero with one line naming the option', async (t) => 
     [[], { QUIC_RELAY_PORT: '70000' }, /--port.*QUIC_RELAY_PORT/],
     [[], { QUIC_RELAY_SESSION_TIMEOUT_SECS: '-1' }, /--session-timeout-secs.*QUIC_RELAY_SESSION_TIMEOUT_SECS/],
     [[], { QUIC_RELAY_NO_IMPLICIT_REBIND: 'maybe' }, /--no-implicit-rebind.*QUIC_RELAY_NO_IMPLICIT_REBIND/],
+    [[], { QUIC_RELAY_IMPLICIT_REBIND: 'maybe' }, /--implicit-rebind.*QUIC_RELAY_IMPLICIT_REBIND/],
+    [['--unpaired-timeout-secs', '0'], {}, /--unpaired-timeout-secs/],
+    [['--max-session-datagrams-per-sec', '-1'], {}, /--max-session-datagrams-per-sec/],
+    [['--public-address', 'relay.example.com'], {}, /--public-address/],
+    [['--public-address', '203.0.113.7:99999'], {}, /--public-address/],
+    [['--peer-relays', 'not a host'], {}, /--peer-relays/],
+    [[], { QUIC_RELAY_PEER_RELAYS: ',,' }, /--peer-relays.*QUIC_RELAY_PEER_RELAYS/],
   ];
   for (const [args, env, re] of bad) {
     const r = await parse(args, env);

@@ -42,6 +42,7 @@ export function parseBoolean(value: string): boolean {
 export function endpointListParser(ipOnly: boolean): (value: string) => string[] {
   return (value) => {
     const list = value.split(',').map((p) => p.trim()).filter((p) => p !== '');
+    if (list.length === 0) throw new InvalidArgumentError('no address given');
     wrap(() => checkEndpoints(list, '', ipOnly));
     return list;
   };

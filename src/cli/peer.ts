@@ -21,7 +21,7 @@ interface PeerFlags {
   bind?: RelayEndpoint;
   relayOnly?: boolean;
   candidates?: string[];
-  appIdleSecs: number;
+  appIdleMs: number;
 }
 
 /** `--candidates`: IPs joined by commas, or `none` (only the public address the relay reports). */
@@ -57,8 +57,8 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
     .addOption(new Option('--keepalive-secs <n>', 'resend REG this often (the worst-case recovery after a NAT change)').default(DEFAULT_KEEPALIVE_SECS).argParser(integerParser(1, 3600)))
     .addOption(new Option('--register-timeout-secs <n>', 'give up when the first registration is not acknowledged in time').default(30).argParser(integerParser(1, 86400)))
     .addOption(
-      new Option('--app-idle-secs <n>', 'listen mode: serve another local address once the current QUIC client has been silent this long')
-        .default(DEFAULT_APP_IDLE_MS / 1000).argParser(integerParser(1, 3600)),
+      new Option('--app-idle-ms <n>', 'listen mode: serve another local address once the current QUIC client has been silent this long')
+        .default(DEFAULT_APP_IDLE_MS).argParser(integerParser(1, 3_600_000)),
     )
     .addOption(new Option('--bind <ip:port>', 'local address of the socket that talks to the relay').argParser(parseEndpointArg))
     .addOption(new Option('--relay-only', 'never try a direct path: only relay traffic (default: QUIC_RELAY_ONLY)'))
@@ -81,7 +81,7 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
         local: (flags.listen ?? flags.forward)!,
         keepaliveSecs: flags.keepaliveSecs,
         registerTimeoutMs: flags.registerTimeoutSecs * 1000,
-        appIdleMs: flags.appIdleSecs * 1000,
+        appIdleMs: flags.appIdleMs,
         relayOnly: relayOnly!,
         ...(flags.candidates !== undefined ? { localAddresses: flags.candidates } : {}),
         ...(flags.bind ? { bindAddress: flags.bind.host, bindPort: flags.bind.port } : {}),

@@ -31,7 +31,7 @@ export interface SidecarOptions extends Omit<PeerLinkOptions, 'relay'> {
   mode: 'listen' | 'forward';
   /** listen: where the QUIC client sends to; forward: where the QUIC server listens. */
   local: RelayEndpoint;
-  /** listen mode: another local address is served once the current one has been silent this long (a restarted QUIC client). @default DEFAULT_APP_IDLE_MS (5000) */
+  /** listen mode: another local address is served once the current one has been silent this long (a restarted QUIC client). @default DEFAULT_APP_IDLE_MS (500) */
   appIdleMs?: number;
 }
 

@@ -97,23 +97,30 @@ export interface MetricsHttpOptions {
   requestTimeoutMs?: number;
   /** An idle kept-alive connection is closed after this. @default 5000 */
   keepAliveTimeoutMs?: number;
-  /** A rendered /metrics is served again for this long: scraping flat out renders once per period. @default 1000 */
-  cacheMs?: number;
-  /** Monotonic milliseconds, for the cache. @default performance.now */
+  /**
+   * Renderings of /metrics are at least this far apart; a scrape that comes
+   * sooner waits for the next one (made after it arrived: never stale), and
+   * every scrape waiting shares it. Rendering takes about a millisecond, so
+   * scraping flat out costs forwarding at most 1% of the core. @default 100
+   */
+  minRenderGapMs?: number;
+  /** Monotonic milliseconds. @default performance.now */
   clock?: () => number;
 }
 
 export class MetricsHttpServer {
   private readonly server: http.Server;
   private readonly registry: Registry;
-  private readonly cacheMs: number;
+  private readonly minRenderGapMs: number;
   private readonly clock: () => number;
-  /** The last rendering (or the one under way) and when it started. */
-  private rendered: { at: number; text: Promise<string> } | undefined;
+  private lastRenderAt = -Infinity;
+  /** The rendering the scrapes that arrived since the last one will get. */
+  private nextRender: Promise<string> | undefined;
+  private renderTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly src: MetricsSource, options: MetricsHttpOptions = {}) {
     this.registry = createRegistry(src);
-    this.cacheMs = options.cacheMs ?? 1000;
+    this.minRenderGapMs = options.minRenderGapMs ?? 100;
     this.clock = options.clock ?? (() => performance.now());
     this.server = http.createServer(
       {
@@ -128,17 +135,24 @@ export class MetricsHttpServer {
     this.server.maxConnections = options.maxConnections ?? 16;
   }
 
-  /** The metrics text, rendered at most once per cacheMs (renders under way are shared). */
+  /** The metrics text, rendered after the request arrived, at most once per minRenderGapMs. */
   private metricsText(): Promise<string> {
-    const now = this.clock();
-    const r = this.rendered;
-    if (r !== undefined && now - r.at < this.cacheMs) return r.text;
-    const text = this.registry.metrics();
-    this.rendered = { at: now, text };
-    text.catch(() => {
-      if (this.rendered?.text === text) this.rendered = undefined; // a failed render is not served again
+    if (this.nextRender !== undefined) return this.nextRender;
+    const wait = this.lastRenderAt + this.minRenderGapMs - this.clock();
+    if (wait <= 0) return this.render();
+    this.nextRender = new Promise<void>((resolve) => {
+      this.renderTimer = setTimeout(resolve, wait);
+    }).then(() => {
+      this.renderTimer = undefined;
+      this.nextRender = undefined; // scrapes from now on wait for a later rendering
+      return this.render();
     });
-    return text;
+    return this.nextRender;
+  }
+
+  private render(): Promise<string> {
+    this.lastRenderAt = this.clock();
+    return this.registry.metrics();
   }
 
   listen(host: string, port: number): Promise<AddressInfo> {
@@ -157,6 +171,7 @@ export class MetricsHttpServer {
   }
 
   close(): Promise<void> {
+    if (this.renderTimer !== undefined) clearTimeout(this.renderTimer);
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
