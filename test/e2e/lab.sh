@@ -361,6 +361,39 @@ scenario_shared_nat() { # ha and hc behind nat1, each in its own session with hb
   result "$name" $rc "$detail"
 }
 
+scenario_nat_change_before_partner() { # ha's NAT port changes while it waits alone; hb must still get in
+  local name=$1 rc=1 detail s="$1-$$" old new
+  nat_rules "$NS_N1" cone; nat_rules "$NS_N2" cone
+  : >"$WORK/sa.log"; : >"$WORK/sb.log"
+  sidecar sa "$NS_A" "$s" listen 127.0.0.1:4443
+  if wait_log "$WORK/sa.log" "registered $s via" 10 "lone sidecar"; then
+    old=$(public_port)
+    force_port_change "$old"
+    # ha's next keepalive comes from a new port and joins its own session (the
+    # relay cannot tell it from a second host behind the same NAT).
+    local until_t=$((SECONDS + KEEPALIVE + 5))
+    while new=$(public_port); { [ -z "$new" ] || [ "$new" = "$old" ] || ! grep -q "session $s paired" "$WORK/relay.log"; } && [ "$SECONDS" -lt "$until_t" ]; do sleep 0.05; done
+    local t0; t0=$(now)
+    sidecar sb "$NS_B" "$s" forward 127.0.0.1:4443
+    if [ "$new" != "$old" ] && wait_log "$WORK/sb.log" "registered $s via" 10 "partner sidecar" && wait_log "$WORK/sa.log" "peer $s reachable via" 10 "lone sidecar hearing its partner"; then
+      local met; met=$(elapsed_ms "$t0")
+      local secs; secs=$(quic_get "$NS_A" 127.0.0.1 4443 small.bin "$WORK/dl-small")
+      if [ "$secs" != fail ] && checksum_ok "$WORK/dl-small" small.bin && grep -q "took the slot of" "$WORK/relay.log"; then
+        rc=0
+        detail="public port $old -> $new before the partner came; the partner registered and met ha ${met} ms after it started (the stale slot was taken, not ERR:FULL); a request went through"
+      else
+        detail="download $secs, or the relay did not log the stale slot's replacement"
+      fi
+    else
+      detail="port $old -> ${new:-?}; the partner did not get in: $(grep -m1 -o 'ERR:[A-Z]*\|refused.*' "$WORK/sb.log" || echo 'no ACK')"
+    fi
+  else
+    detail="the lone sidecar did not register"
+  fi
+  stop_sidecar sa; stop_sidecar sb
+  result "$name" $rc "$detail"
+}
+
 scenario_restart() { # relay restarted mid-session: sidecars re-register, a new connection works
   local name=$1 rc=1 detail s
   s="$name-$$"
@@ -583,6 +616,7 @@ run_scenario scenario_transfer symmetric-nat symmetric
 run_scenario scenario_rebind nat-rebind-mid-transfer 0
 run_scenario scenario_rebind nat-rebind-shared-ip 1
 run_scenario scenario_shared_nat shared-nat-no-hijack
+run_scenario scenario_nat_change_before_partner nat-change-before-partner
 run_scenario scenario_restart relay-restart
 run_scenario scenario_punch_cone punch-cone-x-cone
 run_scenario scenario_punch_symmetric punch-symmetric-x-cone
