@@ -8,6 +8,7 @@ import {
   DEFAULT_SESSION_TIMEOUT_SECS, MAX_SESSION_TIMEOUT_SECS, REGISTRATION_BURST_SECS,
 } from '../wire/constants';
 import net from 'node:net';
+import type { IoMode } from '../io/choose-io';
 import { checkHost, checkInteger, checkPort } from '../wire/checks';
 import { parseEndpoint } from '../wire/endpoint';
 import type { Endpoint } from '../wire/endpoint';
@@ -65,7 +66,7 @@ export interface RelayServerOptions {
   io?: IoMode;
 }
 
-export type IoMode = 'auto' | 'native' | 'dgram';
+export type { IoMode };
 export const IO_MODES: readonly IoMode[] = ['auto', 'native', 'dgram'];
 
 export type RelayConfig = Required<Omit<RelayServerOptions, 'publicAddresses' | 'peerRelays'>> & {

@@ -2,6 +2,11 @@
 // runs per datagram but `counters.x++`. The Prometheus text is produced at
 // scrape time by metrics-http.ts from these and from the session table.
 
+/** The label values of quic_relay_registrations_total, in the order the metrics list them. */
+export const REGISTRATION_RESULTS = ['created', 'joined', 'keepalive', 'rebound', 'full', 'bad', 'auth', 'busy_rate', 'busy_sessions', 'busy_ip', 'busy_draining'] as const;
+export type RegistrationResult = (typeof REGISTRATION_RESULTS)[number];
+const REFUSALS: readonly RegistrationResult[] = ['full', 'bad', 'auth', 'busy_rate', 'busy_sessions', 'busy_ip', 'busy_draining'];
+
 export class RelayCounters {
   datagramsReceived = 0;
   bytesReceived = 0;
@@ -25,27 +30,14 @@ export class RelayCounters {
   droppedRateBytes = 0;
   sendErrors = 0;
   socketErrors = 0;
-  // registrations by result
-  regCreated = 0;
-  regJoined = 0;
-  regKeepalive = 0;
-  regRebound = 0;
-  regFull = 0;
-  regBad = 0;
-  regBusyRate = 0;
-  regBusySessions = 0;
-  regBusyIp = 0;
-  /** SPEC 3.6: a new session refused while draining. */
-  regBusyDraining = 0;
-  /** SPEC 4.3: not a ticket made with our secrets, or an expired one creating or joining. */
-  regAuth = 0;
+  /** Registrations by result (quic_relay_registrations_total{result}); registrar.ts's OUTCOMES says which is which. */
+  readonly registrations: Record<RegistrationResult, number> = Object.fromEntries(REGISTRATION_RESULTS.map((r) => [r, 0])) as Record<RegistrationResult, number>;
   /** SPEC 1.5: address queries answered (or suppressed, see repliesSuppressed). */
   addressQueries = 0;
   /** Replies not sent because they would be longer than the request (SPEC 1.3). */
   repliesSuppressed = 0;
   rebindsExplicit = 0;
   rebindsImplicit = 0;
-  sessionsCreated = 0;
   sessionsReaped = 0;
   /** Sessions removed because their last peer registered another session (SPEC 2.2). */
   sessionsEmptied = 0;
@@ -53,8 +45,14 @@ export class RelayCounters {
   get droppedDatagrams(): number {
     return this.droppedUnpaired + this.droppedUnknownSource + this.droppedAmbiguousSource + this.droppedRate + this.droppedPortZero + this.droppedLoop;
   }
+  /** A session is created by exactly one registration. */
+  get sessionsCreated(): number {
+    return this.registrations.created;
+  }
   get refusals(): number {
-    return this.regFull + this.regBad + this.regBusyRate + this.regBusySessions + this.regBusyIp + this.regBusyDraining + this.regAuth;
+    let n = 0;
+    for (const r of REFUSALS) n += this.registrations[r];
+    return n;
   }
 }
 

@@ -39,3 +39,48 @@ export class RegistrationRateLimiter {
     return this.tat.size;
   }
 }
+
+/** What a session's budget is kept in: the theoretical arrival times (GCRA) of its next datagram and next byte. */
+export interface BudgetState {
+  packetTat: number;
+  rateTat: number;
+}
+
+/** A burst of one second's worth for both budgets. */
+const BUDGET_BURST_MS = 1000;
+
+/**
+ * SPEC 4.4 and the opt-in bandwidth cap: what one session may have forwarded,
+ * in datagrams (zero-length included) and in bytes per second, both
+ * directions together, each with a second's burst. GCRA over numbers kept on
+ * the session: no object or timer per session; two compares per datagram.
+ */
+export class SessionBudget {
+  /** Milliseconds of budget one datagram / one byte costs; 0 when there is no such budget. */
+  private readonly msPerDatagram: number;
+  private readonly msPerByte: number;
+  /** False when there is neither budget: the hot path skips the call. */
+  readonly active: boolean;
+
+  constructor(datagramsPerSec: number, bytesPerSec: number) {
+    this.msPerDatagram = datagramsPerSec > 0 ? 1000 / datagramsPerSec : 0;
+    this.msPerByte = bytesPerSec > 0 ? 1000 / bytesPerSec : 0;
+    this.active = this.msPerDatagram > 0 || this.msPerByte > 0;
+  }
+
+  /** Spends one datagram of `bytes` from `s`'s budget; false (nothing spent) when it is over either. */
+  admit(s: BudgetState, bytes: number, now: number): boolean {
+    let packetTat = s.packetTat;
+    if (this.msPerDatagram > 0) {
+      packetTat = Math.max(packetTat, now) + this.msPerDatagram;
+      if (packetTat - now > BUDGET_BURST_MS) return false;
+    }
+    if (this.msPerByte > 0) {
+      const rateTat = Math.max(s.rateTat, now) + bytes * this.msPerByte;
+      if (rateTat - now > BUDGET_BURST_MS) return false;
+      s.rateTat = rateTat;
+    }
+    s.packetTat = packetTat;
+    return true;
+  }
+}

@@ -6,6 +6,7 @@
 
 import createDebug from 'debug';
 import { REFUSAL_LOG_INTERVAL_MS } from '../wire/constants';
+import type { RelayConfig } from './config';
 
 export const LOG_PREFIX = 'quic-relay';
 /** The info and warning namespaces: on unless DEBUG turns them off by name. */
@@ -116,4 +117,19 @@ function admitted(limiter: LogLimiter, logger: Logger, cause: string, now: numbe
   const held = limiter.admit(cause, now);
   if (held > 0) logger('(%d more "%s" lines held back in the last second)', held, cause);
   return held >= 0;
+}
+
+/** SPEC 3.2: the start's second line: every setting that decides who gets in and what it may cost. */
+export function settingsLine(cfg: RelayConfig, peerRelays: number, recvBufferBytes: number, sendBufferBytes: number): string {
+  const secrets = cfg.authSecrets.length;
+  return [
+    `session timeout ${cfg.sessionTimeoutSecs} s (unpaired ${Math.min(cfg.unpairedTimeoutSecs, cfg.sessionTimeoutSecs)} s)`,
+    `max sessions ${cfg.maxSessions} (${cfg.maxSessionsPerIp} per IP or IPv6 /64)`,
+    `${cfg.registrationsPerSecPerIp} registrations/s per IP`,
+    `implicit rebind ${cfg.implicitRebind ? 'on' : 'off'}`,
+    `tickets ${secrets > 0 ? `required (${secrets} secret${secrets > 1 ? 's' : ''})` : 'off'}`,
+    `per-session cap ${cfg.maxSessionBytesPerSec > 0 ? `${cfg.maxSessionBytesPerSec} bytes/s` : 'no byte cap'} and ${cfg.maxSessionDatagramsPerSec > 0 ? `${cfg.maxSessionDatagramsPerSec} datagrams/s` : 'no datagram budget'}`,
+    `${peerRelays} peer relays`,
+    `socket buffers recv ${recvBufferBytes} send ${sendBufferBytes} bytes`,
+  ].join(', ');
 }

@@ -6,7 +6,8 @@
 // reads the host's interfaces at the edge and refreshes them); isLoop() is
 // two integer compares for a source on another port, one Map lookup else.
 
-import { isLoopbackKey, isUnspecifiedKey } from '../wire/address';
+import { ipKeyOf, isLoopbackKey, isUnspecifiedKey } from '../wire/address';
+import type { Endpoint } from '../wire/endpoint';
 import type { IpKey } from '../wire/address';
 
 export interface LoopGuardAddresses {
@@ -52,4 +53,28 @@ export class LoopGuard {
     const ports = this.others.get(ip);
     return ports !== undefined && ports.includes(port);
   }
+}
+
+/** Where a relay's loop-guard addresses come from (configuration and the bind). */
+export interface LoopSources {
+  /** Bound to 0.0.0.0 or ::. */
+  wildcard: boolean;
+  /** The address bound to. */
+  bound: string;
+  /** --public-address; port 0: the relay's own. */
+  public: readonly Endpoint[];
+  /** --peer-relays, resolved to IPs; port 0: the relay's own. */
+  peers: readonly Endpoint[];
+}
+
+/** The guard's addresses for a relay bound on `port`; `hostAddresses` lists the host's interfaces (read at the edge). */
+export function loopAddresses(src: LoopSources, port: number, hostAddresses: () => string[]): LoopGuardAddresses {
+  const ownIps: IpKey[] = (src.wildcard ? hostAddresses() : [src.bound]).map(ipKeyOf);
+  const others: Array<{ ip: IpKey; port: number }> = [];
+  for (const e of src.public) {
+    if (e.port === 0 || e.port === port) ownIps.push(ipKeyOf(e.host));
+    else others.push({ ip: ipKeyOf(e.host), port: e.port });
+  }
+  for (const e of src.peers) others.push({ ip: ipKeyOf(e.host), port: e.port === 0 ? port : e.port });
+  return { port, ownIps, wildcard: src.wildcard, others };
 }

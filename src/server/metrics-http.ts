@@ -9,6 +9,7 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { REGISTRATION_RESULTS } from './counters';
 import type { RelayCounters, RelaySummary } from './counters';
 
 /** What the metrics read: a RelayServer is one. */
@@ -52,11 +53,7 @@ export function createRegistry(src: MetricsSource): Registry {
   new Gauge({ name: 'quic_relay_sessions_paired', help: 'Sessions with both peers registered', registers: [registry], collect() { this.set(src.table.pairedCount); } });
   new Gauge({ name: 'quic_relay_rate_limited_ips', help: 'Source IPs the registration rate limiter holds a bucket for', registers: [registry], collect() { this.set(src.rateTrackedIps); } });
   new Gauge({ name: 'quic_relay_draining', help: '1 while draining (SIGUSR2): no new sessions', registers: [registry], collect() { this.set(src.draining ? 1 : 0); } });
-  labelled('quic_relay_registrations_total', 'Registrations by result', 'result', {
-    created: () => c.regCreated, joined: () => c.regJoined, keepalive: () => c.regKeepalive, rebound: () => c.regRebound,
-    full: () => c.regFull, bad: () => c.regBad, auth: () => c.regAuth, busy_rate: () => c.regBusyRate, busy_sessions: () => c.regBusySessions,
-    busy_ip: () => c.regBusyIp, busy_draining: () => c.regBusyDraining,
-  });
+  labelled('quic_relay_registrations_total', 'Registrations by result', 'result', Object.fromEntries(REGISTRATION_RESULTS.map((r) => [r, () => c.registrations[r]])));
   counter('quic_relay_address_queries_total', 'Address queries (ADDR?) answered or suppressed', () => c.addressQueries);
   counter('quic_relay_received_datagrams_total', 'Datagrams received', () => c.datagramsReceived);
   counter('quic_relay_received_bytes_total', 'Bytes received', () => c.bytesReceived);

@@ -10,28 +10,27 @@ import net from 'node:net';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
-import { formatAddress, ipKeyOf, limitKeyOf } from '../wire/address';
-import type { IpKey } from '../wire/address';
+import { formatAddress } from '../wire/address';
 import { REAP_INTERVAL_MS } from '../wire/constants';
 import type { Endpoint } from '../wire/endpoint';
 import { RelayError } from '../wire/errors';
-import { ACK, ERR_AUTH, ERR_BAD, ERR_BUSY, ERR_FULL, classify, encodeAddressAnswer, replyFits } from '../wire/protocol';
-import { checkTicket } from '../wire/tickets';
 import { VERSION } from '../wire/version';
-import { DgramIo } from '../io/datagram-io';
+import { chooseIo } from '../io/choose-io';
 import type { DatagramIo } from '../io/datagram-io';
-import { NativeIo, embeddedNativeModule, loadNative } from '../io/native-io';
+import { embeddedNativeModule } from '../io/native-io';
 import type { NativeModuleSource } from '../io/native-io';
 import { validateConfig } from './config';
 import type { RelayConfig, RelayServerOptions } from './config';
 import { RelayCounters, formatSummary } from './counters';
 import type { RelaySummary } from './counters';
-import { RegistrationRateLimiter } from './limits';
-import { LoopGuard } from './loop-guard';
-import { RelayLog, createLoggers } from './log';
+import { RegistrationRateLimiter, SessionBudget } from './limits';
+import { LoopGuard, loopAddresses } from './loop-guard';
+import type { LoopSources } from './loop-guard';
+import { RelayLog, createLoggers, settingsLine } from './log';
 import type { RelayLoggers } from './log';
+import { Registrar } from './registrar';
 import { SessionTable } from './session-table';
-import type { Admission, RegisterResult, Session } from './session-table';
+import { DatagramPath } from './datagram-path';
 
 /** What the relay is given, as opposed to how it is configured: tests substitute these. */
 export interface RelayServerComponents {
@@ -59,11 +58,6 @@ const INTERFACE_REFRESH_MS = 10_000;
 
 type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
 
-const R = 0x52; // 'R': the first byte of REG:
-const A = 0x41; // 'A': the first byte of ADDR?
-
-/** A burst of one second's worth for the bandwidth cap and the packet budget. */
-const RATE_BURST_MS = 1000;
 
 export class RelayServer {
   readonly config: RelayConfig;
@@ -71,18 +65,16 @@ export class RelayServer {
   readonly table: SessionTable;
   readonly version = VERSION;
   private readonly limiter: RegistrationRateLimiter;
+  private readonly registrar: Registrar;
   private readonly clock: () => number;
   private readonly wallClock: () => number;
   private readonly log: RelayLog;
   private readonly reapIntervalMs: number;
-  /** Milliseconds of budget one forwarded byte costs; 0 when there is no cap. */
-  private readonly msPerByte: number;
-  /** SPEC 4.4: milliseconds of budget one forwarded datagram costs; 0 when there is no budget. */
-  private readonly msPerDatagram: number;
+  private readonly budget: SessionBudget;
   private readonly loopGuard = new LoopGuard({ port: -1, ownIps: [], wildcard: false, others: [] });
   private readonly hostAddresses: () => string[];
   private readonly reapSlice: number;
-  private loopSources: { wildcard: boolean; bound: string; public: Endpoint[]; peers: Endpoint[] } | undefined;
+  private loopSources: LoopSources | undefined;
   private interfacesReadAt = 0;
   private reapMore: NodeJS.Immediate | undefined;
   private readonly givenIo: DatagramIo | undefined;
@@ -122,8 +114,8 @@ export class RelayServer {
       expiryTickMs: Math.max(1, Math.min(this.reapIntervalMs || REAP_INTERVAL_MS, REAP_INTERVAL_MS)),
     });
     this.limiter = new RegistrationRateLimiter(this.config.registrationsPerSecPerIp, this.config.registrationBurstPerIp);
-    this.msPerByte = this.config.maxSessionBytesPerSec > 0 ? 1000 / this.config.maxSessionBytesPerSec : 0;
-    this.msPerDatagram = this.config.maxSessionDatagramsPerSec > 0 ? 1000 / this.config.maxSessionDatagramsPerSec : 0;
+    this.registrar = new Registrar(this.table, this.limiter, { authSecrets: this.config.authSecrets });
+    this.budget = new SessionBudget(this.config.maxSessionDatagramsPerSec, this.config.maxSessionBytesPerSec);
   }
 
   /** Source IPs the registration rate limiter holds a bucket for (its memory; metrics). */
@@ -157,7 +149,19 @@ export class RelayServer {
       this.state = 'closed';
       throw new RelayError('QR_ERR_CONFIG', `--peer-relays: ${(err as Error).message}`);
     }
-    const io = this.givenIo ?? this.chooseIo(family);
+    let io: DatagramIo;
+    if (this.givenIo !== undefined) {
+      io = this.givenIo;
+    } else {
+      try {
+        const chosen = chooseIo(this.config.io, family, this.nativeModule);
+        io = chosen.io;
+        this.ioFallbackReason = chosen.fallbackReason;
+      } catch (err) {
+        this.state = 'closed';
+        throw err;
+      }
+    }
     this.io = io;
     try {
       this.boundAddress = await io.bind(ip, port, family, this.config.recvBufferBytes, this.config.sendBufferBytes);
@@ -168,13 +172,21 @@ export class RelayServer {
       throw new RelayError('QR_ERR_BIND', `cannot bind UDP ${formatAddress(ip, port)}: ${e.code ?? e.message}`);
     }
     // SPEC 4.2: a socket error is logged and counted, never fatal.
-    io.start(this.onDatagram, this.onSocketError);
+    const path = new DatagramPath(
+      {
+        config: this.config, counters: this.counters, table: this.table, registrar: this.registrar, budget: this.budget, loopGuard: this.loopGuard,
+        log: this.log, clock: this.clock, wallClock: this.wallClock, draining: () => this.draining, sessionsGone: () => this.checkDrained(),
+      },
+      io,
+    );
+    io.start(path.onDatagram, this.onSocketError);
     this.recvBufferBytes = io.recvBufferBytes;
     this.sendBufferBytes = io.sendBufferBytes;
     this.ioKind = io.kind;
     // SPEC 4.4: what leads back to us, known now that the port is.
     this.loopSources = { wildcard: ip === '0.0.0.0' || ip === '::', bound: ip, public: [...this.config.publicAddresses], peers };
-    this.refreshLoopGuard(this.clock());
+    this.interfacesReadAt = this.clock();
+    this.loopGuard.update(loopAddresses(this.loopSources, this.boundAddress.port, this.hostAddresses));
     if (this.reapIntervalMs > 0) {
       this.reaper = setInterval(this.reapSliceNow, this.reapIntervalMs);
       this.reaper.unref(); // never what keeps the process alive
@@ -186,29 +198,8 @@ export class RelayServer {
     // SPEC 3.2: the start line, as the original prints it, and the version.
     this.log.relay('UDP relay listening on %s (quic-relay %s, %s I/O)', formatAddress(a.address, a.port), VERSION, io.kind);
     if (this.ioFallbackReason !== undefined) this.log.relay('native I/O not in use (%s): datagrams go through node:dgram', this.ioFallbackReason);
-    this.log.relay(
-      'session timeout %d s (unpaired %d s), max sessions %d (%d per IP or IPv6 /64), %d registrations/s per IP, implicit rebind %s, tickets %s, per-session cap %s and %s, %d peer relays, socket buffers recv %d send %d bytes',
-      cfg.sessionTimeoutSecs, Math.min(cfg.unpairedTimeoutSecs, cfg.sessionTimeoutSecs), cfg.maxSessions, cfg.maxSessionsPerIp, cfg.registrationsPerSecPerIp, cfg.implicitRebind ? 'on' : 'off',
-      cfg.authSecrets.length > 0 ? `required (${cfg.authSecrets.length} secret${cfg.authSecrets.length > 1 ? 's' : ''})` : 'off',
-      cfg.maxSessionBytesPerSec > 0 ? `${cfg.maxSessionBytesPerSec} bytes/s` : 'no byte cap',
-      cfg.maxSessionDatagramsPerSec > 0 ? `${cfg.maxSessionDatagramsPerSec} datagrams/s` : 'no datagram budget',
-      this.loopSources?.peers.length ?? 0, this.recvBufferBytes, this.sendBufferBytes,
-    );
+    this.log.relay(settingsLine(cfg, this.loopSources.peers.length, this.recvBufferBytes, this.sendBufferBytes));
     return a;
-  }
-
-  /** The I/O path --io asks for; 'auto' falls back to dgram, keeping the reason for the start log. */
-  private chooseIo(family: 4 | 6): DatagramIo {
-    const mode = this.config.io;
-    if (mode === 'dgram') return new DgramIo();
-    const loaded = family === 6 ? { error: 'native I/O is IPv4-only' } : loadNative(this.nativeModule);
-    if ('binding' in loaded) return new NativeIo(loaded.binding);
-    if (mode === 'native') {
-      this.state = 'closed';
-      throw new RelayError('QR_ERR_NATIVE', `--io native: ${loaded.error}`);
-    }
-    this.ioFallbackReason = loaded.error;
-    return new DgramIo();
   }
 
   /** What the I/O path counts itself (metrics). */
@@ -298,7 +289,10 @@ export class RelayServer {
     this.limiter.sweep(now);
     this.counters.sessionsReaped += removed.length;
     for (const s of removed) if (this.log.event('reaped', now)) this.log.session('session %s reaped after %d s idle', s.id, Math.round((now - s.lastActive) / 1000));
-    if (this.loopSources?.wildcard === true && now - this.interfacesReadAt >= INTERFACE_REFRESH_MS) this.refreshLoopGuard(now);
+    if (this.loopSources?.wildcard === true && this.boundAddress !== undefined && now - this.interfacesReadAt >= INTERFACE_REFRESH_MS) {
+      this.interfacesReadAt = now;
+      this.loopGuard.update(loopAddresses(this.loopSources, this.boundAddress.port, this.hostAddresses));
+    }
     this.checkDrained();
     return removed.length;
   }
@@ -311,22 +305,6 @@ export class RelayServer {
     if (this.table.expiryDue(now)) this.reapMore = setImmediate(this.reapSliceNow);
   };
 
-  /** SPEC 4.4: the relay's own addresses (all of the host's when bound to the wildcard), --public-address and --peer-relays. */
-  private refreshLoopGuard(now: number): void {
-    const src = this.loopSources;
-    if (src === undefined || this.boundAddress === undefined) return;
-    this.interfacesReadAt = now;
-    const port = this.boundAddress.port;
-    const own: IpKey[] = (src.wildcard ? this.hostAddresses() : [src.bound]).map(ipKeyOf);
-    const others: Array<{ ip: IpKey; port: number }> = [];
-    for (const e of src.public) {
-      if (e.port === 0 || e.port === port) own.push(ipKeyOf(e.host));
-      else others.push({ ip: ipKeyOf(e.host), port: e.port });
-    }
-    for (const e of src.peers) others.push({ ip: ipKeyOf(e.host), port: e.port === 0 ? port : e.port });
-    this.loopGuard.update({ port, ownIps: own, wildcard: src.wildcard, others });
-  }
-
   // ---- the datagram path
 
   private readonly onSocketError = (err: Error): void => {
@@ -334,243 +312,6 @@ export class RelayServer {
     if (this.log.refusal('socket-error', this.clock(), this.log.relay)) this.log.relay('socket error (relay continues): %s', err.message);
   };
 
-  /**
-   * One datagram: `len` bytes of `data` from address:port. With the native
-   * path `data` is the whole receive slot (`slot`), longer than the datagram.
-   */
-  private readonly onDatagram = (data: Buffer, len: number, address: string, ip: IpKey, port: number, slot: number): void => {
-    const c = this.counters;
-    c.datagramsReceived++;
-    c.bytesReceived += len;
-    if (port === 0) {
-      // SPEC 1.6: nothing can be sent back to port 0 (dgram throws on it); never answered, never registered.
-      c.droppedPortZero++;
-      c.droppedPortZeroBytes += len;
-      return;
-    }
-    const first = len > 0 ? data[0] : -1;
-
-    if (first === R || first === A) {
-      // SPEC 4.4: from an address that leads back to a relay, nothing is answered or registered.
-      if (this.loopGuard.isLoop(ip, port)) {
-        this.dropLoop(len, address, port);
-        return;
-      }
-      const msg = data.length === len ? data : data.subarray(0, len); // rare: registrations and queries only
-      const m = classify(msg);
-      if (m.kind === 'register') {
-        this.onRegister(len, m.id, ip, address, port);
-        return;
-      }
-      if (m.kind === 'address-query') {
-        // SPEC 1.5: answered from any address; registers, forwards and refreshes nothing.
-        c.addressQueries++;
-        this.reply(encodeAddressAnswer(address, port), len, address, port);
-        return;
-      }
-      if (m.kind === 'bad-register' && this.table.find(ip, address, port) === undefined) {
-        // SPEC 1.3: ERR:BAD to an unregistered address, unless that would be
-        // longer than the request. (From a registered peer a malformed REG: is
-        // data, SPEC 1.4: a QUIC short-header packet may begin with those bytes.)
-        c.regBad++;
-        this.reply(ERR_BAD, len, address, port);
-        if (this.log.refusal('bad', this.clock())) this.log.limits('ERR:BAD to %s: malformed registration (%d bytes)', formatAddress(address, port), len);
-        return;
-      }
-    }
-
-    // SPEC 2.3: data from a registered peer goes to its partner, or is dropped
-    // while the partner has not arrived.
-    const now = this.clock();
-    const session = this.table.dataFrom(ip, address, port, now);
-    if (session === undefined) {
-      this.onUnknownData(data, len, slot, ip, address, port, now);
-      return;
-    }
-    if (!session.paired) {
-      c.droppedUnpaired++;
-      c.droppedUnpairedBytes += len;
-      if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: session %s not paired', len, formatAddress(address, port), session.id);
-      return;
-    }
-    this.forward(data, len, slot, session, now);
-  };
-
-  /** SPEC 4.4: counted, never answered. */
-  private dropLoop(len: number, address: string, port: number): void {
-    this.counters.droppedLoop++;
-    this.counters.droppedLoopBytes += len;
-    if (this.log.refusal('loop', this.clock())) this.log.limits('%d bytes from %s dropped: that address leads back to a relay (SPEC 4.4)', len, formatAddress(address, port));
-  }
-
-  /** Sends to the partner of the slot that sent last (the table has just recorded it). */
-  private forward(data: Buffer, len: number, slot: number, s: Session, now: number): void {
-    const c = this.counters;
-    if (this.msPerDatagram > 0) {
-      // SPEC 4.4: the packet budget, zero-length datagrams included: what any loop costs is bounded.
-      const tat = Math.max(s.packetTat, now) + this.msPerDatagram;
-      if (tat - now > RATE_BURST_MS) {
-        c.droppedRate++;
-        c.droppedRateBytes += len;
-        if (this.log.datagram.enabled) this.log.datagram('%d bytes of session %s dropped: over %d datagrams/s', len, s.id, this.config.maxSessionDatagramsPerSec);
-        return;
-      }
-      s.packetTat = tat;
-    }
-    if (this.msPerByte > 0) {
-      // Opt-in bandwidth cap per session, GCRA over bytes with a second's burst.
-      const tat = Math.max(s.rateTat, now) + len * this.msPerByte;
-      if (tat - now > RATE_BURST_MS) {
-        c.droppedRate++;
-        c.droppedRateBytes += len;
-        if (this.log.datagram.enabled) this.log.datagram('%d bytes of session %s dropped: over %d bytes/s', len, s.id, this.config.maxSessionBytesPerSec);
-        return;
-      }
-      s.rateTat = tat;
-    }
-    c.forwardedDatagrams++;
-    c.forwardedBytes += len;
-    this.io!.forward(data, len, slot, s.toPort, s.toAddress);
-    if (this.log.datagram.enabled) this.log.datagram('%d bytes forwarded to %s', len, formatAddress(s.toAddress, s.toPort));
-  }
-
-  /** SPEC 2.4: data from an address no session knows. */
-  private onUnknownData(data: Buffer, len: number, slot: number, ip: IpKey, address: string, port: number, now: number): void {
-    const c = this.counters;
-    if (this.loopGuard.isLoop(ip, port)) {
-      this.dropLoop(len, address, port); // SPEC 4.4: never rebinds to it
-      return;
-    }
-    if (this.config.implicitRebind) {
-      const r = this.table.implicitRebind(ip, address, port, now);
-      if (r.outcome === 'rebound') {
-        c.rebindsImplicit++;
-        if (this.log.event('rebound', now)) this.log.session('session %s: %s rebound to %s (data)', r.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(address, port));
-        this.forward(data, len, slot, r.session, now);
-        return;
-      }
-      if (r.outcome === 'ambiguous') {
-        c.droppedAmbiguousSource++;
-        c.droppedAmbiguousSourceBytes += len;
-        if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: several peers share its IP', len, formatAddress(address, port));
-        return;
-      }
-    }
-    c.droppedUnknownSource++;
-    c.droppedUnknownSourceBytes += len;
-    if (this.log.datagram.enabled) this.log.datagram('%d bytes from unregistered %s dropped', len, formatAddress(address, port));
-  }
-
-  /** SPEC 2.2, 3.6, 4.1, 4.3: a well-formed registration. */
-  private onRegister(msg: number, id: string, ip: IpKey, address: string, port: number): void {
-    const c = this.counters;
-    const now = this.clock();
-    let admission: Admission = 'any';
-    // SPEC 4.1: keepalives are never refused (nor re-checked: the ticket let
-    // this address in, SPEC 4.3); anything else spends a token first, so a
-    // flood of forged tickets costs no more than one HMAC per token.
-    if (!this.table.isKeepalive(ip, address, port, id)) {
-      if (!this.limiter.take(limitKeyOf(ip), now)) {
-        c.regBusyRate++;
-        this.reply(ERR_BUSY, msg, address, port);
-        if (this.log.refusal('busy-rate', now)) this.log.limits('ERR:BUSY to %s for session %s: over %d registrations/s from its IP', formatAddress(address, port), id, this.config.registrationsPerSecPerIp);
-        return;
-      }
-      if (this.config.authSecrets.length > 0) {
-        const ticket = checkTicket(id, this.config.authSecrets, Math.floor(this.wallClock() / 1000));
-        if (ticket === 'invalid') {
-          this.refuseAuth(msg, address, port, id, 'not a ticket made with our secrets', now);
-          return;
-        }
-        if (ticket === 'expired') admission = 'rebind-only';
-      }
-      if (admission === 'any' && this.drained !== undefined) admission = 'no-create';
-    }
-    const r = this.table.register(ip, address, port, id, now, admission);
-    if (r.left !== undefined) this.noteLeft(r, address, port, now);
-    switch (r.outcome) {
-      case 'keepalive':
-        c.regKeepalive++;
-        this.reply(ACK, msg, address, port);
-        if (this.log.datagram.enabled) this.log.datagram('keepalive from %s for session %s', formatAddress(address, port), id);
-        return;
-      case 'created':
-        c.regCreated++;
-        c.sessionsCreated++;
-        this.reply(ACK, msg, address, port);
-        if (this.log.event('created', now)) this.log.session('session %s created by %s', id, formatAddress(address, port));
-        return;
-      case 'joined': {
-        c.regJoined++;
-        this.reply(ACK, msg, address, port);
-        const s = r.session as Session; // the joiner took slot b
-        if (this.log.event('paired', now)) this.log.session('session %s paired: %s <-> %s', id, formatAddress(s.aAddress, s.aPort), formatAddress(address, port));
-        return;
-      }
-      case 'replaced-quiet':
-        c.regJoined++;
-        this.reply(ACK, msg, address, port);
-        if (this.log.event('paired', now)) {
-          this.log.session('session %s paired: %s took the slot of %s, silent since the same peer came back from a new port', id, formatAddress(address, port), formatAddress(r.previousAddress ?? '?', r.previousPort ?? 0));
-        }
-        return;
-      case 'rebound':
-        c.regRebound++;
-        c.rebindsExplicit++;
-        this.reply(ACK, msg, address, port);
-        if (this.log.event('rebound', now)) this.log.session('session %s: %s rebound to %s (REG)', id, formatAddress(r.previousAddress ?? '?', r.previousPort ?? 0), formatAddress(address, port));
-        return;
-      case 'full':
-        c.regFull++;
-        this.reply(ERR_FULL, msg, address, port);
-        if (this.log.refusal('full', now)) this.log.limits('ERR:FULL to %s: session %s already holds two other peers', formatAddress(address, port), id);
-        this.checkDrained(); // X may have left, and emptied, the last session
-        return;
-      case 'busy-sessions':
-        c.regBusySessions++;
-        this.reply(ERR_BUSY, msg, address, port);
-        if (this.log.refusal('busy-sessions', now)) this.log.limits('ERR:BUSY to %s for session %s: %d sessions open (--max-sessions)', formatAddress(address, port), id, this.table.size);
-        return;
-      case 'busy-ip':
-        c.regBusyIp++;
-        this.reply(ERR_BUSY, msg, address, port);
-        if (this.log.refusal('busy-ip', now)) this.log.limits('ERR:BUSY to %s for session %s: its IP is in %d sessions (--max-sessions-per-ip)', formatAddress(address, port), id, this.table.sessionsOnIp(ip));
-        return;
-      case 'busy-draining':
-        c.regBusyDraining++;
-        this.reply(ERR_BUSY, msg, address, port);
-        if (this.log.refusal('busy-draining', now)) this.log.limits('ERR:BUSY to %s for session %s: draining, no new sessions', formatAddress(address, port), id);
-        return;
-      case 'expired':
-        this.refuseAuth(msg, address, port, id, 'expired ticket (it may only keep its own session alive)', now);
-        return;
-      default: {
-        const never: never = r.outcome;
-        throw new Error(`unhandled registration outcome ${String(never)}`);
-      }
-    }
-  }
-
-  /** SPEC 4.3: ERR:AUTH, and nothing changes. The id is logged: a ticket is no secret, its MAC proves only that we made it. */
-  private refuseAuth(msg: number, address: string, port: number, id: string, why: string, now: number): void {
-    this.counters.regAuth++;
-    this.reply(ERR_AUTH, msg, address, port);
-    if (this.log.refusal('auth', now)) this.log.limits('ERR:AUTH to %s for session %s: %s', formatAddress(address, port), id, why);
-  }
-
-  private noteLeft(r: RegisterResult, address: string, port: number, now: number): void {
-    if (r.leftRemoved) this.counters.sessionsEmptied++;
-    if (this.log.event('left', now)) this.log.session('%s left session %s%s', formatAddress(address, port), r.left!.id, r.leftRemoved ? ' (now empty, removed)' : '');
-  }
-
-  /** SPEC 1.3: one reply datagram to the source, never longer than the request (`requestLength` bytes). */
-  private reply(reply: Buffer, requestLength: number, address: string, port: number): void {
-    if (!replyFits(reply, requestLength)) {
-      this.counters.repliesSuppressed++;
-      return;
-    }
-    this.io!.send(reply, port, address);
-  }
 }
 
 /** This host's interface addresses, every family (SPEC 4.4: a wildcard-bound relay is reachable on each). */

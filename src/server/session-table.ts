@@ -108,7 +108,7 @@ export interface SessionTableOptions {
   expiryTickMs: number;
 }
 
-export type RegisterOutcome =
+export type TableOutcome =
   | 'keepalive' // SPEC 2.2: X already in S
   | 'created' // a new session holding X
   | 'joined' // X took the free slot: the session is now paired
@@ -130,7 +130,7 @@ export type RegisterOutcome =
 export type Admission = 'any' | 'no-create' | 'rebind-only';
 
 export interface RegisterResult {
-  outcome: RegisterOutcome;
+  outcome: TableOutcome;
   /** The session X is in afterwards (undefined for full/busy). */
   session: Session | undefined;
   /** The session X left first (SPEC 2.2), and whether that emptied and removed it. */
@@ -473,6 +473,6 @@ function sameLimitKey(a: IpKey | undefined, b: IpKey): boolean {
   return typeof a === 'string' && typeof b === 'string' && limitKeyOf(a) === limitKeyOf(b);
 }
 
-function result(outcome: RegisterOutcome, session: Session | undefined): RegisterResult {
+function result(outcome: TableOutcome, session: Session | undefined): RegisterResult {
   return { outcome, session, left: undefined, leftRemoved: false, previousAddress: undefined, previousPort: undefined };
 }

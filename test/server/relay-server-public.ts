@@ -67,7 +67,7 @@ t.test('SPEC 4.3: only tickets made with our secrets register; anything else is 
   t.equal((await b.next()).toString().trim(), 'REG:bad id!', 'from a registered peer a malformed REG: is still data');
   const c = await bindPeer(t, address, '127.0.0.4');
   t.equal(await register(c, 'bad id!'), 'ERR:BAD\n', 'a datagram breaking SPEC 1.2 is still ERR:BAD');
-  t.equal(relay.counters.regAuth, 3);
+  t.equal(relay.counters.registrations.auth, 3);
   c.send('REG:x'); // 5 bytes: ERR:AUTH (9) would be longer than the request
   t.match(await firstAfterQuery(c), /^ADDR /, 'no amplification: no ERR:AUTH to a 5-byte request');
 });
@@ -94,7 +94,7 @@ t.test('SPEC 4.3: an expired ticket may keep its session alive and rebind, never
   t.equal(await register(a2, ticket), 'ACK\n', 'and may rebind with it');
   b.send('to the new port');
   t.equal((await a2.next()).toString(), 'to the new port');
-  t.equal(relay.counters.regAuth, 2);
+  t.equal(relay.counters.registrations.auth, 2);
 });
 
 t.test('SPEC 3.6: while draining, a new session gets ERR:BUSY; the ones held carry on; drain() resolves when the last goes', async (t) => {
@@ -115,7 +115,7 @@ t.test('SPEC 3.6: while draining, a new session gets ERR:BUSY; the ones held car
   t.equal(await register(c, 'brand-new'), 'ERR:BUSY\n', 'a new session');
   t.equal(await register(a, 'brand-new'), 'ERR:BUSY\n', 'also for a held peer moving to a new session');
   t.equal(sessionOf(relay.table, 'held')?.paired, true, 'which stays where it was');
-  t.equal(relay.counters.regBusyDraining, 2);
+  t.equal(relay.counters.registrations.busy_draining, 2);
   t.equal(relay.table.size, 1);
   now += 10_000;
   relay.reap();

@@ -51,7 +51,7 @@ t.test('SPEC 2.2: keepalive from a registered peer is answered, not forwarded', 
   await register(b, ID);
   t.equal(await register(a, ID), 'ACK\n');
   t.equal(await nothingBefore(b, () => a.send('marker'), 'marker'), 'nothing before the marker', 'b does not see the keepalive');
-  t.equal(relay.counters.regKeepalive, 1);
+  t.equal(relay.counters.registrations.keepalive, 1);
 });
 
 t.test('SPEC 1.3: ERR:FULL to a third peer; nothing stored for it', async (t) => {
@@ -65,7 +65,7 @@ t.test('SPEC 1.3: ERR:FULL to a third peer; nothing stored for it', async (t) =>
   c.send('data from c');
   t.equal(await nothingBefore(a, () => b.send('marker'), 'marker'), 'nothing before the marker', 'c cannot inject to a');
   t.equal(await nothingBefore(b, () => a.send('marker'), 'marker'), 'nothing before the marker', 'nor to b');
-  t.equal(relay.counters.regFull, 1);
+  t.equal(relay.counters.registrations.full, 1);
   t.equal(relay.table.find(0x7f000004, '127.0.0.4', c.port), undefined);
 });
 
@@ -78,7 +78,7 @@ t.test('SPEC 1.3: ERR:BAD for a malformed REG from an unregistered address', asy
   t.equal((await a.next()).toString(), 'ERR:BAD\n');
   a.send('REG:abc\nextra');
   t.equal((await a.next()).toString(), 'ERR:BAD\n');
-  t.equal(relay.counters.regBad, 3);
+  t.equal(relay.counters.registrations.bad, 3);
   t.equal(relay.table.size, 0);
 });
 
@@ -89,12 +89,12 @@ t.test('SPEC 1.3: no reply longer than its request (no amplification)', async (t
   const c = await bindPeer(t, address, '127.0.0.4');
   a.send('REG:!!'); // 6 bytes: ERR:BAD (8) would be longer
   a.send('REG:');
-  await until(() => relay.counters.regBad === 2);
+  await until(() => relay.counters.registrations.bad === 2);
   t.match(await firstAfterQuery(a), /^ADDR /, 'no ERR:BAD to a 4- or 6-byte request');
   await register(a, 'abcd');
   await register(b, 'abcd');
   c.send('REG:abcd'); // 8 bytes: ERR:FULL (9) would be longer
-  await until(() => relay.counters.regFull === 1);
+  await until(() => relay.counters.registrations.full === 1);
   t.match(await firstAfterQuery(c), /^ADDR /, 'no ERR:FULL to an 8-byte request');
   t.equal(relay.counters.repliesSuppressed, 3);
   c.send('REG:abcd\n'); // 9 bytes: fits
@@ -238,7 +238,7 @@ t.test('SPEC 4.1: limits answer ERR:BUSY; keepalives are never refused', async (
     t.equal(await register(await bindPeer(t, address), 'three'), 'ERR:BUSY\n');
     t.equal(await register(await bindPeer(t, address), 'one1'), 'ACK\n', 'joining an existing session is fine');
     t.equal(await register(a, 'one1'), 'ACK\n', 'keepalive');
-    t.equal(relay.counters.regBusySessions, 1);
+    t.equal(relay.counters.registrations.busy_sessions, 1);
   });
   t.test('--max-sessions-per-ip', async (t) => {
     const { relay, address } = await startRelay(t, { maxSessionsPerIp: 2 });
@@ -246,7 +246,7 @@ t.test('SPEC 4.1: limits answer ERR:BUSY; keepalives are never refused', async (
     t.equal(await register(await bindPeer(t, address, '127.0.0.2'), 'aaaa2'), 'ACK\n');
     t.equal(await register(await bindPeer(t, address, '127.0.0.2'), 'aaaa3'), 'ERR:BUSY\n');
     t.equal(await register(await bindPeer(t, address, '127.0.0.3'), 'aaaa3'), 'ACK\n', 'another IP is not affected');
-    t.equal(relay.counters.regBusyIp, 1);
+    t.equal(relay.counters.registrations.busy_ip, 1);
   });
   t.test('--registrations-per-sec-per-ip', async (t) => {
     let now = 0;
@@ -260,7 +260,7 @@ t.test('SPEC 4.1: limits answer ERR:BUSY; keepalives are never refused', async (
     now += 1000;
     t.equal(await register(first, 'kk'), 'ACK\n', 'one more after a second');
     for (let i = 0; i < 5; i++) t.equal(await register(first, 'kk'), 'ACK\n', 'keepalive with an empty bucket');
-    t.equal(relay.counters.regBusyRate, 2);
+    t.equal(relay.counters.registrations.busy_rate, 2);
     void a;
   });
   t.test('defaults: a thousand sessions from one NAT address register at once, keepalives and all', async (t) => {
@@ -271,7 +271,7 @@ t.test('SPEC 4.1: limits answer ERR:BUSY; keepalives are never refused', async (
     const again = await Promise.all(peers.map((p, i) => register(p, `nat-session-${i}`)));
     t.equal(again.filter((r) => r === 'ACK\n').length, 1000, 'every keepalive ACKed');
     t.equal(relay.table.sessionsOnIp(0x7f000009), 1000);
-    t.equal(relay.counters.regBusyRate + relay.counters.regBusyIp + relay.counters.regBusySessions, 0, 'no ERR:BUSY');
+    t.equal(relay.counters.registrations.busy_rate + relay.counters.registrations.busy_ip + relay.counters.registrations.busy_sessions, 0, 'no ERR:BUSY');
   });
 });
 
@@ -311,10 +311,10 @@ t.test('SPEC 4.2: garbage, floods and vanished peers do not stop other sessions'
   clearInterval(resend);
   t.ok(received >= N * 0.99, `${received}/${N} delivered during the flood (< 1% loss)`);
   const c = relay.counters;
-  const floodOutcomes = c.regCreated - 2 + c.regBusyRate; // 'ID' and 'vanish' were created before the flood
+  const floodOutcomes = c.registrations.created - 2 + c.registrations.busy_rate; // 'ID' and 'vanish' were created before the flood
   t.ok(floodOutcomes >= N * 0.99 && floodOutcomes <= N, `each flood registration created a session or was refused (${floodOutcomes}/${N})`);
-  t.equal(c.sessionsEmptied, c.regCreated - 2 - relay.table.size + 2, 'each flooder left, and emptied, its previous session');
-  t.ok(c.regBad >= N * 0.99, `bad registrations counted (${c.regBad}/${N})`);
+  t.equal(c.sessionsEmptied, c.registrations.created - 2 - relay.table.size + 2, 'each flooder left, and emptied, its previous session');
+  t.ok(c.registrations.bad >= N * 0.99, `bad registrations counted (${c.registrations.bad}/${N})`);
   t.equal(checkConsistent(t, relay.table), 0, 'the table is consistent after the flood');
 });
 
@@ -350,7 +350,7 @@ t.test('SPEC 4.2: random traffic from many addresses keeps the table consistent 
     clearInterval(resend);
   }
   const c = relay.counters;
-  t.comment(`received ${c.datagramsReceived}, created ${c.regCreated}, joined ${c.regJoined}, keepalive ${c.regKeepalive}, rebound ${c.regRebound}, full ${c.regFull}, bad ${c.regBad}, busy ${c.regBusyIp + c.regBusySessions}, implicit ${c.rebindsImplicit}, dropped ${c.droppedDatagrams}, open ${relay.table.size}`);
+  t.comment(`received ${c.datagramsReceived}, created ${c.registrations.created}, joined ${c.registrations.joined}, keepalive ${c.registrations.keepalive}, rebound ${c.registrations.rebound}, full ${c.registrations.full}, bad ${c.registrations.bad}, busy ${c.registrations.busy_ip + c.registrations.busy_sessions}, implicit ${c.rebindsImplicit}, dropped ${c.droppedDatagrams}, open ${relay.table.size}`);
   t.ok(c.datagramsReceived >= 2000, 'every datagram reached the relay');
   checkConsistent(t, relay.table);
   t.ok(relay.table.size <= 50, `--max-sessions holds (${relay.table.size})`);
@@ -369,12 +369,12 @@ t.test('SPEC 4.1: refusals are logged at most once a second per cause', async (t
   const { relay, address } = await startRelay(t, {}, { clock: () => now, reapIntervalMs: 0, loggers });
   const p = await bindPeer(t, address);
   for (let i = 0; i < 30; i++) p.send('REG:not valid!!');
-  await until(() => relay.counters.regBad === 30);
+  await until(() => relay.counters.registrations.bad === 30);
   t.equal(lines.filter((l) => l.includes('ERR:BAD')).length, 1, 'one line for 30 refusals in the same second');
   now += 1000;
   p.send('REG:not valid!!');
-  await until(() => relay.counters.regBad === 31);
+  await until(() => relay.counters.registrations.bad === 31);
   t.ok(lines.some((l) => /29 more "bad" lines held back/.test(l)), 'the next second says how many were held back');
   t.equal(lines.filter((l) => l.includes('ERR:BAD')).length, 2);
-  t.equal(relay.counters.regBad, 31, 'every refusal counted');
+  t.equal(relay.counters.registrations.bad, 31, 'every refusal counted');
 });

@@ -1,0 +1,195 @@
+// The relay's datagram path (SPEC 1-4): one datagram in -> the pure parts
+// (classify, loop guard, registrar, session table, budgets) -> at most one
+// datagram out. The hot path (data from a registered peer) is one IP parse
+// by the I/O layer, one Map lookup, two field writes and a send: no strings
+// built, nothing allocated by us, nothing logged unless asked for.
+
+import { formatAddress } from '../wire/address';
+import type { IpKey } from '../wire/address';
+import { classify, encodeAddressAnswer, replyFits } from '../wire/protocol';
+import type { DatagramIo } from '../io/datagram-io';
+import type { RelayConfig } from './config';
+import type { RelayCounters } from './counters';
+import type { SessionBudget } from './limits';
+import type { RelayLog } from './log';
+import type { LoopGuard } from './loop-guard';
+import { BAD_REGISTRATION, OUTCOMES } from './registrar';
+import type { LogContext, OutcomeSpec, Registrar, Registration } from './registrar';
+import type { Session, SessionTable } from './session-table';
+
+const R = 0x52; // 'R': the first byte of REG:
+const A = 0x41; // 'A': the first byte of ADDR?
+
+/** What the path works with; the relay owns them all. */
+export interface DatagramPathParts {
+  config: RelayConfig;
+  counters: RelayCounters;
+  table: SessionTable;
+  registrar: Registrar;
+  budget: SessionBudget;
+  loopGuard: LoopGuard;
+  log: RelayLog;
+  /** Monotonic integer ms. */
+  clock: () => number;
+  /** Unix ms (tickets). */
+  wallClock: () => number;
+  /** SPEC 3.6: draining takes no new session. */
+  draining: () => boolean;
+  /** A registration may have removed the last session (drain's end). */
+  sessionsGone: () => void;
+}
+
+export class DatagramPath {
+  constructor(
+    private readonly parts: DatagramPathParts,
+    private readonly io: DatagramIo,
+  ) {}
+
+  /**
+   * One datagram: `len` bytes of `data` from address:port. With the native
+   * path `data` is the whole receive slot (`slot`), longer than the datagram.
+   */
+  readonly onDatagram = (data: Buffer, len: number, address: string, ip: IpKey, port: number, slot: number): void => {
+    const c = this.parts.counters;
+    c.datagramsReceived++;
+    c.bytesReceived += len;
+    if (port === 0) {
+      // SPEC 1.6: nothing can be sent back to port 0 (dgram throws on it); never answered, never registered.
+      c.droppedPortZero++;
+      c.droppedPortZeroBytes += len;
+      return;
+    }
+    const first = len > 0 ? data[0] : -1;
+
+    if (first === R || first === A) {
+      // SPEC 4.4: from an address that leads back to a relay, nothing is answered or registered.
+      if (this.parts.loopGuard.isLoop(ip, port)) {
+        this.dropLoop(len, address, port);
+        return;
+      }
+      const msg = data.length === len ? data : data.subarray(0, len); // rare: registrations and queries only
+      const m = classify(msg);
+      if (m.kind === 'register') {
+        this.onRegister(len, m.id, ip, address, port);
+        return;
+      }
+      if (m.kind === 'address-query') {
+        // SPEC 1.5: answered from any address; registers, forwards and refreshes nothing.
+        c.addressQueries++;
+        this.reply(encodeAddressAnswer(address, port), len, address, port);
+        return;
+      }
+      if (m.kind === 'bad-register' && this.parts.table.find(ip, address, port) === undefined) {
+        // SPEC 1.3: ERR:BAD to an unregistered address, unless that would be
+        // longer than the request. (From a registered peer a malformed REG: is
+        // data, SPEC 1.4: a QUIC short-header packet may begin with those bytes.)
+        this.settle(BAD_REGISTRATION, OUTCOMES.bad, len, ip, address, port, '', this.parts.clock());
+        return;
+      }
+    }
+
+    // SPEC 2.3: data from a registered peer goes to its partner, or is dropped
+    // while the partner has not arrived.
+    const now = this.parts.clock();
+    const session = this.parts.table.dataFrom(ip, address, port, now);
+    if (session === undefined) {
+      this.onUnknownData(data, len, slot, ip, address, port, now);
+      return;
+    }
+    if (!session.paired) {
+      c.droppedUnpaired++;
+      c.droppedUnpairedBytes += len;
+      if (this.parts.log.datagram.enabled) this.parts.log.datagram('%d bytes from %s dropped: session %s not paired', len, formatAddress(address, port), session.id);
+      return;
+    }
+    this.forward(data, len, slot, session, now);
+  };
+
+  /** SPEC 4.4: counted, never answered. */
+  private dropLoop(len: number, address: string, port: number): void {
+    this.parts.counters.droppedLoop++;
+    this.parts.counters.droppedLoopBytes += len;
+    if (this.parts.log.refusal('loop', this.parts.clock())) this.parts.log.limits('%d bytes from %s dropped: that address leads back to a relay (SPEC 4.4)', len, formatAddress(address, port));
+  }
+
+  /** Sends to the partner of the slot that sent last (the table has just recorded it). */
+  private forward(data: Buffer, len: number, slot: number, s: Session, now: number): void {
+    const c = this.parts.counters;
+    if (this.parts.budget.active && !this.parts.budget.admit(s, len, now)) {
+      // SPEC 4.4: over the packet budget (what any loop costs is bounded), or the byte cap.
+      c.droppedRate++;
+      c.droppedRateBytes += len;
+      if (this.parts.log.datagram.enabled) this.parts.log.datagram('%d bytes of session %s dropped: over its budget', len, s.id);
+      return;
+    }
+    c.forwardedDatagrams++;
+    c.forwardedBytes += len;
+    this.io.forward(data, len, slot, s.toPort, s.toAddress);
+    if (this.parts.log.datagram.enabled) this.parts.log.datagram('%d bytes forwarded to %s', len, formatAddress(s.toAddress, s.toPort));
+  }
+
+  /** SPEC 2.4: data from an address no session knows. */
+  private onUnknownData(data: Buffer, len: number, slot: number, ip: IpKey, address: string, port: number, now: number): void {
+    const c = this.parts.counters;
+    if (this.parts.loopGuard.isLoop(ip, port)) {
+      this.dropLoop(len, address, port); // SPEC 4.4: never rebinds to it
+      return;
+    }
+    if (this.parts.config.implicitRebind) {
+      const r = this.parts.table.implicitRebind(ip, address, port, now);
+      if (r.outcome === 'rebound') {
+        c.rebindsImplicit++;
+        if (this.parts.log.event('rebound', now)) this.parts.log.session('session %s: %s rebound to %s (data)', r.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(address, port));
+        this.forward(data, len, slot, r.session, now);
+        return;
+      }
+      if (r.outcome === 'ambiguous') {
+        c.droppedAmbiguousSource++;
+        c.droppedAmbiguousSourceBytes += len;
+        if (this.parts.log.datagram.enabled) this.parts.log.datagram('%d bytes from %s dropped: several peers share its IP', len, formatAddress(address, port));
+        return;
+      }
+    }
+    c.droppedUnknownSource++;
+    c.droppedUnknownSourceBytes += len;
+    if (this.parts.log.datagram.enabled) this.parts.log.datagram('%d bytes from unregistered %s dropped', len, formatAddress(address, port));
+  }
+
+  /** SPEC 2.2, 3.6, 4.1, 4.3: a well-formed registration; what it means is registrar.ts's. */
+  private onRegister(msg: number, id: string, ip: IpKey, address: string, port: number): void {
+    const now = this.parts.clock();
+    const r = this.parts.registrar.register(ip, address, port, id, now, Math.floor(this.parts.wallClock() / 1000), this.parts.draining());
+    if (r.left !== undefined) {
+      if (r.leftRemoved) this.parts.counters.sessionsEmptied++;
+      if (this.parts.log.event('left', now)) this.parts.log.session('%s left session %s%s', formatAddress(address, port), r.left.id, r.leftRemoved ? ' (now empty, removed)' : '');
+    }
+    this.settle(r, OUTCOMES[r.outcome], msg, ip, address, port, id, now);
+    if (r.leftRemoved) this.parts.sessionsGone(); // X may have left, and emptied, the last session
+  }
+
+  /** One registration outcome at the edge: counted, answered and logged as OUTCOMES says. */
+  private settle(r: Registration, o: OutcomeSpec, msg: number, ip: IpKey, address: string, port: number, id: string, now: number): void {
+    this.parts.counters.registrations[o.result]++;
+    if (o.rebind) this.parts.counters.rebindsExplicit++;
+    this.reply(o.reply, msg, address, port);
+    if (r.outcome === 'keepalive') {
+      if (this.parts.log.datagram.enabled) this.parts.log.datagram('keepalive from %s for session %s', formatAddress(address, port), id);
+      return;
+    }
+    const admitted = o.log.kind === 'event' ? this.parts.log.event(o.log.cause, now) : this.parts.log.refusal(o.log.cause, now);
+    if (admitted) (o.log.kind === 'event' ? this.parts.log.session : this.parts.log.limits)(o.log.line(r, { who: formatAddress(address, port), id }, this.logContext(ip)));
+  }
+
+  private logContext(ip: IpKey): LogContext {
+    return { ip, registrationsPerSecPerIp: this.parts.config.registrationsPerSecPerIp, sessionsOpen: this.parts.table.size, sessionsOnIp: (x) => this.parts.table.sessionsOnIp(x), format: formatAddress };
+  }
+
+  /** SPEC 1.3: one reply datagram to the source, never longer than the request (`requestLength` bytes). */
+  private reply(reply: Buffer, requestLength: number, address: string, port: number): void {
+    if (!replyFits(reply, requestLength)) {
+      this.parts.counters.repliesSuppressed++;
+      return;
+    }
+    this.io.send(reply, port, address);
+  }
+}
