@@ -47,6 +47,13 @@ const relays = (compare.length > 0 ? compare : [`quic-relay|${process.execPath} 
   return { name: spec.slice(0, bar), command: spec.slice(bar + 1) };
 });
 const log = (s) => process.stderr.write(`[bench] ${s}\n`);
+// A failure is one line that says what failed, not a stack trace (the children are killed on exit).
+const fail = (err) => {
+  log(`failed: ${String(err?.message ?? err).split('\n').filter(Boolean).slice(0, 2).join(' | ')}`);
+  process.exit(1);
+};
+process.on('uncaughtException', fail);
+process.on('unhandledRejection', fail);
 const children = new Set();
 process.on('exit', () => { for (const c of children) try { c.kill('SIGKILL'); } catch {} });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
@@ -93,14 +100,28 @@ function relayAnswers(port) {
   });
 }
 
+/** A relay on a free port; a port taken between the probe and the bind (a race with anything else on the host) gets two more tries. */
 async function startRelay(relay) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startRelayOnce(relay);
+    } catch (err) {
+      if (attempt === 3) throw err;
+      log(`${relay.name} did not start (${err.message.split('\n')[0]}); trying another port`);
+    }
+  }
+}
+
+async function startRelayOnce(relay) {
   const port = await freePort();
   const argv = relay.command.replaceAll('{port}', String(port)).split(/\s+/).filter(Boolean);
   const child = spawn(onCpu(1, argv)[0], onCpu(1, argv).slice(1), { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DEBUG: '-quic-relay:*' } });
   children.add(child);
   let stderr = '';
   child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
-  await relayAnswers(port).catch((e) => { child.kill('SIGKILL'); throw new Error(`${e.message}\n${stderr}`); });
+  const exited = new Promise((_, rej) => child.on('exit', (code) => rej(new Error(`relay exited (${code}) before answering: ${stderr.trim().split('\n').pop() ?? ''}`))));
+  exited.catch(() => {}); // only raced against the answer
+  await Promise.race([relayAnswers(port), exited]).catch((e) => { child.kill('SIGKILL'); throw new Error(`${e.message}\n${stderr}`); });
   // the taskset wrapper execs, so the pid is the relay's
   return { child, port, pid: child.pid };
 }
