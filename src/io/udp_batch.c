@@ -36,6 +36,8 @@ extern int uv_poll_init(uv_loop_t *loop, uv_poll_t *handle, int fd);
 extern int uv_poll_start(uv_poll_t *handle, int events, uv_poll_cb cb);
 extern int uv_poll_stop(uv_poll_t *handle);
 extern void uv_close(uv_handle_t *handle, uv_close_cb cb);
+extern size_t uv_handle_size(int type);
+#define UV_POLL_TYPE 8 // UV_POLL in libuv 1.x's uv_handle_type (stable across 1.x)
 #define UV_READABLE 1
 #define UV_WRITABLE 2
 // uv_poll_t is 160 bytes on 64-bit Linux with libuv 1.x; room to spare. Its
@@ -267,7 +269,11 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   relay_socket_t *s = (relay_socket_t *)(void *)handle;
   if (s->closed) return;
   if (status < 0) {
+    // libuv stops a poll handle that reports an error: count it and watch the
+    // socket again, or the relay would go deaf without a word.
     s->stats[S_RECV_ERRORS]++;
+    s->polling_events = 0;
+    set_poll(s, s->queue_head != NULL ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
     return;
   }
   if ((events & UV_WRITABLE) && flush_queue(s)) set_poll(s, UV_READABLE);
@@ -460,6 +466,14 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+  // The poll handle lives in room we reserved by hand (no uv.h here): ask the
+  // running libuv how big it really is, and refuse to load (the relay then
+  // says why and uses dgram) rather than write past the room.
+  size_t poll_size = uv_handle_size(UV_POLL_TYPE);
+  if (poll_size == 0 || poll_size > UV_POLL_ROOM) {
+    napi_throw_error(env, "QR_ERR_NATIVE", "this libuv's poll handle does not fit the room the module reserves");
+    return NULL;
+  }
   napi_property_descriptor props[] = {
     {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
     {"start", NULL, js_start, NULL, NULL, NULL, napi_enumerable, NULL},
