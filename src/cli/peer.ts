@@ -6,10 +6,10 @@ import { Sidecar } from '../client/sidecar';
 import type { RelayEndpoint } from '../client/relay-client';
 import net from 'node:net';
 import { formatAddress } from '../wire/address';
-import { relayOnlyFromEnv } from '../client/relay-pick';
+import { rankRelays, relayOnlyFromEnv } from '../client/relay-pick';
 import { integerParser } from './options';
 import { InvalidArgumentError } from 'commander';
-import { chooseRelay, parseEndpointArg } from './client-options';
+import { parseEndpointArg, relayList } from './client-options';
 
 interface PeerFlags {
   session: string;
@@ -67,15 +67,18 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
       const { env, say, running } = io();
       if ((flags.listen === undefined) === (flags.forward === undefined)) cmd.error("error: give exactly one of '--listen <ip:port>' or '--forward <ip:port>'");
       let relay: RelayEndpoint;
+      let relays: RelayEndpoint[];
       let relayOnly: boolean;
       try {
-        relay = chooseRelay(flags.relay, env, flags.session);
+        relays = rankRelays(relayList(flags.relay, env), flags.session);
+        relay = relays[0]!;
         relayOnly = flags.relayOnly === true || relayOnlyFromEnv(env);
       } catch (err) {
         cmd.error(`error: ${(err as Error).message}`);
       }
       const sidecar = new Sidecar({
         relay: relay!,
+        relays: relays!,
         sessionId: flags.session,
         mode: flags.listen !== undefined ? 'listen' : 'forward',
         local: (flags.listen ?? flags.forward)!,
@@ -93,6 +96,7 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
       c.on('registered', () => say(`registered ${c.sessionId} via ${c.relayName}`));
       c.on('unregistered', () => say(`no answer from ${c.relayName} to a keepalive; registering ${c.sessionId} again`));
       c.on('refused', (err) => say(err.message));
+      c.on('relay', (r, why) => say(`relay ${formatAddress(r.host, r.port)} now carries ${c.sessionId} (${why})`));
       c.on('error', (err) => say(`socket error: ${err.message}`));
       running(sidecar);
       try {

@@ -13,7 +13,7 @@ import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import type { Endpoint } from '../wire/endpoint';
 import {
-  DEFAULT_KEEPALIVE_SECS, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTER_TIMEOUT_MS, DEFAULT_SEND_BUFFER_BYTES,
+  DEFAULT_FAILOVER_MS, DEFAULT_KEEPALIVE_SECS, DEFAULT_PARTNER_WAIT_MS, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTER_TIMEOUT_MS, DEFAULT_SEND_BUFFER_BYTES,
   REGISTER_BACKOFF_INITIAL_MS, REGISTER_BACKOFF_MAX_MS,
 } from '../wire/constants';
 import { ClosedError, ConfigError, RegistrationRefusedError, RegistrationTimeoutError } from '../wire/errors';
@@ -27,6 +27,19 @@ export type RelayEndpoint = Endpoint;
 
 export interface RelayClientOptions {
   relay: RelayEndpoint;
+  /**
+   * SPEC 5.7: every relay the session may use, in rendezvous order for its id
+   * (rankRelays()), `relay` first. With more than one, the client moves on
+   * when its relay does not ACK within failoverMs or answers ERR:BUSY, and
+   * while the partner has not been heard for partnerWaitMs it also registers
+   * on the next one, so two peers that can each reach some listed relay meet.
+   * @default [relay]
+   */
+  relays?: readonly RelayEndpoint[];
+  /** SPEC 5.7: no ACK from a relay for this long: the next one. @default DEFAULT_FAILOVER_MS (3000) */
+  failoverMs?: number;
+  /** SPEC 5.7: registered, and nothing from the partner for this long: also register on the next relay. @default DEFAULT_PARTNER_WAIT_MS (3000) */
+  partnerWaitMs?: number;
   sessionId: string;
   /** Resend REG this often once registered (keeps session and NAT mapping). @default DEFAULT_KEEPALIVE_SECS (15) */
   keepaliveSecs?: number;
@@ -61,6 +74,8 @@ export interface RelayClientEvents {
   unregistered: [];
   /** A datagram from the peer, through the relay. */
   message: [data: Buffer];
+  /** SPEC 5.7: the relay that carries the session changed (several relays only). */
+  relay: [relay: RelayEndpoint, reason: string];
   /** A datagram from anywhere but the relay (a peer's direct path, or a stranger): for PeerLink to judge. */
   unrelayed: [data: Buffer, from: dgram.RemoteInfo];
   /** The relay refused a registration after we had one (the client keeps trying). */
@@ -72,8 +87,22 @@ export interface RelayClientEvents {
 type State = 'idle' | 'registering' | 'registered' | 'closed';
 
 export class RelayClient extends EventEmitter<RelayClientEvents> {
-  readonly relay: RelayEndpoint;
   readonly sessionId: string;
+  /** SPEC 5.7: the relays in the order they are tried; `home` indexes the one in use. */
+  readonly relays: readonly RelayEndpoint[];
+  private relayIps: string[] = [];
+  private relayKeys: IpKey[] = [];
+  private home = 0;
+  /** When registering on `home` began: failover's clock. */
+  private homeSince = 0;
+  private readonly failoverMs: number;
+  private readonly partnerWaitMs: number;
+  /** Relays also registered on while the partner is awaited (SPEC 5.7). */
+  private readonly standby = new Set<number>();
+  private partnerTimer: unknown;
+  /** Whether, and when last, the partner was heard through `home`. */
+  private partnerHeard = false;
+  private partnerHeardAt = 0;
   private readonly timers: Timers;
   private readonly reg: Buffer;
   private readonly keepaliveMs: number;
@@ -84,8 +113,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly bindAddress: string | undefined;
   private readonly bindPort: number;
   private socket: dgram.Socket | undefined;
-  private relayIp = '';
-  private relayIpKey: IpKey = '';
   private state: State = 'idle';
   private timer: unknown;
   private backoffMs: number;
@@ -100,14 +127,16 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** SPEC 1.5: an address query under way, answered by the relay's `ADDR ip:port`. */
   private addressWaiter: ((a: { address: string; port: number } | undefined) => void) | undefined;
   /** Counters for the sidecar's and probe's reports. */
-  readonly stats = { sent: 0, received: 0, sentDirect: 0, regsSent: 0, registrations: 0, refusals: 0, sendErrors: 0, socketErrors: 0, swallowed: 0, unrelayed: 0, droppedPortZero: 0 };
+  readonly stats = { sent: 0, received: 0, sentDirect: 0, regsSent: 0, acks: 0, registrations: 0, refusals: 0, sendErrors: 0, socketErrors: 0, swallowed: 0, unrelayed: 0, droppedPortZero: 0 };
 
   constructor(options: RelayClientOptions, timers: Timers = realTimers) {
     super();
     if (!isValidSessionId(options.sessionId)) {
       throw new ConfigError('--session', 'must be 1-64 characters of A-Z a-z 0-9 - _');
     }
-    this.relay = options.relay;
+    this.relays = options.relays !== undefined && options.relays.length > 0 ? [...options.relays] : [options.relay];
+    this.failoverMs = options.failoverMs ?? DEFAULT_FAILOVER_MS;
+    this.partnerWaitMs = options.partnerWaitMs ?? DEFAULT_PARTNER_WAIT_MS;
     this.sessionId = options.sessionId;
     this.timers = timers;
     this.reg = encodeRegister(options.sessionId);
@@ -124,6 +153,19 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   get registered(): boolean {
     return this.state === 'registered';
+  }
+
+  /** The relay in use (SPEC 5.7: it may change when one fails). */
+  get relay(): RelayEndpoint {
+    return this.relays[this.home]!;
+  }
+
+  private get relayIp(): string {
+    return this.relayIps[this.home]!;
+  }
+
+  private get multi(): boolean {
+    return this.relays.length > 1;
   }
 
   /** `host:port` of the relay, for messages. */
@@ -225,6 +267,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.clearTimer();
+    if (this.partnerTimer !== undefined) this.timers.clearTimeout(this.partnerTimer);
+    this.partnerTimer = undefined;
     this.pending?.reject(new ClosedError('RelayClient'));
     this.pending = undefined;
     this.addressWaiter?.(undefined);
@@ -236,9 +280,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   // ---- internals
 
   private async open(): Promise<void> {
-    const { host } = this.relay;
-    this.relayIp = net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address;
-    this.relayIpKey = ipKeyOf(this.relayIp);
+    for (const r of this.relays) this.relayIps.push(net.isIP(r.host) !== 0 ? r.host : (await dns.lookup(r.host)).address);
+    this.relayKeys = this.relayIps.map(ipKeyOf);
     if (this.state === 'closed') throw new ClosedError('RelayClient');
     const family = net.isIPv6(this.relayIp) ? 6 : 4;
     const socket = dgram.createSocket({
@@ -284,7 +327,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       return;
     }
     // (An IPv4 relay seen IPv4-mapped on a dual-stack socket is the same relay.)
-    if (rinfo.port !== this.relay.port || (rinfo.address !== this.relayIp && ipKeyOf(rinfo.address) !== this.relayIpKey)) {
+    const from = this.relayIndex(rinfo);
+    if (from < 0) {
       // Not the relay: a peer's direct path, or nothing of ours. Never data here.
       this.stats.unrelayed++;
       this.emit('unrelayed', msg, rinfo);
@@ -307,21 +351,85 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
     const reply = parseReply(msg);
     if (reply === undefined) {
+      if (this.multi) this.partnerVia(from);
       this.stats.received++;
       this.emit('message', msg);
       return;
+    }
+    if (from !== this.home) {
+      if (reply !== 'ack') this.standby.delete(from); // a standby that refuses is no standby
+      return; // an ACK from a standby, or a late answer from a relay left behind
     }
     if (reply === 'ack') this.onAck();
     else this.onRefused(reply);
   };
 
+  /** Which listed relay ip:port is, or -1. A short list: compared in order. */
+  private relayIndex(rinfo: dgram.RemoteInfo): number {
+    for (let i = 0; i < this.relays.length; i++) {
+      if (rinfo.port === this.relays[i]!.port && (rinfo.address === this.relayIps[i] || ipKeyOf(rinfo.address) === this.relayKeys[i])) return i;
+    }
+    return -1;
+  }
+
+  /**
+   * SPEC 5.7: the partner spoke through relay `i`. Through a standby, or
+   * through another relay while home has carried nothing from it for a
+   * while (the partner moved on first): that relay is home from now on.
+   * Through home: the session flows; standbys are let go. Never back while
+   * it flows.
+   */
+  private partnerVia(i: number): void {
+    const now = this.timers.now();
+    if (i !== this.home) {
+      if (this.partnerHeard && now - this.partnerHeardAt < this.failoverMs) return; // home flows: stay
+      this.home = i;
+      this.homeSince = now;
+      this.emit('relay', this.relay, 'the partner is there');
+    }
+    this.partnerHeard = true;
+    this.partnerHeardAt = now;
+    this.standby.clear();
+    if (this.partnerTimer !== undefined) this.timers.clearTimeout(this.partnerTimer);
+    this.partnerTimer = undefined;
+  }
+
+  /** SPEC 5.7: registering on `home` failed (no ACK in time, or ERR:BUSY): the next relay in order. */
+  private failOver(why: string): void {
+    this.home = (this.home + 1) % this.relays.length;
+    this.homeSince = this.timers.now();
+    this.partnerHeard = false;
+    this.standby.delete(this.home);
+    this.backoffMs = this.backoffInitialMs;
+    this.emit('relay', this.relay, why);
+  }
+
+  /** SPEC 5.7: registered, and the partner not heard for partnerWaitMs: register on the next relay too. */
+  private awaitPartner(): void {
+    if (!this.multi || this.partnerHeard || this.partnerTimer !== undefined) return;
+    this.partnerTimer = this.timers.setTimeout(() => {
+      this.partnerTimer = undefined;
+      if (this.partnerHeard || this.state === 'closed') return;
+      for (let k = 1; k < this.relays.length; k++) {
+        const i = (this.home + k) % this.relays.length;
+        if (this.standby.has(i)) continue;
+        this.standby.add(i);
+        this.sendRegTo(i);
+        this.awaitPartner();
+        return;
+      }
+    }, this.partnerWaitMs);
+  }
+
   private onAck(): void {
     if (this.state === 'closed' || this.state === 'idle') return;
+    this.stats.acks++;
     this.clearTimer();
     const wasRegistered = this.state === 'registered';
     this.state = 'registered';
     this.backoffMs = this.backoffInitialMs;
     this.schedule(() => this.keepalive(), this.keepaliveMs);
+    this.awaitPartner();
     if (!wasRegistered) {
       this.everRegistered = true;
       this.stats.registrations++;
@@ -347,19 +455,34 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
     this.lastRefusal = err;
     if (this.everRegistered) this.emit('refused', err);
+    if (this.multi && reason === 'busy') {
+      // SPEC 5.7: full or draining: the next relay at once.
+      this.failOver('ERR:BUSY');
+      this.state = 'registering';
+      this.attempt();
+      return;
+    }
     if (this.state === 'registered') this.enterRegistering();
   }
 
   private sendReg(): void {
     this.lastRegAt = this.timers.now();
+    this.sendRegTo(this.home);
+    for (const i of this.standby) this.sendRegTo(i); // SPEC 5.7: standbys are kept alive too
+  }
+
+  private sendRegTo(i: number): void {
     this.stats.regsSent++;
-    if (this.socket !== undefined) this.sendOn(this.socket, this.reg, this.relay.port, this.relayIp);
+    if (this.socket !== undefined) this.sendOn(this.socket, this.reg, this.relays[i]!.port, this.relayIps[i]!);
   }
 
   private enterRegistering(): void {
-    if (this.state === 'registered') this.emit('unregistered');
+    const wasRegistered = this.state === 'registered';
+    if (wasRegistered) this.emit('unregistered');
     this.state = 'registering';
     this.backoffMs = this.backoffInitialMs;
+    // SPEC 5.7: a relay that stopped answering has had since the unanswered keepalive.
+    this.homeSince = wasRegistered ? this.lastRegAt : this.timers.now();
     this.attempt();
   }
 
@@ -367,9 +490,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private attempt(): void {
     this.clearTimer();
     this.sendReg();
-    const wait = this.backoffMs;
+    // SPEC 5.7: with several relays, the next try comes no later than this relay's failover time.
+    const left = this.homeSince + this.failoverMs - this.timers.now();
+    const wait = this.multi && left > 0 ? Math.min(this.backoffMs, left) : this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, this.backoffMaxMs);
     this.schedule(() => {
+      if (this.multi && this.timers.now() - this.homeSince >= this.failoverMs) this.failOver(`no ACK from ${this.relayName} in ${this.failoverMs} ms`);
       if (!this.everRegistered && this.timers.now() - this.firstAttemptAt >= this.registerTimeoutMs) {
         this.state = 'idle';
         const p = this.pending;

@@ -51,16 +51,18 @@ export function relayOnlyFromEnv(env: Record<string, string | undefined>): boole
 
 /** Rendezvous hashing: the relay with the highest weight for this session id. */
 export function pickRelay(relays: readonly RelayEndpoint[], sessionId: string): RelayEndpoint {
-  let best: RelayEndpoint | undefined;
-  let bestWeight = -1n;
-  for (const r of relays) {
-    const weight = createHash('sha256').update(`${sessionId}\n${r.host.toLowerCase()}\n${r.port}`).digest().readBigUInt64BE(0);
-    // Ties (practically impossible) go to the first listed, so every client agrees.
-    if (weight > bestWeight) {
-      best = r;
-      bestWeight = weight;
-    }
-  }
+  const best = rankRelays(relays, sessionId)[0];
   if (best === undefined) throw new ConfigError('QUIC_RELAY_IP', 'no relay address given');
   return best;
+}
+
+/**
+ * SPEC 5.7: every relay, in rendezvous order for this session id (highest
+ * weight first): the order both peers walk when a relay fails them, so that
+ * they meet on the same one. Ties (practically impossible) keep the listed order.
+ */
+export function rankRelays(relays: readonly RelayEndpoint[], sessionId: string): RelayEndpoint[] {
+  const weighed = relays.map((r, i) => ({ r, i, w: createHash('sha256').update(`${sessionId}\n${r.host.toLowerCase()}\n${r.port}`).digest().readBigUInt64BE(0) }));
+  weighed.sort((x, y) => (x.w === y.w ? x.i - y.i : x.w > y.w ? -1 : 1));
+  return weighed.map((x) => x.r);
 }

@@ -65,6 +65,10 @@ export const DEFAULT_KEEPALIVE_SECS = 15;
 export const REGISTER_BACKOFF_INITIAL_MS = 250;
 export const REGISTER_BACKOFF_MAX_MS = 2_000;
 export const DEFAULT_REGISTER_TIMEOUT_MS = 30_000;
+/** SPEC 5.7: no ACK from a relay for this long moves a client with several relays to the next one. */
+export const DEFAULT_FAILOVER_MS = 3_000;
+/** SPEC 5.7: registered, and nothing from the partner for this long: also register on the next relay. */
+export const DEFAULT_PARTNER_WAIT_MS = 3_000;
 /**
  * SPEC 5.6: the sidecar's listen socket serves one QUIC client; another
  * address is served once that one has been silent this long. Shorter than a

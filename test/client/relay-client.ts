@@ -249,3 +249,98 @@ t.test('SPEC 1.6: the client drops datagrams from source port 0, and no send of 
   t.doesNotThrow(() => c.sendTo(Buffer.from('x'), 0, '127.0.0.1'), 'a send to port 0 does not throw');
   t.equal(c.stats.sendErrors, 1, 'it is a counted send error');
 });
+
+t.test('SPEC 5.7: a relay that does not ACK within failoverMs, or says ERR:BUSY, hands over to the next', async (t) => {
+  const dead = await fakeRelay(t);
+  dead.answer(undefined);
+  const busy = await fakeRelay(t);
+  busy.answer('ERR:BUSY\n');
+  const good = await fakeRelay(t);
+  const timers = new FakeTimers();
+  const c = new RelayClient({ relay: dead.relay, relays: [dead.relay, busy.relay, good.relay], sessionId: session, failoverMs: 3000 }, timers);
+  t.teardown(() => c.close());
+  const moves: string[] = [];
+  c.on('relay', (r, why) => moves.push(`${r.port === busy.relay.port ? 'busy' : r.port === good.relay.port ? 'good' : 'dead'}: ${why}`));
+  const done = c.register();
+  await until(() => dead.regs() === 1);
+  timers.advance(2999);
+  t.equal(busy.regs(), 0, 'the first relay has its 3 s');
+  timers.advance(1);
+  await until(() => busy.regs() === 1);
+  await until(() => good.regs() === 1); // ERR:BUSY: at once
+  await done;
+  t.equal(c.relay.port, good.relay.port, 'registered on the third');
+  t.same(moves.map((m) => m.split(':')[0]), ['busy', 'good']);
+  t.match(moves[1], /ERR:BUSY/);
+});
+
+t.test('SPEC 5.7: with the partner silent, the next relay too; the one the partner speaks through becomes home', async (t) => {
+  const first = await fakeRelay(t);
+  const second = await fakeRelay(t);
+  const timers = new FakeTimers();
+  const c = new RelayClient({ relay: first.relay, relays: [first.relay, second.relay], sessionId: session, partnerWaitMs: 3000 }, timers);
+  t.teardown(() => c.close());
+  const got: string[] = [];
+  c.on('message', (m) => got.push(m.toString()));
+  await c.register();
+  timers.advance(2999);
+  t.equal(second.regs(), 0, 'the partner has partnerWaitMs');
+  timers.advance(1);
+  await until(() => second.regs() === 1);
+  // The partner could reach only the second relay: its data comes through it.
+  second.sendTo(c.address().port, 'hello from the partner');
+  await until(() => got.length === 1);
+  t.equal(c.relay.port, second.relay.port, 'the second relay is home now');
+  c.send(Buffer.from('reply'));
+  await until(() => second.got.some((g) => g.data === 'reply'));
+  t.notOk(first.got.some((g) => g.data === 'reply'), 'data goes where the partner is');
+  const before = first.regs();
+  timers.advance(12_000); // the keepalive, 15 s after the first ACK
+  await until(() => second.regs() === 2 && c.stats.acks === 2);
+  t.equal(first.regs(), before, 'the first relay is let go: no more keepalives');
+  second.sendTo(c.address().port, 'flowing');
+  await until(() => got.length === 2);
+  first.sendTo(c.address().port, 'late, through the old relay');
+  await until(() => got.length === 3);
+  t.equal(c.relay.port, second.relay.port, 'and the session does not flap back while it flows');
+});
+
+t.test('SPEC 5.7: all relays healthy and the partner there: no needless moves', async (t) => {
+  const first = await fakeRelay(t);
+  const second = await fakeRelay(t);
+  const timers = new FakeTimers();
+  const c = new RelayClient({ relay: first.relay, relays: [first.relay, second.relay], sessionId: session }, timers);
+  t.teardown(() => c.close());
+  const moves: unknown[] = [];
+  c.on('relay', (r) => moves.push(r));
+  const heard = new Promise((resolve) => c.once('message', resolve));
+  await c.register();
+  first.sendTo(c.address().port, 'partner');
+  await heard;
+  for (let k = 1; k <= 4; k++) {
+    timers.advance(15_000); // a keepalive, answered before the next
+    await until(() => c.stats.acks === k + 1);
+  }
+  t.equal(second.regs(), 0, 'the second relay never hears of this session');
+  t.same(moves, []);
+});
+
+t.test('SPEC 5.7: the relay carrying the session stops answering: the next one, 3 s after the unanswered keepalive', async (t) => {
+  const first = await fakeRelay(t);
+  const second = await fakeRelay(t);
+  const timers = new FakeTimers();
+  const c = new RelayClient({ relay: first.relay, relays: [first.relay, second.relay], sessionId: session }, timers);
+  t.teardown(() => c.close());
+  const heard = new Promise((resolve) => c.once('message', resolve));
+  await c.register();
+  first.sendTo(c.address().port, 'partner');
+  await heard;
+  first.answer(undefined); // the relay dies
+  c.refresh(); // what PeerLink does when the partner goes quiet through it: a keepalive now
+  await until(() => first.regs() === 2);
+  timers.advance(2999);
+  t.equal(second.regs(), 0);
+  timers.advance(1);
+  await until(() => second.regs() === 1 && c.registered);
+  t.equal(c.relay.port, second.relay.port, 'registered on the next relay');
+});
