@@ -28,7 +28,7 @@ export type { Path, PathTimings, PeerLinkEvents, PeerLinkOptions } from './clien
 export { DEFAULT_PATH_TIMINGS } from './client/path-machine';
 export { Sidecar } from './client/sidecar';
 export type { SidecarOptions } from './client/sidecar';
-export { parseEndpoint, parseRelayList, pickRelay, relayEnvironment, relayOnlyFromEnv, relayPortFromEnv } from './client/relay-pick';
+export { parseEndpoint, parseRelayList, pickRelay, rankRelays, relayEnvironment, relayOnlyFromEnv, relayPortFromEnv } from './client/relay-pick';
 export type { RelayEnvironment } from './client/relay-pick';
 export { formatNatCheck, formatProbe, natCheck, probe, probePassed } from './client/probe';
 export type { NatCheck, ProbeOptions, ProbeResult } from './client/probe';

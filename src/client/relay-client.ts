@@ -13,7 +13,7 @@ import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import type { Endpoint } from '../wire/endpoint';
 import {
-  DEFAULT_FAILOVER_MS, DEFAULT_KEEPALIVE_SECS, DEFAULT_PARTNER_WAIT_MS, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTER_TIMEOUT_MS, DEFAULT_SEND_BUFFER_BYTES,
+  DEFAULT_FAILOVER_MS, DEFAULT_KEEPALIVE_SECS, DEFAULT_LOST_RELAY_MS, DEFAULT_PARTNER_WAIT_MS, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTER_TIMEOUT_MS, DEFAULT_SEND_BUFFER_BYTES,
   REGISTER_BACKOFF_INITIAL_MS, REGISTER_BACKOFF_MAX_MS,
 } from '../wire/constants';
 import { ClosedError, ConfigError, RegistrationRefusedError, RegistrationTimeoutError } from '../wire/errors';
@@ -38,6 +38,8 @@ export interface RelayClientOptions {
   relays?: readonly RelayEndpoint[];
   /** SPEC 5.7: no ACK from a relay for this long: the next one. @default DEFAULT_FAILOVER_MS (3000) */
   failoverMs?: number;
+  /** SPEC 5.7: a relay that carried the session and stopped answering: the next one this long after the unanswered keepalive. @default DEFAULT_LOST_RELAY_MS (1000) */
+  lostRelayMs?: number;
   /** SPEC 5.7: registered, and nothing from the partner for this long: also register on the next relay. @default DEFAULT_PARTNER_WAIT_MS (3000) */
   partnerWaitMs?: number;
   sessionId: string;
@@ -93,8 +95,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private relayIps: string[] = [];
   private relayKeys: IpKey[] = [];
   private home = 0;
-  /** When registering on `home` began: failover's clock. */
-  private homeSince = 0;
+  /** SPEC 5.7: when registering on `home` gives up and the next relay is tried. */
+  private failoverAt = 0;
+  private readonly lostRelayMs: number;
   private readonly failoverMs: number;
   private readonly partnerWaitMs: number;
   /** Relays also registered on while the partner is awaited (SPEC 5.7). */
@@ -137,6 +140,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.relays = options.relays !== undefined && options.relays.length > 0 ? [...options.relays] : [options.relay];
     this.failoverMs = options.failoverMs ?? DEFAULT_FAILOVER_MS;
     this.partnerWaitMs = options.partnerWaitMs ?? DEFAULT_PARTNER_WAIT_MS;
+    this.lostRelayMs = options.lostRelayMs ?? DEFAULT_LOST_RELAY_MS;
     this.sessionId = options.sessionId;
     this.timers = timers;
     this.reg = encodeRegister(options.sessionId);
@@ -384,7 +388,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (i !== this.home) {
       if (this.partnerHeard && now - this.partnerHeardAt < this.failoverMs) return; // home flows: stay
       this.home = i;
-      this.homeSince = now;
       this.emit('relay', this.relay, 'the partner is there');
     }
     this.partnerHeard = true;
@@ -397,7 +400,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** SPEC 5.7: registering on `home` failed (no ACK in time, or ERR:BUSY): the next relay in order. */
   private failOver(why: string): void {
     this.home = (this.home + 1) % this.relays.length;
-    this.homeSince = this.timers.now();
+    this.failoverAt = this.timers.now() + this.failoverMs;
     this.partnerHeard = false;
     this.standby.delete(this.home);
     this.backoffMs = this.backoffInitialMs;
@@ -481,21 +484,24 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (wasRegistered) this.emit('unregistered');
     this.state = 'registering';
     this.backoffMs = this.backoffInitialMs;
-    // SPEC 5.7: a relay that stopped answering has had since the unanswered keepalive.
-    this.homeSince = wasRegistered ? this.lastRegAt : this.timers.now();
+    // SPEC 5.7: a relay that stopped answering a session it carried has lostRelayMs
+    // from the unanswered keepalive (it answered in milliseconds until then);
+    // a first registration has failoverMs.
+    this.failoverAt = wasRegistered ? this.lastRegAt + this.lostRelayMs : this.timers.now() + this.failoverMs;
     this.attempt();
   }
 
   /** One REG, then the next after the current backoff, doubling up to the max. */
   private attempt(): void {
     this.clearTimer();
+    // SPEC 5.7: this relay's time is up: the next one, now.
+    if (this.multi && this.timers.now() >= this.failoverAt) this.failOver(`no ACK from ${this.relayName}`);
     this.sendReg();
-    // SPEC 5.7: with several relays, the next try comes no later than this relay's failover time.
-    const left = this.homeSince + this.failoverMs - this.timers.now();
+    // ...and the next try comes no later than the new relay's failover time.
+    const left = this.failoverAt - this.timers.now();
     const wait = this.multi && left > 0 ? Math.min(this.backoffMs, left) : this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, this.backoffMaxMs);
     this.schedule(() => {
-      if (this.multi && this.timers.now() - this.homeSince >= this.failoverMs) this.failOver(`no ACK from ${this.relayName} in ${this.failoverMs} ms`);
       if (!this.everRegistered && this.timers.now() - this.firstAttemptAt >= this.registerTimeoutMs) {
         this.state = 'idle';
         const p = this.pending;
@@ -507,11 +513,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }, wait);
   }
 
-  /** A keepalive REG; if no ACK comes within the backoff cap, register again with backoff. */
+  /** A keepalive REG; if no ACK comes within the backoff cap (with several relays, lostRelayMs), register again with backoff. */
   private keepalive(): void {
     this.clearTimer();
     this.sendReg();
-    this.schedule(() => this.enterRegistering(), Math.min(this.backoffMaxMs, this.keepaliveMs));
+    const wait = Math.min(this.backoffMaxMs, this.keepaliveMs, this.multi ? this.lostRelayMs : Infinity);
+    this.schedule(() => this.enterRegistering(), wait);
   }
 
   private schedule(fn: () => void, ms: number): void {

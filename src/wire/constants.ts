@@ -67,6 +67,12 @@ export const REGISTER_BACKOFF_MAX_MS = 2_000;
 export const DEFAULT_REGISTER_TIMEOUT_MS = 30_000;
 /** SPEC 5.7: no ACK from a relay for this long moves a client with several relays to the next one. */
 export const DEFAULT_FAILOVER_MS = 3_000;
+/**
+ * SPEC 5.7: a relay that was answering in milliseconds and then left a
+ * keepalive unanswered this long is taken for dead. Shorter than the first
+ * registration's failover: QUIC's retransmission timer doubles while we wait.
+ */
+export const DEFAULT_LOST_RELAY_MS = 1_000;
 /** SPEC 5.7: registered, and nothing from the partner for this long: also register on the next relay. */
 export const DEFAULT_PARTNER_WAIT_MS = 3_000;
 /**

@@ -325,7 +325,7 @@ t.test('SPEC 5.7: all relays healthy and the partner there: no needless moves', 
   t.same(moves, []);
 });
 
-t.test('SPEC 5.7: the relay carrying the session stops answering: the next one, 3 s after the unanswered keepalive', async (t) => {
+t.test('SPEC 5.7: the relay carrying the session stops answering: the next one, 1 s after the unanswered keepalive', async (t) => {
   const first = await fakeRelay(t);
   const second = await fakeRelay(t);
   const timers = new FakeTimers();
@@ -338,7 +338,7 @@ t.test('SPEC 5.7: the relay carrying the session stops answering: the next one, 
   first.answer(undefined); // the relay dies
   c.refresh(); // what PeerLink does when the partner goes quiet through it: a keepalive now
   await until(() => first.regs() === 2);
-  timers.advance(2999);
+  timers.advance(999);
   t.equal(second.regs(), 0);
   timers.advance(1);
   await until(() => second.regs() === 1 && c.registered);

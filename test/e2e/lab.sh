@@ -4,7 +4,7 @@
 # of network namespaces. Nothing here is routed outside the namespaces it
 # creates; addresses are documentation ranges and 10/8, inside the lab only.
 #
-#   wan (relay 203.0.113.10, direct server 203.0.113.20)
+#   wan (relay 203.0.113.10, fleet relays .11 and .12 when a scenario runs them, direct server 203.0.113.20)
 #    |-- nat1 (WAN 198.51.100.1) --+-- ha 10.1.0.2 (QUIC client side)
 #    |                             +-- hc 10.1.1.2 (another host behind the same NAT)
 #    +-- nat2 (WAN 198.51.100.2) ----- hb 10.2.0.2 (QUIC server side)
@@ -34,7 +34,7 @@ done
 P="qr$$"                     # namespace prefix: parallel runs cannot clash
 NS_WAN=$P-wan NS_N1=$P-nat1 NS_N2=$P-nat2 NS_A=$P-ha NS_B=$P-hb NS_C=$P-hc
 ALL_NS="$NS_A $NS_B $NS_C $NS_N1 $NS_N2 $NS_WAN"
-RELAY_IP=203.0.113.10 DIRECT_IP=203.0.113.20 N1_WAN=198.51.100.1 N2_WAN=198.51.100.2
+RELAY_IP=203.0.113.10 RELAY2_IP=203.0.113.11 RELAY3_IP=203.0.113.12 DIRECT_IP=203.0.113.20 N1_WAN=198.51.100.1 N2_WAN=198.51.100.2
 A_IP=10.1.0.2 C_IP=10.1.1.2 B_IP=10.2.0.2
 KEEPALIVE=${E2E_KEEPALIVE_SECS:-2}
 WORK=$(mktemp -d /tmp/quic-relay-e2e.XXXXXX)
@@ -78,6 +78,8 @@ build_lab() {
   for ns in $ALL_NS; do ip netns add "$ns"; in_ns "$ns" ip link set lo up; done
   in_ns "$NS_WAN" ip addr add $RELAY_IP/32 dev lo
   in_ns "$NS_WAN" ip addr add $DIRECT_IP/32 dev lo
+  in_ns "$NS_WAN" ip addr add $RELAY2_IP/32 dev lo
+  in_ns "$NS_WAN" ip addr add $RELAY3_IP/32 dev lo
   local i nat wan
   for i in 1 2; do
     nat=$P-nat$i; wan=198.51.100.$i
@@ -88,6 +90,8 @@ build_lab() {
     in_ns "$nat" ip addr add $wan/32 dev wan0
     in_ns "$nat" ip route add $RELAY_IP/32 dev wan0
     in_ns "$nat" ip route add $DIRECT_IP/32 dev wan0
+    in_ns "$nat" ip route add $RELAY2_IP/32 dev wan0
+    in_ns "$nat" ip route add $RELAY3_IP/32 dev wan0
     # the other router's public address, through the wan (which answers ARP for the relay's IP)
     in_ns "$nat" ip route add 198.51.100.0/24 via $RELAY_IP dev wan0 onlink
     in_ns "$nat" sysctl -qw net.ipv4.ip_forward=1
@@ -167,9 +171,10 @@ wait_log() { # file pattern seconds what [count]
 
 declare -A SIDECAR_PIDS
 SIDECAR_ENV=()               # e.g. (QUIC_RELAY_ONLY=true) for the next sidecars
+SIDECAR_RELAY=""             # --relay for the next sidecars (a fleet: a comma-separated list); default the one relay
 sidecar() { # name ns session mode local [keepalive]
   local name=$1 ns=$2 session=$3 mode=$4 addr=$5 keepalive=${6:-$KEEPALIVE}
-  ip netns exec "$ns" env "${SIDECAR_ENV[@]}" node "$BUNDLE" peer --session "$session" --relay $RELAY_IP:4433 "--$mode" "$addr" \
+  ip netns exec "$ns" env "${SIDECAR_ENV[@]}" node "$BUNDLE" peer --session "$session" --relay "${SIDECAR_RELAY:-$RELAY_IP:4433}" "--$mode" "$addr" \
     --keepalive-secs "$keepalive" >>"$WORK/$name.log" 2>&1 &
   SIDECAR_PIDS[$name]=$!
 }
@@ -213,10 +218,11 @@ result() { # name ok detail
 pair_up() { # session [keepalive]
   local s=$1 k=${2:-$KEEPALIVE}
   : >"$WORK/sb.log"; : >"$WORK/sa.log"
+  local via="registered $s via ${SIDECAR_RELAY:+}"; [ -z "$SIDECAR_RELAY" ] && via="registered $s via $RELAY_IP:4433"
   sidecar sb "$NS_B" "$s" forward 127.0.0.1:4443 "$k"
-  wait_log "$WORK/sb.log" "registered $s via $RELAY_IP:4433" 10 "server sidecar" || return 1
+  wait_log "$WORK/sb.log" "$via" 10 "server sidecar" || return 1
   sidecar sa "$NS_A" "$s" listen 127.0.0.1:4443 "$k"
-  wait_log "$WORK/sa.log" "registered $s via $RELAY_IP:4433" 10 "client sidecar" || return 1
+  wait_log "$WORK/sa.log" "$via" 10 "client sidecar" || return 1
   PAIRED_AT=$(date +%s.%N)
   [ "${SIDECAR_ENV[*]:-}" = QUIC_RELAY_ONLY=true ] && return 0
   wait_log "$WORK/sa.log" "peer $s reachable via" 10 "client sidecar hearing the server's" || return 1
@@ -521,6 +527,142 @@ scenario_relay_only() {
   result "$name" $rc "$detail"
 }
 
+# ---- a fleet (SPEC 5.7): relays 2 and 3 beside the main one ----------------------
+
+declare -A FLEET_PIDS
+start_fleet_relay() { # ip
+  : >"$WORK/relay-$1.log"
+  ip netns exec "$NS_WAN" node "$BUNDLE" --host "$1" --port 4433 >>"$WORK/relay-$1.log" 2>&1 &
+  FLEET_PIDS[$1]=$!
+  wait_log "$WORK/relay-$1.log" "UDP relay listening on $1:4433" 10 "relay $1 start"
+}
+stop_fleet_relay() { local p=${FLEET_PIDS[$1]:-}; [ -n "$p" ] && kill -"${2:-TERM}" "$p" 2>/dev/null && wait "$p" 2>/dev/null; FLEET_PIDS[$1]=""; }
+# The fleet's relays for a session, in the order both sides try them.
+ranked() { # session ip...
+  local s=$1; shift
+  node -e 'const { rankRelays } = require(process.argv[1]); console.log(rankRelays(process.argv.slice(3).map((h) => ({ host: h, port: 4433 })), process.argv[2]).map((r) => r.host).join(" "))' "$root/dist/index.js" "$s" "$@"
+}
+relay_log_of() { [ "$1" = "$RELAY_IP" ] && echo "$WORK/relay.log" || echo "$WORK/relay-$1.log"; }
+fleet_list() { local out="" ip; for ip in "$@"; do out="$out${out:+,}$ip:4433"; done; echo "$out"; }
+moves() { grep -h 'now carries' "$WORK/sa.log" "$WORK/sb.log" 2>/dev/null | tr '\n' ';' | head -c 300; }
+
+scenario_fleet_healthy() { # every relay up: both meet on the first-ranked one, and nobody moves
+  local name=$1 rc=1 detail s="$1-$$" order first
+  nat_rules "$NS_N1" cone; nat_rules "$NS_N2" cone
+  start_fleet_relay $RELAY2_IP && start_fleet_relay $RELAY3_IP || { result "$name" 1 "fleet relays did not start"; return; }
+  read -r -a order <<<"$(ranked "$s" $RELAY_IP $RELAY2_IP $RELAY3_IP)"; first=${order[0]}
+  SIDECAR_RELAY=$(fleet_list $RELAY_IP $RELAY2_IP $RELAY3_IP)
+  if pair_up "$s"; then
+    local secs; secs=$(quic_get "$NS_A" 127.0.0.1 4443 small.bin "$WORK/dl-small")
+    if [ "$secs" != fail ] && grep -q "session $s paired" "$(relay_log_of "$first")" && [ -z "$(moves)" ]; then
+      rc=0; detail="three relays up: both sides registered on the first-ranked ($first) and met there; no relay change; a request went through"
+    else
+      detail="download $secs; paired on $first: $(grep -c "session $s paired" "$(relay_log_of "$first")"); moves: $(moves)"
+    fi
+  else
+    detail="the sidecars did not pair"
+  fi
+  SIDECAR_RELAY=""
+  stop_sidecar sa; stop_sidecar sb; stop_fleet_relay $RELAY2_IP; stop_fleet_relay $RELAY3_IP
+  result "$name" $rc "$detail"
+}
+
+scenario_fleet_unreachable_from_b() { # hb cannot reach the first-ranked relay: the pair meets on the next
+  local name=$1 rc=1 detail s="$1-$$" order first
+  nat_rules "$NS_N1" cone; nat_rules "$NS_N2" cone
+  start_fleet_relay $RELAY2_IP || { result "$name" 1 "fleet relay did not start"; return; }
+  read -r -a order <<<"$(ranked "$s" $RELAY_IP $RELAY2_IP)"; first=${order[0]}
+  in_ns "$NS_N2" iptables -I FORWARD 1 -d "$first" -j DROP
+  SIDECAR_RELAY=$(fleet_list $RELAY_IP $RELAY2_IP)
+  : >"$WORK/sa.log"; : >"$WORK/sb.log"
+  local t0; t0=$(now)
+  sidecar sb "$NS_B" "$s" forward 127.0.0.1:4443
+  sidecar sa "$NS_A" "$s" listen 127.0.0.1:4443
+  if wait_log "$WORK/sa.log" "peer $s reachable via" 20 "ha hearing hb" && wait_log "$WORK/sb.log" "peer $s reachable via" 20 "hb hearing ha"; then
+    local met; met=$(elapsed_ms "$t0")
+    local secs; secs=$(quic_get "$NS_A" 127.0.0.1 4443 file.bin "$WORK/dl-fleet")
+    if [ "$secs" != fail ] && checksum_ok "$WORK/dl-fleet" file.bin; then
+      rc=0; detail="hb cut off from $first (ranked first): the two met ${met} ms after both started; 8 MiB intact in ${secs}s; moves: $(moves)"
+      FIGURES+=("fleet, first relay unreachable from one side: met after ${met} ms")
+    else
+      detail="met after ${met} ms, but the download $secs"
+    fi
+  else
+    detail="the two never met: $(grep -h 'now carries\|registered' "$WORK/sa.log" "$WORK/sb.log" | tr '\n' ';' | head -c 400)"
+  fi
+  in_ns "$NS_N2" iptables -D FORWARD -d "$first" -j DROP
+  SIDECAR_RELAY=""
+  stop_sidecar sa; stop_sidecar sb; stop_fleet_relay $RELAY2_IP
+  result "$name" $rc "$detail"
+}
+
+scenario_fleet_draining() { # the first-ranked relay drains (SIGUSR2): a new session lands on the next one at once
+  local name=$1 rc=1 detail s="$1-$$" order first
+  nat_rules "$NS_N1" cone; nat_rules "$NS_N2" cone
+  read -r -a order <<<"$(ranked "$s" $RELAY2_IP $RELAY3_IP)"; first=${order[0]}
+  start_fleet_relay $RELAY2_IP && start_fleet_relay $RELAY3_IP || { result "$name" 1 "fleet relays did not start"; return; }
+  # one session held on the draining relay, so that it drains rather than exits
+  in_ns "$NS_WAN" node -e 'const s = require("dgram").createSocket("udp4"); s.send("REG:held-during-drain\n", 4433, process.argv[1], () => setTimeout(() => s.close(), 200));' "$first"
+  wait_log "$(relay_log_of "$first")" "session held-during-drain created" 5 "held session"
+  kill -USR2 "${FLEET_PIDS[$first]}"
+  wait_log "$(relay_log_of "$first")" "draining" 5 "drain start"
+  SIDECAR_RELAY=$(fleet_list $RELAY2_IP $RELAY3_IP)
+  local t0; t0=$(now)
+  if pair_up "$s"; then
+    local met; met=$(elapsed_ms "$t0")
+    local secs; secs=$(quic_get "$NS_A" 127.0.0.1 4443 small.bin "$WORK/dl-small")
+    if [ "$secs" != fail ] && grep -q "session $s paired" "$(relay_log_of "${order[1]}")" && grep -q "(ERR:BUSY)" "$WORK/sa.log" && grep -q "(ERR:BUSY)" "$WORK/sb.log"; then
+      rc=0; detail="$first draining: each side got ERR:BUSY and registered on ${order[1]} at once; both registered and heard each other ${met} ms after the first sidecar started; a request went through"
+    else
+      detail="download $secs; paired on ${order[1]}: $(grep -c "session $s paired" "$(relay_log_of "${order[1]}")"); moves: $(moves)"
+    fi
+  else
+    detail="the sidecars did not pair: $(moves)"
+  fi
+  SIDECAR_RELAY=""
+  stop_sidecar sa; stop_sidecar sb; stop_fleet_relay $RELAY2_IP KILL; stop_fleet_relay $RELAY3_IP KILL
+  result "$name" $rc "$detail"
+}
+
+scenario_fleet_relay_dies() { # the relay carrying a download is killed in the middle of it: the download completes through the next
+  local name=$1 rc=1 detail s="$1-$$" order first
+  nat_rules "$NS_N1" cone; nat_rules "$NS_N2" cone
+  read -r -a order <<<"$(ranked "$s" $RELAY2_IP $RELAY3_IP)"; first=${order[0]}
+  start_fleet_relay $RELAY2_IP && start_fleet_relay $RELAY3_IP || { result "$name" 1 "fleet relays did not start"; return; }
+  SIDECAR_RELAY=$(fleet_list $RELAY2_IP $RELAY3_IP)
+  SIDECAR_ENV=(QUIC_RELAY_ONLY=true) # the relay path, where a relay's death shows
+  if pair_up "$s"; then
+    rm -rf "$WORK/dl-die"; mkdir -p "$WORK/dl-die"
+    local t0; t0=$(now)
+    timeout 90 ip netns exec "$NS_A" gtlsclient -q --exit-on-all-streams-close --download "$WORK/dl-die" 127.0.0.1 4443 \
+      https://localhost:4443/big.bin >>"$WORK/client.log" 2>&1 &
+    local cpid=$!
+    local end=$((SECONDS + 30)) size=0
+    while [ "$SECONDS" -lt "$end" ] && [ "$size" -lt 4194304 ]; do size=$(stat -c %s "$WORK/dl-die/big.bin" 2>/dev/null || echo 0); sleep 0.01; done
+    stop_fleet_relay "$first" KILL
+    local killed_at at; killed_at=$(now); at=$(stat -c %s "$WORK/dl-die/big.bin" 2>/dev/null || echo 0)
+    # the stall: from the kill until the file grows again
+    local grown_at="" deadline=$((SECONDS + 30))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+      if [ "$(stat -c %s "$WORK/dl-die/big.bin" 2>/dev/null || echo 0)" -gt $((at + 65536)) ]; then grown_at=$(now); break; fi
+      sleep 0.01
+    done
+    wait "$cpid"; local crc=$?
+    local stall="never"; [ -n "$grown_at" ] && stall=$(awk "BEGIN{printf \"%.0f\", ($grown_at - $killed_at) * 1000}")
+    if [ "$crc" = 0 ] && checksum_ok "$WORK/dl-die" big.bin && grep -q "session $s paired" "$(relay_log_of "${order[1]}")"; then
+      rc=0; detail="$first killed at $((at / 1048576)) MiB of 48: both sides moved to ${order[1]}; data flowing again ${stall} ms after the kill; download intact in $(awk "BEGIN{printf \"%.1f\", $(now) - $t0}") s"
+      FIGURES+=("fleet, relay killed mid-download (relay path): stall ${stall} ms")
+    else
+      detail="client rc=$crc, stall $stall ms, moves: $(moves)"
+    fi
+  else
+    detail="the sidecars did not pair"
+  fi
+  SIDECAR_ENV=(); SIDECAR_RELAY=""
+  stop_sidecar sa; stop_sidecar sb; stop_fleet_relay $RELAY2_IP; stop_fleet_relay $RELAY3_IP
+  result "$name" $rc "$detail"
+}
+
 block_direct() { in_ns "$NS_WAN" iptables -I FORWARD 1 -s $N1_WAN -d $N2_WAN -j DROP; in_ns "$NS_WAN" iptables -I FORWARD 1 -s $N2_WAN -d $N1_WAN -j DROP; }
 unblock_direct() { in_ns "$NS_WAN" iptables -D FORWARD -s $N1_WAN -d $N2_WAN -j DROP; in_ns "$NS_WAN" iptables -D FORWARD -s $N2_WAN -d $N1_WAN -j DROP; }
 
@@ -622,6 +764,10 @@ run_scenario scenario_punch_cone punch-cone-x-cone
 run_scenario scenario_punch_symmetric punch-symmetric-x-cone
 run_scenario scenario_relay_only relay-only-cone-x-cone
 run_scenario scenario_direct_breaks direct-path-breaks
+run_scenario scenario_fleet_healthy fleet-all-healthy
+run_scenario scenario_fleet_unreachable_from_b fleet-unreachable-from-b
+run_scenario scenario_fleet_draining fleet-draining
+run_scenario scenario_fleet_relay_dies fleet-relay-dies
 run_scenario scenario_restart_relay_path relay-restart-relay-path
 run_scenario scenario_direct
 
