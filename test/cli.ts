@@ -8,7 +8,7 @@ import type { RelayServerOptions } from '../src/server/config';
 import { validateConfig } from '../src/server/config';
 import { logNamespaces } from '../src/server/log';
 import { DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_PORT, DEFAULT_SESSION_TIMEOUT_SECS } from '../src/wire/constants';
-import { checkTicket } from '../src/wire/tickets';
+import { checkTicket, makeTicket } from '../src/wire/tickets';
 import { startRelay } from './fixtures/udp';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,12 +25,13 @@ async function parse(args: string[], env: Record<string, string> = {}): Promise<
   let help = '';
   const out: string[] = [];
   let run: RelayRun | undefined;
-  const program = buildProgram({ env: process.env, runRelay: (r) => { run = r; }, print: (l) => out.push(l) });
+  let exitCode: number | undefined;
+  const program = buildProgram({ env: process.env, runRelay: (r) => { run = r; }, print: (l) => out.push(l), exitCode: (c) => { exitCode = c; } });
   const all = [program, ...program.commands];
   for (const c of all) c.exitOverride().configureOutput({ writeErr: (s) => (err += s), writeOut: (s) => (help += s) });
   try {
     await program.parseAsync(['node', 'quic-relay', ...args]);
-    return { options: run?.server, run, out, help };
+    return { options: run?.server, run, out, help, ...(exitCode !== undefined ? { exitCode } : {}) };
   } catch (e) {
     if (!(e instanceof CommanderError)) throw e;
     return { error: err, exitCode: e.exitCode, out, help };
@@ -248,14 +249,41 @@ t.test('peer: QUIC_RELAY_ONLY and QUIC_RELAY_CANDIDATES are checked, and named w
   }
 });
 
-t.test('probe with several relays: the round trip on one, the NAT check on all', async (t) => {
+t.test('probe with several relays: a netcheck of each, the NAT check, and exit 1 when any is down', async (t) => {
   const one = await startRelay(t);
   const two = await startRelay(t);
   const list = `127.0.0.1:${one.address.port},127.0.0.1:${two.address.port}`;
   const r = await parse(['probe', '--relay', list, '--count', '2', '--interval-ms', '1']);
-  t.equal(r.out.length, 2, 'two lines');
-  t.match(r.out[0], /2\/2 round trips.*public address 127\.0\.0\.1:\d+$/);
-  t.match(r.out[1], /^NAT check: .*hole punching can work from here$/);
+  t.equal(r.out.length, 4, 'a line per relay, the NAT check, the verdict');
+  t.match(r.out[0], new RegExp(`^relay 127\\.0\\.0\\.1:${one.address.port}: .*2/2 round trips.*public address 127\\.0\\.0\\.1:\\d+$`));
+  t.match(r.out[1], new RegExp(`^relay 127\\.0\\.0\\.1:${two.address.port}: .*2/2 round trips`));
+  t.match(r.out[2], /^NAT check: .*hole punching can work from here$/);
+  t.equal(r.out[3], '2 of 2 relays work');
+  t.equal(r.exitCode, 0);
   const single = await parse(['probe', '--count', '1', '--interval-ms', '1'], { QUIC_RELAY_IP: `127.0.0.1:${one.address.port}` });
-  t.equal(single.out.length, 1, 'one relay: no NAT check');
+  t.equal(single.out.length, 1, 'one relay: one line');
+
+  const hole = await startRelay(t);
+  const holePort = hole.address.port;
+  await hole.relay.close(); // nothing listens there any more
+  const down = await parse(['probe', '--relay', `127.0.0.1:${one.address.port},127.0.0.1:${holePort}`, '--count', '1', '--interval-ms', '1', '--timeout-secs', '1']);
+  t.not(down.exitCode, 0, 'one relay down: exit non-zero');
+  t.match(down.out.join('\n'), new RegExp(`relay 127\\.0\\.0\\.1:${holePort}: no answer`));
+  t.match(down.out.at(-1), /^1 of 2 relays work/);
+  const json = await parse(['probe', '--relay', list, '--count', '1', '--interval-ms', '1', '--json']);
+  const parsed = JSON.parse(json.out.join('')) as { ok: boolean; relays: Array<{ ok: boolean; received: number }>; nat: { mapping: string } };
+  t.equal(parsed.ok, true);
+  t.same(parsed.relays.map((x) => [x.ok, x.received]), [[true, 1], [true, 1]], '--json: one object for scripts');
+  t.equal(parsed.nat.mapping, 'consistent');
+});
+
+t.test('probe of a relay that wants tickets: ERR:AUTH said as such, and a ticket passes', async (t) => {
+  const secret = 'probe-secret-0123456789abc';
+  const { address } = await startRelay(t, { authSecrets: [secret] });
+  const without = await parse(['probe', '--relay', `127.0.0.1:${address.port}`, '--count', '1', '--interval-ms', '1']);
+  t.not(without.exitCode, 0);
+  t.match(without.out[0], /answered ERR:AUTH: it wants a ticket/);
+  const withTicket = await parse(['probe', '--relay', `127.0.0.1:${address.port}`, '--count', '1', '--interval-ms', '1'], { QUIC_RELAY_TICKET: makeTicket(secret) });
+  t.equal(withTicket.exitCode, 0, 'QUIC_RELAY_TICKET');
+  t.match(withTicket.out[0], /1\/1 round trips/);
 });

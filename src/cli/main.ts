@@ -23,6 +23,8 @@ export interface ProgramIo {
   runRelay(run: RelayRun): Promise<void> | void;
   /** A line to stdout (ticket, probe). */
   print(line: string): void;
+  /** The exit code a command asks for without stopping (probe). @default sets process.exitCode */
+  exitCode?(code: number): void;
 }
 
 /** The whole command line: the relay (the default command), `peer`, `probe` and `ticket`. */
@@ -49,7 +51,8 @@ export function buildProgram(io: ProgramIo): Command {
     env: io.env,
     print: io.print,
     exit: (code) => {
-      process.exitCode = code;
+      if (io.exitCode !== undefined) io.exitCode(code);
+      else process.exitCode = code;
     },
   }));
   addTicketCommand(program, () => ({ print: io.print }));

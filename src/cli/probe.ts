@@ -1,8 +1,8 @@
 // `quic-relay probe`: check a relay end to end; one line, exit 0 or 1.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { isValidSessionId } from '../wire/protocol';
 import { formatNatCheck, formatProbe, natCheck, probe, probePassed } from '../client/probe';
 import net from 'node:net';
-import { pickRelay } from '../client/relay-pick';
 import type { RelayEndpoint } from '../client/relay-client';
 import { integerParser } from './options';
 import { relayList } from './client-options';
@@ -12,16 +12,25 @@ interface ProbeFlags {
   count: number;
   intervalMs: number;
   timeoutSecs: number;
+  ticket?: string;
+  json?: boolean;
+}
+
+function parseTicket(value: string): string {
+  if (!isValidSessionId(value)) throw new InvalidArgumentError('must be a ticket (48 characters of A-Z a-z 0-9 - _)');
+  return value;
 }
 
 export function addProbeCommand(program: Command, io: () => { env: Record<string, string | undefined>; print(line: string): void; exit(code: number): void }): Command {
   return program
     .command('probe')
-    .description('check a relay: register two peers, round-trip datagrams, print RTT, loss and the public address it sees; with several relays, whether this NAT allows hole punching; exit 0 when it works')
-    .addOption(new Option('--relay <host:port>', 'relay address; default: QUIC_RELAY_IP / QUIC_RELAY_PORT'))
-    .addOption(new Option('--count <n>', 'round trips').default(20).argParser(integerParser(1, 100000)))
+    .description('check every listed relay (a netcheck): register two peers on each, round-trip datagrams, print RTT, loss and the public address each sees; with several relays, whether this NAT allows hole punching; exit 0 when every relay works')
+    .addOption(new Option('--relay <host:port>', 'relay address, or a comma-separated list; default: QUIC_RELAY_IP / QUIC_RELAY_PORT'))
+    .addOption(new Option('--count <n>', 'round trips per relay').default(20).argParser(integerParser(1, 100000)))
     .addOption(new Option('--interval-ms <n>', 'between datagrams').default(10).argParser(integerParser(0, 60000)))
-    .addOption(new Option('--timeout-secs <n>', 'wait this long for the relay to answer').default(5).argParser(integerParser(1, 600)))
+    .addOption(new Option('--timeout-secs <n>', 'wait this long for each relay to answer').default(5).argParser(integerParser(1, 600)))
+    .addOption(new Option('--ticket <ticket>', 'a ticket, for relays that want one (quic-relay ticket on the relay makes one)').env('QUIC_RELAY_TICKET').argParser(parseTicket))
+    .addOption(new Option('--json', 'one JSON object on stdout instead of lines, for scripts'))
     .action(async (flags: ProbeFlags, cmd: Command) => {
       const { env, print, exit } = io();
       let all: RelayEndpoint[] = [];
@@ -30,12 +39,20 @@ export function addProbeCommand(program: Command, io: () => { env: Record<string
       } catch (err) {
         cmd.error(`error: ${(err as Error).message}`);
       }
-      const r = await probe({ relay: pickRelay(all, 'probe'), count: flags.count, intervalMs: flags.intervalMs, timeoutMs: flags.timeoutSecs * 1000 });
-      print(formatProbe(r));
-      // With several relays (IP literals of one family), report how this NAT maps one socket to each.
-      if (all.length >= 2 && all.every((e) => net.isIP(e.host) === net.isIP(all[0]!.host) && net.isIP(e.host) !== 0)) {
-        print(formatNatCheck(await natCheck(all, 1000)));
+      // Every relay at once: a netcheck of the fleet, each probe on its own sockets.
+      const results = await Promise.all(
+        all.map((relay) => probe({ relay, count: flags.count, intervalMs: flags.intervalMs, timeoutMs: flags.timeoutSecs * 1000, ...(flags.ticket !== undefined ? { ticket: flags.ticket } : {}) })),
+      );
+      // With several relays (IP literals of one family), how this NAT maps one socket to each.
+      const nat = all.length >= 2 && all.every((e) => net.isIP(e.host) === net.isIP(all[0]!.host) && net.isIP(e.host) !== 0) ? await natCheck(all, 1000) : undefined;
+      const ok = results.every(probePassed);
+      if (flags.json === true) {
+        print(JSON.stringify({ ok, relays: results.map((r) => ({ ...r, ok: probePassed(r) })), nat: nat ?? null }));
+      } else {
+        for (const r of results) print(formatProbe(r));
+        if (nat !== undefined) print(formatNatCheck(nat));
+        if (all.length > 1) print(`${results.filter(probePassed).length} of ${all.length} relays work${ok ? '' : ': the others are listed above'}`);
       }
-      exit(probePassed(r) ? 0 : 1);
+      exit(ok ? 0 : 1);
     });
 }

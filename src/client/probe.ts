@@ -8,6 +8,8 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
 import { ADDRESS_QUERY_DATAGRAM, parseAddressAnswer } from '../wire/protocol';
+import { RegistrationRefusedError } from '../wire/errors';
+import type { RefusalReason } from '../wire/errors';
 import { RelayClient } from './relay-client';
 import type { RelayEndpoint } from './relay-client';
 import { realTimers } from './timers';
@@ -18,6 +20,8 @@ export interface ProbeOptions {
   intervalMs: number;
   /** How long to wait for registration, and for the last replies. */
   timeoutMs: number;
+  /** A ticket (SPEC 4.3) for a relay that wants one; both probe peers use it. @default a random id */
+  ticket?: string;
 }
 
 export interface ProbeResult {
@@ -31,6 +35,8 @@ export interface ProbeResult {
   rttP99Ms: number | undefined;
   /** SPEC 1.5: this side's address as the relay sees it; undefined when the relay does not answer queries. */
   publicAddress: { address: string; port: number } | undefined;
+  /** The relay answered with a refusal (ERR:AUTH, ERR:BUSY, ...): it is up, but would not take the probe. */
+  refused: RefusalReason | undefined;
   error: string | undefined;
 }
 
@@ -38,13 +44,13 @@ const quantile = (sorted: number[], q: number): number | undefined =>
   sorted.length === 0 ? undefined : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
 
 export async function probe(o: ProbeOptions): Promise<ProbeResult> {
-  const session = `probe-${randomBytes(12).toString('hex')}`;
+  const session = o.ticket ?? `probe-${randomBytes(12).toString('hex')}`;
   const opts = { relay: o.relay, sessionId: session, registerTimeoutMs: o.timeoutMs, keepaliveSecs: 15 };
   const a = new RelayClient(opts);
   const b = new RelayClient(opts);
   const result: ProbeResult = {
     relay: a.relayName, answered: false, registerMs: undefined, sent: 0, received: 0, lossPct: 100,
-    rttP50Ms: undefined, rttP99Ms: undefined, publicAddress: undefined, error: undefined,
+    rttP50Ms: undefined, rttP99Ms: undefined, publicAddress: undefined, refused: undefined, error: undefined,
   };
   try {
     const t0 = realTimers.now();
@@ -90,6 +96,10 @@ export async function probe(o: ProbeOptions): Promise<ProbeResult> {
     result.rttP99Ms = quantile(rtts, 0.99);
   } catch (err) {
     result.error = (err as Error).message;
+    if (err instanceof RegistrationRefusedError) {
+      result.answered = true; // a refusal is an answer: the relay is up
+      result.refused = err.reason;
+    }
   } finally {
     await Promise.all([a.close(), b.close()]);
   }
@@ -99,6 +109,8 @@ export async function probe(o: ProbeOptions): Promise<ProbeResult> {
 export function formatProbe(r: ProbeResult): string {
   const ms = (v: number | undefined): string => (v === undefined ? 'n/a' : `${v.toFixed(2)} ms`);
   if (!r.answered) return `relay ${r.relay}: no answer (${r.error ?? 'no ACK'})`;
+  if (r.refused === 'auth') return `relay ${r.relay}: answered ERR:AUTH: it wants a ticket (--ticket or QUIC_RELAY_TICKET)`;
+  if (r.refused !== undefined) return `relay ${r.relay}: answered ERR:${r.refused.toUpperCase()}${r.refused === 'busy' ? ' (full, or draining)' : ''}`;
   if (r.error !== undefined && r.registerMs === undefined) return `relay ${r.relay}: answered, but the second peer could not register (${r.error})`;
   const seen = r.publicAddress === undefined ? 'no address query answer (an older relay)' : `public address ${formatAddress(r.publicAddress.address, r.publicAddress.port)}`;
   return (
