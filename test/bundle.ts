@@ -278,13 +278,15 @@ t.test('peer and probe from the same bundle', async (t) => {
   await lis.waitFor(/path direct 127\.0\.0\.1:\d+ rtt \d+\.\d\d/);
   await fwd.waitFor(/path direct 127\.0\.0\.1:\d+ rtt \d+\.\d\d/);
   // SPEC 5.5 from the bundle: QUIC_RELAY_ONLY=true says so, and never goes direct
-  const only = run(t, ['peer', '--session', 'bundle-only', '--relay', relay, '--forward', '127.0.0.1:9'], { QUIC_RELAY_ONLY: 'true' });
+  const only = run(t, ['peer', '--session', 'bundle-only', '--relay', relay, '--forward', '127.0.0.1:9', '--status-secs', '1'], { QUIC_RELAY_ONLY: 'true' });
   await only.waitFor(/path relay relay-only/);
+  await only.waitFor(/status: path relay via 127\.0\.0\.1:\d+; 0 datagrams \(0\.0 MB\) to the peer/);
   only.child.kill('SIGTERM');
   t.equal((await only.exit).code, 0);
   fwd.child.kill('SIGTERM');
   lis.child.kill('SIGTERM');
   t.equal((await fwd.exit).code, 0, 'sidecar exits 0 on SIGTERM');
+  t.match(fwd.stderr(), /stopped: \d+ datagrams \([\d.]+ MB\) to the peer, .*direct for [\d.]+ s of [\d.]+ s; 0 relay changes/, 'with a summary of what it carried');
   t.equal((await lis.exit).code, 0);
 
   const p = run(t, ['probe', '--relay', relay, '--count', '10', '--interval-ms', '1']);

@@ -43,8 +43,12 @@ export function buildProgram(io: ProgramIo): Command {
     env: io.env,
     say: (line) => process.stderr.write(`${line}\n`),
     running: (sidecar) => {
-      ignoreStraySignals((line) => process.stderr.write(`${line}\n`), 'nothing to reload; carrying on');
-      stopOnSignals(() => sidecar.close());
+      const say = (line: string): void => void process.stderr.write(`${line}\n`);
+      ignoreStraySignals(say, 'nothing to reload; carrying on');
+      stopOnSignals(() => {
+        say(`stopped: ${sidecar.summary()}`);
+        return sidecar.close();
+      });
     },
   }));
   addProbeCommand(program, () => ({

@@ -22,6 +22,7 @@ interface PeerFlags {
   relayOnly?: boolean;
   candidates?: string[];
   appIdleMs: number;
+  statusSecs?: number;
 }
 
 /** `--candidates`: IPs joined by commas, or `none` (only the public address the relay reports). */
@@ -60,6 +61,7 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
       new Option('--app-idle-ms <n>', 'listen mode: serve another local address once the current QUIC client has been silent this long')
         .default(DEFAULT_APP_IDLE_MS).argParser(integerParser(1, 3_600_000)),
     )
+    .addOption(new Option('--status-secs <n>', 'print a status line (path, relay, what was carried) this often').argParser(integerParser(1, 86400)))
     .addOption(new Option('--bind <ip:port>', 'local address of the socket that talks to the relay').argParser(parseEndpointArg))
     .addOption(new Option('--relay-only', 'never try a direct path: only relay traffic (default: QUIC_RELAY_ONLY)'))
     .addOption(new Option('--candidates <ips>', "local IPs offered to the peer for a direct path, joined by commas, or 'none' (default: this host's interface addresses)").env('QUIC_RELAY_CANDIDATES').argParser(parseCandidates))
@@ -99,6 +101,12 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
       c.on('relay', (r, why) => say(`relay ${formatAddress(r.host, r.port)} now carries ${c.sessionId} (${why})`));
       c.on('error', (err) => say(`socket error: ${err.message}`));
       running(sidecar);
+      if (flags.statusSecs !== undefined) {
+        setInterval(() => {
+          const p = sidecar.link.path;
+          say(`status: path ${p.kind === 'direct' ? `direct ${formatAddress(p.address, p.port)}` : 'relay'} via ${c.relayName}; ${sidecar.summary()}`);
+        }, flags.statusSecs * 1000).unref();
+      }
       try {
         await sidecar.start();
       } catch (err) {

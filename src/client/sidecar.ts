@@ -55,7 +55,11 @@ export class Sidecar {
   private appHeardAt = 0;
   private readonly appIdleMs: number;
   private readonly timers: Timers;
-  readonly stats = { toPeer: 0, fromPeer: 0, droppedNoApp: 0, localSendErrors: 0, droppedForeign: 0, droppedProtocol: 0, droppedPortZero: 0 };
+  readonly stats = { toPeer: 0, toPeerBytes: 0, fromPeer: 0, fromPeerBytes: 0, droppedNoApp: 0, localSendErrors: 0, droppedForeign: 0, droppedProtocol: 0, droppedPortZero: 0, relayChanges: 0 };
+  private readonly startedAt: number;
+  /** Time spent on the direct path before the current stretch, and when the current one began (undefined: on the relay). */
+  private directMs = 0;
+  private directSince: number | undefined;
   private closed = false;
 
   constructor(private readonly options: SidecarOptions, timers: Timers = realTimers) {
@@ -64,6 +68,29 @@ export class Sidecar {
     this.client = this.link.client;
     this.appIdleMs = options.appIdleMs ?? DEFAULT_APP_IDLE_MS;
     if (options.mode === 'forward') this.serve(options.local.host, options.local.port);
+    this.startedAt = timers.now();
+    this.link.on('path', (p) => {
+      const now = this.timers.now();
+      if (this.directSince !== undefined) this.directMs += now - this.directSince;
+      this.directSince = p.kind === 'direct' ? now : undefined;
+    });
+    this.client.on('relay', () => this.stats.relayChanges++);
+  }
+
+  /** What the sidecar has carried, for its exit line and status lines: datagrams and bytes each way, by path, time direct, relay changes. */
+  summary(): string {
+    const now = this.timers.now();
+    const direct = this.directMs + (this.directSince !== undefined ? now - this.directSince : 0);
+    const s = this.stats;
+    const l = this.link.stats;
+    const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
+    return (
+      `${s.toPeer} datagrams (${mb(s.toPeerBytes)}) to the peer, ${s.fromPeer} (${mb(s.fromPeerBytes)}) from it; ` +
+      `direct ${l.sentDirect} out / ${l.receivedDirect} in, relay ${s.toPeer - l.sentDirect} out / ${s.fromPeer - l.receivedDirect} in; ` +
+      `direct for ${(direct / 1000).toFixed(1)} s of ${((now - this.startedAt) / 1000).toFixed(1)} s; ` +
+      `${s.relayChanges} relay change${s.relayChanges === 1 ? '' : 's'}; ` +
+      `dropped locally: ${s.droppedForeign} from other programs, ${s.droppedProtocol} protocol-shaped`
+    );
   }
 
   /** True once close() was called (a stop during registration is not a failure). */
@@ -128,6 +155,7 @@ export class Sidecar {
       }
       if (!this.client.registered && this.client.stats.registrations === 0) return; // nothing to send through yet
       this.stats.toPeer++;
+      this.stats.toPeerBytes += msg.length;
       this.link.send(msg);
     });
     this.link.on('message', (data) => {
@@ -138,6 +166,7 @@ export class Sidecar {
         return;
       }
       this.stats.fromPeer++;
+      this.stats.fromPeerBytes += data.length;
       try {
         socket.send(data, app.port, app.address, this.onLocalSent);
       } catch {

@@ -124,6 +124,8 @@ export class DatagramPath {
     }
     c.forwardedDatagrams++;
     c.forwardedBytes += len;
+    s.forwardedDatagrams++;
+    s.forwardedBytes += len;
     this.io.forward(data, len, slot, s.toPort, s.toAddress);
     if (this.parts.log.datagram.enabled) this.parts.log.datagram('%d bytes forwarded to %s', len, formatAddress(s.toAddress, s.toPort));
   }

@@ -24,7 +24,13 @@ export interface MetricsSource {
   /** What the I/O path counts itself: kernel receive errors, and sends that waited for the socket (native only). */
   ioCounts?(): { receiveErrors: number; sendsQueued: number };
   summary(): RelaySummary;
+  /** /debug/sessions, when the source has sessions to show. */
+  debugSessions?(limit: number): unknown;
 }
+
+/** /debug/sessions shows this many sessions unless ?limit= says otherwise (at most MAX). */
+const DEBUG_SESSIONS_DEFAULT = 1000;
+const DEBUG_SESSIONS_MAX = 10_000;
 
 /** The registry with the relay's metrics and the process figures. */
 export function createRegistry(src: MetricsSource): Registry {
@@ -193,8 +199,13 @@ export class MetricsHttpServer {
     } else if (path === '/readyz') {
       const ready = !this.src.draining;
       res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(req.method === 'HEAD' ? undefined : ready ? 'ready\n' : 'draining\n');
+    } else if (path === '/debug/sessions' && this.src.debugSessions !== undefined) {
+      const asked = Number(new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('limit') ?? DEBUG_SESSIONS_DEFAULT); // never throws, whatever the URL
+      const limit = Number.isInteger(asked) && asked >= 0 ? Math.min(asked, DEBUG_SESSIONS_MAX) : DEBUG_SESSIONS_DEFAULT;
+      const body = JSON.stringify(this.src.debugSessions(limit));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(req.method === 'HEAD' ? undefined : `${body}\n`);
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz, /readyz or /debug/sessions\n');
     }
   }
 }

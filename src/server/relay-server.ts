@@ -31,6 +31,8 @@ import type { RelayLoggers } from './log';
 import { Registrar } from './registrar';
 import { SessionTable } from './session-table';
 import { DatagramPath } from './datagram-path';
+import { describeSessions } from './debug-sessions';
+import type { SessionsView } from './debug-sessions';
 
 /** What the relay is given, as opposed to how it is configured: tests substitute these. */
 export interface RelayServerComponents {
@@ -200,6 +202,11 @@ export class RelayServer {
     if (this.ioFallbackReason !== undefined) this.log.relay('native I/O not in use (%s): datagrams go through node:dgram', this.ioFallbackReason);
     this.log.relay(settingsLine(cfg, this.loopSources.peers.length, this.recvBufferBytes, this.sendBufferBytes));
     return a;
+  }
+
+  /** /debug/sessions: the oldest `limit` sessions and the totals (debug-sessions.ts). */
+  debugSessions(limit: number): SessionsView {
+    return describeSessions(this.table.sessions(), this.table.size, this.table.pairedCount, this.clock(), limit);
   }
 
   /** What the I/O path counts itself (metrics). */

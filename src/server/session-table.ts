@@ -43,6 +43,10 @@ export class Session implements ExpiryEntry<Session> {
   packetTat = 0;
   /** SPEC 4.5: a session that never paired lives --unpaired-timeout-secs without a registration. */
   pairedOnce = false;
+  /** For /debug/sessions: when it was created, and what it has had forwarded (both ways). */
+  readonly createdAt: number;
+  forwardedDatagrams = 0;
+  forwardedBytes = 0;
   /**
    * Slot a when b joined from a's IP and a has not been heard since; else -1.
    * A peer whose NAT port changed before its partner arrived joins its own
@@ -60,6 +64,7 @@ export class Session implements ExpiryEntry<Session> {
     this.aAddress = address;
     this.aPort = port;
     this.lastActive = now;
+    this.createdAt = now;
   }
 
   get paired(): boolean {
@@ -332,6 +337,11 @@ export class SessionTable {
       }
     });
     return removed;
+  }
+
+  /** Every session, oldest first (insertion order): for introspection, never the datagram path. */
+  sessions(): IterableIterator<Session> {
+    return this.sessionsById.values();
   }
 
   /** True when expire(now) has sessions left to look at (a slice stopped short). */

@@ -44,6 +44,9 @@ t.test('listen and forward sidecars carry an app through the relay', async (t) =
   t.same(new Set(replies.map(key)), new Set(payloads.map(key)), 'every datagram came back, byte for byte');
   t.equal(dialling.stats.toPeer, 50);
   t.equal(listening.stats.fromPeer, 50);
+  const bytes = payloads.reduce((n, p) => n + p.length, 0);
+  t.equal(dialling.stats.toPeerBytes, bytes, 'bytes counted too');
+  t.match(dialling.summary(), /^50 datagrams \([\d.]+ MB\) to the peer, 50 \([\d.]+ MB\) from it; .* 0 relay changes/, 'the summary line');
 });
 
 /** A relay, a forwarding sidecar with an echo server behind it, and a listening sidecar with a clock the test can move. */

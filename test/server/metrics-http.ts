@@ -132,3 +132,25 @@ t.test('the metrics server bounds its connections and closes slow requests', asy
   second.destroy();
   t.equal((await get(port, '/healthz')).status, 200, 'and the server serves on');
 });
+
+t.test('/debug/sessions: the oldest sessions, bounded, ids cut short', async (t) => {
+  const { relay, address } = await startRelay(t);
+  const port = await serve(t, relay);
+  const a = await bindPeer(t, address, '127.0.0.2');
+  const b = await bindPeer(t, address, '127.0.0.3');
+  await register(a, 'debug-session-one');
+  await register(b, 'debug-session-one');
+  a.send('12345');
+  await b.next();
+  const c = await bindPeer(t, address, '127.0.0.4');
+  await register(c, 'debug-session-two');
+  const r = await get(port, '/debug/sessions');
+  t.equal(r.status, 200);
+  const v = JSON.parse(r.body) as { sessions: number; paired: number; shown: number; truncated: boolean; list: Array<{ id: string; paired: boolean; datagrams: number; bytes: number; transport: string }> };
+  t.match(v, { sessions: 2, paired: 1, shown: 2, truncated: false });
+  t.match(v.list[0], { id: 'debug-...(17)', paired: true, datagrams: 1, bytes: 5, transport: 'udp' }, 'the oldest first, with what it carried');
+  t.notMatch(r.body, /session-one|session-two/, 'never a whole id');
+  const one = JSON.parse((await get(port, '/debug/sessions?limit=1')).body) as { shown: number; truncated: boolean };
+  t.match(one, { shown: 1, truncated: true }, '?limit= bounds it');
+  t.equal((await get(port, '/debug/sessions?limit=x&%%')).status, 200, 'a strange query is the default');
+});
