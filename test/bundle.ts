@@ -255,8 +255,9 @@ t.test('--help and --version', async (t) => {
 
 t.test('Ctrl-C while the sidecar is still registering exits 0', async (t) => {
   const silent = await bindPeer(t, { address: '127.0.0.1', port: 9, family: 'IPv4' }, '127.0.0.1'); // a "relay" that never answers
-  const p = run(t, ['peer', '--session', 'never-acked', '--relay', `127.0.0.1:${silent.port}`, '--forward', '127.0.0.1:9']);
+  const p = run(t, ['peer', '--session', 'never-acked', '--relay', `127.0.0.1:${silent.port}`, '--forward', '127.0.0.1:9'], { DEBUG: 'quic-relay:*' });
   t.match((await silent.next(5000)).toString(), /^REG:never-acked/, 'it is registering');
+  await p.waitFor(/quic-relay:peer REG never-acked to 127\.0\.0\.1:\d+ \(registering\)/); // DEBUG traces each attempt
   p.child.kill('SIGINT');
   t.equal((await p.exit).code, 0);
   t.notMatch(p.stderr(), /closed/i, 'and says nothing of a closed client');

@@ -1,4 +1,5 @@
 // `quic-relay peer`: the sidecar (SPEC 5.1).
+import createDebug from 'debug';
 import { Command, Option } from 'commander';
 import { DEFAULT_APP_IDLE_MS, DEFAULT_KEEPALIVE_SECS } from '../wire/constants';
 import { isValidSessionId } from '../wire/protocol';
@@ -87,12 +88,13 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
         keepaliveSecs: flags.keepaliveSecs,
         registerTimeoutMs: flags.registerTimeoutSecs * 1000,
         appIdleMs: flags.appIdleMs,
+        trace: createDebug('quic-relay:peer'), // DEBUG=quic-relay:* shows each REG, ACK, refusal and failover
         relayOnly: relayOnly!,
         ...(flags.candidates !== undefined ? { localAddresses: flags.candidates } : {}),
         ...(flags.bind ? { bindAddress: flags.bind.host, bindPort: flags.bind.port } : {}),
       });
       // SPEC 5.4: each change of path, one line; and once the other side has answered.
-      sidecar.link.on('path', (p) => say(p.kind === 'direct' ? `path direct ${formatAddress(p.address, p.port)} rtt ${p.rttMs.toFixed(2)}` : `path relay ${p.reason}`));
+      sidecar.link.on('path', (p) => say(p.kind === 'direct' ? `path direct ${formatAddress(p.address, p.port)} rtt ${p.rttMs.toFixed(2)}` : `path relay ${p.reason} (via ${sidecar.client.relayName})`));
       sidecar.link.on('peer', (via) => say(`peer ${flags.session} reachable via ${via}`));
       const c = sidecar.client;
       c.on('registered', () => say(`registered ${c.sessionId} via ${c.relayName}`));

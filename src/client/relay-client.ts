@@ -57,6 +57,12 @@ export interface RelayClientOptions {
    * 0 disables. @default 1000
    */
   silenceReregisterMs?: number;
+  /**
+   * Where registration detail goes (each REG, ACK and refusal, failover): a
+   * `debug` instance, say; checked with `.enabled` before any line is built.
+   * Nothing per data datagram. @default none
+   */
+  trace?: ((format: string, ...args: unknown[]) => void) & { enabled?: boolean };
   /** Local address to bind the relay socket to. @default '0.0.0.0' or '::' by the relay's family */
   bindAddress?: string;
   /** @default 0 (any) */
@@ -98,6 +104,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** SPEC 5.7: when registering on `home` gives up and the next relay is tried. */
   private failoverAt = 0;
   private readonly lostRelayMs: number;
+  private readonly trace: RelayClientOptions['trace'];
   private readonly failoverMs: number;
   private readonly partnerWaitMs: number;
   /** Relays also registered on while the partner is awaited (SPEC 5.7). */
@@ -141,6 +148,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.failoverMs = options.failoverMs ?? DEFAULT_FAILOVER_MS;
     this.partnerWaitMs = options.partnerWaitMs ?? DEFAULT_PARTNER_WAIT_MS;
     this.lostRelayMs = options.lostRelayMs ?? DEFAULT_LOST_RELAY_MS;
+    this.trace = options.trace?.enabled === false ? undefined : options.trace;
     this.sessionId = options.sessionId;
     this.timers = timers;
     this.reg = encodeRegister(options.sessionId);
@@ -404,6 +412,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.partnerHeard = false;
     this.standby.delete(this.home);
     this.backoffMs = this.backoffInitialMs;
+    this.trace?.('failover to %s: %s', this.relayName, why);
     this.emit('relay', this.relay, why);
   }
 
@@ -427,6 +436,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private onAck(): void {
     if (this.state === 'closed' || this.state === 'idle') return;
     this.stats.acks++;
+    this.trace?.('ACK from %s', this.relayName);
     this.clearTimer();
     const wasRegistered = this.state === 'registered';
     this.state = 'registered';
@@ -445,6 +455,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private onRefused(reason: RefusalReason): void {
     if (this.state === 'closed' || this.state === 'idle') return;
+    this.trace?.('ERR:%s from %s', reason.toUpperCase(), this.relayName);
     this.stats.refusals++;
     const err = new RegistrationRefusedError(reason, this.relayName, this.sessionId);
     if (!this.everRegistered && reason !== 'busy') {
@@ -476,6 +487,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private sendRegTo(i: number): void {
     this.stats.regsSent++;
+    this.trace?.('REG %s to %s (%s)', this.sessionId, formatAddress(this.relays[i]!.host, this.relays[i]!.port), i === this.home ? this.state : 'standby');
     if (this.socket !== undefined) this.sendOn(this.socket, this.reg, this.relays[i]!.port, this.relayIps[i]!);
   }
 
