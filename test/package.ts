@@ -67,5 +67,22 @@ t.test('npm pack -> npm install -> the README example compiles and runs', async 
   t.equal(err, '');
   t.equal(code, 0, 'the example exits 0 by itself');
   t.match(out, `registered ${session}`);
-  t.match(out, 'peer says: hello back');
+  t.match(out, /peer says: hello from \d+ back/);
+
+  // Two copies of the example, as the two peers: neither may wait forever,
+  // whichever registers first (what it says first is dropped by the relay).
+  const pair = await Promise.all([0, 1].map(async () => {
+    const c = spawn(process.execPath, [join(dir, 'out', 'example.js'), 'readme-example-pair'], {
+      cwd: dir, env: { PATH: process.env.PATH ?? '', QUIC_RELAY_IP: `127.0.0.1:${address.port}` }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    t.teardown(() => { if (c.exitCode === null) c.kill('SIGKILL'); });
+    let o = '';
+    c.stdout.on('data', (d: Buffer) => (o += d.toString()));
+    const exit = await new Promise<number | null>((res) => c.on('exit', res));
+    return { exit, o };
+  }));
+  for (const [i, r] of pair.entries()) {
+    t.equal(r.exit, 0, `peer ${i + 1} exits 0 by itself`);
+    t.match(r.o, /peer says: hello from \d+\n/, `peer ${i + 1} heard the other`);
+  }
 });

@@ -13,14 +13,15 @@ export const LOG_PREFIX = 'quic-relay';
 export const INFO_LOG_NAMESPACES = ['relay', 'session', 'limits'].map((n) => `${LOG_PREFIX}:${n}`);
 
 /**
- * SPEC 3.2: what to enable for a given DEBUG. Unset: info and warnings. Set
- * to anything that does not exclude quic-relay (`DEBUG=express:*`): that,
- * plus our info and warnings. Excluding us (`-quic-relay:*`, or one of ours
- * by name) is obeyed as written.
+ * SPEC 3.2: what to enable for a given DEBUG: what it names, plus our info
+ * and warnings. Excluding us (`-quic-relay:*`, or one of ours by name) is
+ * obeyed, and turns off only what it names.
  */
 export function logNamespaces(debug: string | undefined): string {
   const parts = (debug ?? '').split(/[\s,]+/).filter((p) => p !== '');
-  if (parts.some((p) => p.startsWith(`-${LOG_PREFIX}`))) return parts.join(',');
+  // debug weighs exclusions first, whatever the order: `-quic-relay:session`
+  // silences that one namespace and `-quic-relay:*` all of ours, while the
+  // rest of the info and warnings stay on.
   return [...parts, ...INFO_LOG_NAMESPACES].join(',');
 }
 
