@@ -37,6 +37,8 @@ t.test('npm pack -> npm install -> the README example compiles and runs', async 
   writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
     compilerOptions: {
       strict: true, target: 'es2022', module: 'node16', moduleResolution: 'node16', outDir: 'out', skipLibCheck: false,
+      // what a project without esModuleInterop sees: our declarations must not need it
+      esModuleInterop: false, allowSyntheticDefaultImports: false,
       types: ['node'], typeRoots: [join(root, 'node_modules', '@types')],
     },
     files: ['example.ts'],

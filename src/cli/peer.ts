@@ -5,7 +5,7 @@ import { DEFAULT_APP_IDLE_MS, DEFAULT_KEEPALIVE_SECS } from '../wire/constants';
 import { isValidSessionId } from '../wire/protocol';
 import { Sidecar } from '../client/sidecar';
 import type { RelayEndpoint } from '../client/relay-client';
-import net from 'node:net';
+import * as net from 'node:net';
 import { formatAddress } from '../wire/address';
 import { rankRelays, relayOnlyFromEnv } from '../client/relay-pick';
 import { integerParser } from './options';

@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isValidSessionId } from '../wire/protocol';
 import { formatNatCheck, formatProbe, natCheck, probe, probePassed } from '../client/probe';
-import net from 'node:net';
+import * as net from 'node:net';
 import type { RelayEndpoint } from '../client/relay-client';
 import { integerParser } from './options';
 import { relayList } from './client-options';

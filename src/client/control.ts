@@ -19,7 +19,7 @@
 // end  16  MAC:   first 16 bytes of HMAC-SHA256(key, all bytes before it)
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import net from 'node:net';
+import * as net from 'node:net';
 
 export const CONTROL_MAGIC = Buffer.from([0x00, 0x71, 0x72, 0x63, 0x74, 0x6c, 0x01, 0x2a]);
 const MAGIC_HI = CONTROL_MAGIC.readUInt32BE(0);

@@ -12,7 +12,7 @@
 // directTimeoutMs puts data back on the relay at once, and the next attempt
 // waits retryInitialMs, doubling to retryMaxMs, so a bad path cannot flap.
 
-import net from 'node:net';
+import * as net from 'node:net';
 import { decodeControl, encodeControl, MAX_CANDIDATES, NONCE_BYTES, SENDER_BYTES } from './control';
 import type { Candidate, ControlMessage } from './control';
 

@@ -8,10 +8,10 @@
 //     the address that answered our probe (SPEC 5.4); anything else is dropped.
 
 import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
+import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
-import os from 'node:os';
+import * as net from 'node:net';
+import * as os from 'node:os';
 import { RelayClient } from './relay-client';
 import type { RelayClientOptions } from './relay-client';
 import { controlKey, decodeControl, looksLikeControl, MAX_CANDIDATES } from './control';

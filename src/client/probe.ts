@@ -4,8 +4,8 @@
 // whether this NAT keeps one public port for every destination: the condition
 // for hole punching to work from here.
 import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
-import net from 'node:net';
+import * as dgram from 'node:dgram';
+import * as net from 'node:net';
 import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
 import { ADDRESS_QUERY_DATAGRAM, parseAddressAnswer } from '../wire/protocol';
 import { RegistrationRefusedError } from '../wire/errors';

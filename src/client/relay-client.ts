@@ -4,10 +4,10 @@
 // the pure modules (protocol, address, constants, errors): the client never
 // meets the server.
 
-import dgram from 'node:dgram';
-import dns from 'node:dns/promises';
+import * as dgram from 'node:dgram';
+import * as dns from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
 import type { IpKey } from '../wire/address';

@@ -12,8 +12,8 @@
 // protocol: a datagram the relay or the peer would take as a registration, an
 // address query or control is dropped and counted, not sent on.
 
-import dgram from 'node:dgram';
-import net from 'node:net';
+import * as dgram from 'node:dgram';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { ipKeyOf, literalLookup } from '../wire/address';
 import type { IpKey } from '../wire/address';

@@ -4,7 +4,7 @@
 // The relay's logic sees only DatagramSink: a datagram's bytes, length, source,
 // and the slot it sits in (for a forward without a copy).
 
-import dgram from 'node:dgram';
+import * as dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { ipKeyOf, literalLookup } from '../wire/address';
 import type { IpKey } from '../wire/address';

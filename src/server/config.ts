@@ -7,7 +7,7 @@ import {
   DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, DEFAULT_SEND_BUFFER_BYTES,
   DEFAULT_SESSION_TIMEOUT_SECS, MAX_SESSION_TIMEOUT_SECS, REGISTRATION_BURST_SECS,
 } from '../wire/constants';
-import net from 'node:net';
+import * as net from 'node:net';
 import type { IoMode } from '../io/choose-io';
 import { checkHost, checkInteger, checkPort } from '../wire/checks';
 import { parseEndpoint } from '../wire/endpoint';

@@ -5,7 +5,7 @@
 // only when --metrics-port is given, so a relay without metrics never
 // evaluates prom-client.
 
-import http from 'node:http';
+import * as http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';

@@ -5,9 +5,9 @@
 // unless asked for. How datagrams arrive and leave is io/'s business (dgram,
 // or the native batches). Metrics over HTTP attach from outside (metrics-http.ts).
 
-import dns from 'node:dns/promises';
-import net from 'node:net';
-import os from 'node:os';
+import * as dns from 'node:dns/promises';
+import * as net from 'node:net';
+import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import { formatAddress } from '../wire/address';

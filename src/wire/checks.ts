@@ -2,7 +2,7 @@
 // so a bad value reads the same wherever it comes from (SPEC 3.1, 5.2). Each
 // throws a ConfigError naming the option or variable.
 
-import net from 'node:net';
+import * as net from 'node:net';
 import { ConfigError } from './errors';
 
 /** An integer in [min, max], else a ConfigError naming `option`. */

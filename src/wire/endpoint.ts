@@ -2,7 +2,7 @@
 // comma-separated lists of them. Shared by the client (QUIC_RELAY_IP, SPEC 5.2)
 // and the relay (--peer-relays and --public-address, SPEC 4.4). Pure.
 
-import net from 'node:net';
+import * as net from 'node:net';
 import { ConfigError } from './errors';
 
 /** A host (IP literal or name) and a UDP port. */
