@@ -16,13 +16,13 @@ export { validateConfig } from './server/config';
 export type { RelayConfig, RelayServerOptions } from './server/config';
 // Internal, exported for tools and tests only: no compatibility promise from
 // one release to the next (docs/contract.md lists what is promised).
-/** @internal */
+// @internal
 export { SessionTable } from './server/session-table';
 export type { TableOutcome, RegisterResult } from './server/session-table';
 export type { Registration, RegistrationOutcome } from './server/registrar';
 export { MetricsHttpServer } from './server/metrics-http';
 export type { MetricsSource } from './server/metrics-http';
-/** @internal */
+// @internal
 export { RelayCounters } from './server/counters';
 export type { RelaySummary } from './server/counters';
 export { RelayClient } from './client/relay-client';
