@@ -272,9 +272,9 @@ for (const relay of relays) results.runs[relay.name] = [];
 if (soak) {
   if (!isRoot) { log('--soak needs root (raw sockets send from 1000 loopback addresses)'); process.exit(3); }
   for (let rep = 0; rep < reps; rep++) for (const relay of relays) results.runs[relay.name].push(await soakRun(bin, relay));
-  const lines = ['| registrations | ' + relays.map((r) => `${r.name} RSS MiB`).join(' | ') + ' |', '|---|' + relays.map(() => '---|').join('')];
+  const lines = [`| registrations | ${relays.map((r) => `${r.name} RSS MiB`).join(' | ')} |`, `|---|${relays.map(() => '---|').join('')}`];
   const first = results.runs[relays[0].name][0];
-  first.forEach((point, i) => lines.push(`| ${point.registrations} | ` + relays.map((r) => median(results.runs[r.name].map((c) => c[i]?.rss_mib)).toFixed(1)).join(' | ') + ' |'));
+  first.forEach((point, i) => void lines.push(`| ${point.registrations} | ${relays.map((r) => median(results.runs[r.name].map((c) => c[i]?.rss_mib)).toFixed(1)).join(' | ')} |`));
   console.log(lines.join('\n'));
 } else {
   // interleaved: rep 1 of every relay, then rep 2, so drift hits all alike

@@ -4,7 +4,7 @@
 // line). A secret is never echoed: not in errors, not in --help, not in logs.
 
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { checkAuthSecrets } from '../server/config';
 import { ConfigError } from '../wire/errors';
 

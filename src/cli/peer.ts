@@ -1,6 +1,6 @@
 // `quic-relay peer`: the sidecar (SPEC 5.1).
 import createDebug from 'debug';
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { DEFAULT_APP_IDLE_MS, DEFAULT_KEEPALIVE_SECS } from '../wire/constants';
 import { isValidSessionId } from '../wire/protocol';
 import { Sidecar } from '../client/sidecar';

@@ -1,5 +1,5 @@
 // `quic-relay probe`: check a relay end to end; one line, exit 0 or 1.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isValidSessionId } from '../wire/protocol';
 import { formatNatCheck, formatProbe, natCheck, probe, probePassed } from '../client/probe';
 import * as net from 'node:net';

@@ -1,6 +1,6 @@
 // `quic-relay ticket` (SPEC 4.3): prints one new ticket, alone on a line of
 // stdout, made with the first secret the relay's options name.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { DEFAULT_TICKET_TTL_SECS } from '../wire/constants';
 import { makeTicket } from '../wire/tickets';
 import { addAuthOptions, authSecretsFrom } from './auth';

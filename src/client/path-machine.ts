@@ -188,7 +188,7 @@ export class PathMachine {
   /** True when data from address:port is the peer's: an address that answered our probe (SPEC 5.4). Per datagram: no allocation. */
   acceptsFrom(address: string, port: number): boolean {
     const ports = this.peerAddresses.get(address);
-    return ports !== undefined && ports.includes(port);
+    return ports?.includes(port) === true;
   }
 
   /** Anything from the peer came through the relay (the relay check's input). */

@@ -8,7 +8,7 @@
 //     the address that answered our probe (SPEC 5.4); anything else is dropped.
 
 import { randomBytes } from 'node:crypto';
-import * as dgram from 'node:dgram';
+import type * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -227,7 +227,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
 
   private readonly onRegistered = (): void => {
     // Registered again (after a relay restart, say): a fresh attempt, unless one is under way or direct holds.
-    if (this.machine !== undefined && this.machine.waiting && !this.querying) void this.attempt();
+    if (this.machine?.waiting && !this.querying) void this.attempt();
   };
 
   /** SPEC 5.3: learn our public address from the relay (1.5), then offer it and the local ones. */

@@ -9,15 +9,13 @@ import type { AddressInfo } from 'node:net';
 import { ipKeyOf, literalLookup } from '../wire/address';
 import type { IpKey } from '../wire/address';
 
-export interface DatagramSink {
-  /**
-   * One datagram. `data` holds at least `length` bytes (with the native path,
-   * more: it is the whole receive slot). `ip` is the source's key (ipKeyOf),
-   * which each path gets the cheapest way it can. `slot` is where it sits for
-   * forward(); -1 with dgram.
-   */
-  (data: Buffer, length: number, address: string, ip: IpKey, port: number, slot: number): void;
-}
+/**
+ * One datagram. `data` holds at least `length` bytes (with the native path,
+ * more: it is the whole receive slot). `ip` is the source's key (ipKeyOf),
+ * which each path gets the cheapest way it can. `slot` is where it sits for
+ * forward(); -1 with dgram.
+ */
+export type DatagramSink = (data: Buffer, length: number, address: string, ip: IpKey, port: number, slot: number) => void;
 
 export interface DatagramIo {
   readonly kind: 'native' | 'dgram';

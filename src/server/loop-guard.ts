@@ -51,7 +51,7 @@ export class LoopGuard {
     if (port === this.port && (this.ownIps.has(ip) || isUnspecifiedKey(ip) || (this.wildcard && isLoopbackKey(ip)))) return true;
     if (this.others.size === 0) return false;
     const ports = this.others.get(ip);
-    return ports !== undefined && ports.includes(port);
+    return ports?.includes(port) === true;
   }
 }
 

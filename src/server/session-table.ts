@@ -226,9 +226,9 @@ export class SessionTable {
       return result('keepalive', existing);
     }
     let target = this.sessionsById.get(id);
-    const full = target !== undefined && target.paired;
+    const full = target?.paired;
     const ipA = target !== undefined ? ipKeyOf(target.aAddress) : undefined;
-    const ipB = target !== undefined && target.paired ? ipKeyOf(target.bAddress) : undefined;
+    const ipB = target?.paired ? ipKeyOf(target.bAddress) : undefined;
     const rebind = full && (ipA === ip || ipB === ip);
     // Both peers on one IP, the first silent since the second came, and X from
     // elsewhere: X is the partner that first peer was waiting for (quietSlot).

@@ -135,7 +135,9 @@ t.test('the native boundary under what peers can send', { skip: built === undefi
       await new Promise<void>((r) => p.bind(0, i % 2 === 0 ? '127.0.0.6' : '127.0.0.7', () => r()));
       peers.push(p);
     }
-    t.teardown(() => peers.forEach((p) => p.close()));
+    t.teardown(() => {
+      for (const p of peers) p.close();
+    });
     for (let i = 0; i < n; i++) peers[i]!.send(`REG:many-${i >> 1}\n`, address.port, '127.0.0.1');
     await until(() => acks.n === n, 10_000);
     t.equal(relay.table.size, n / 2, `${n / 2} sessions`);

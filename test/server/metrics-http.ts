@@ -96,7 +96,12 @@ t.test('scraping flat out renders /metrics at most once per gap, never stale', a
   const counters = relay.counters;
   // Count renderings through a counter every rendering reads once.
   const source = Object.create(relay, { counters: { get: () => counters } });
-  Object.defineProperty(source, 'rateTrackedIps', { get: () => (renders++, 0) });
+  Object.defineProperty(source, 'rateTrackedIps', {
+    get: () => {
+      renders++;
+      return 0;
+    },
+  });
   const http = new MetricsHttpServer(source, { minRenderGapMs: 200 });
   t.teardown(() => http.close());
   const { port } = await http.listen('127.0.0.1', 0);

@@ -78,10 +78,10 @@ t.test('SPEC 1.5: an address query is exactly ADDR? and spaces, 64 bytes or more
   t.equal(q('ADDR?'.padEnd(1200, ' ')), 'address-query', 'longer padding is fine');
   t.equal(q('ADDR?'.padEnd(63, ' ')), 'data', '63 bytes: too short, so data');
   t.equal(q('ADDR?'), 'data');
-  t.equal(q('ADDR?'.padEnd(63, ' ') + 'x'), 'data', 'anything but spaces after ADDR?');
+  t.equal(q(`${'ADDR?'.padEnd(63, ' ')}x`), 'data', 'anything but spaces after ADDR?');
   t.equal(q('ADDR!'.padEnd(64, ' ')), 'data');
   t.equal(q('addr?'.padEnd(64, ' ')), 'data', 'case matters');
-  t.equal(q('ADDR?'.padEnd(63, ' ') + '\n'), 'data', 'no line end either');
+  t.equal(q(`${'ADDR?'.padEnd(63, ' ')}\n`), 'data', 'no line end either');
   t.equal(ADDRESS_QUERY_DATAGRAM.length, 64);
   t.ok(isAddressQuery(ADDRESS_QUERY_DATAGRAM));
 });
