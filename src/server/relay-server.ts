@@ -1,9 +1,7 @@
-// The relay's socket edge: datagrams in -> the pure parts (classify, limits,
-// tickets, the session table) -> at most one datagram out. The hot path (data
-// from a registered peer) is one IP parse, one Map lookup, two field writes
-// and a send: no strings built, nothing allocated by us, nothing logged
-// unless asked for. How datagrams arrive and leave is io/'s business (dgram,
-// or the native batches). Metrics over HTTP attach from outside (metrics-http.ts).
+// The relay's lifecycle: bind (choosing the I/O path), the reaper, drain and
+// close. Each datagram is datagram-path.ts's business; who may register is
+// registrar.ts's; the sessions are session-table.ts's. Metrics over HTTP
+// attach from outside (metrics-http.ts).
 
 import * as dns from 'node:dns/promises';
 import * as net from 'node:net';
