@@ -40,17 +40,33 @@ export interface DatagramPathParts {
 }
 
 export class DatagramPath {
-  constructor(
-    private readonly parts: DatagramPathParts,
-    private readonly io: DatagramIo,
-  ) {}
+  // The parts as fields of their own: the hot path reads them per datagram.
+  private readonly config: RelayConfig;
+  private readonly counters: RelayCounters;
+  private readonly table: SessionTable;
+  private readonly registrar: Registrar;
+  private readonly budget: SessionBudget;
+  private readonly loopGuard: LoopGuard;
+  private readonly log: RelayLog;
+  private readonly clock: () => number;
+  private readonly wallClock: () => number;
+  private readonly draining: () => boolean;
+  private readonly sessionsGone: () => void;
+
+  constructor(parts: DatagramPathParts, private readonly io: DatagramIo) {
+    ({
+      config: this.config, counters: this.counters, table: this.table, registrar: this.registrar, budget: this.budget,
+      loopGuard: this.loopGuard, log: this.log, clock: this.clock, wallClock: this.wallClock, draining: this.draining,
+      sessionsGone: this.sessionsGone,
+    } = parts);
+  }
 
   /**
    * One datagram: `len` bytes of `data` from address:port. With the native
    * path `data` is the whole receive slot (`slot`), longer than the datagram.
    */
   readonly onDatagram = (data: Buffer, len: number, address: string, ip: IpKey, port: number, slot: number): void => {
-    const c = this.parts.counters;
+    const c = this.counters;
     c.datagramsReceived++;
     c.bytesReceived += len;
     if (port === 0) {
@@ -63,7 +79,7 @@ export class DatagramPath {
 
     if (first === R || first === A) {
       // SPEC 4.4: from an address that leads back to a relay, nothing is answered or registered.
-      if (this.parts.loopGuard.isLoop(ip, port)) {
+      if (this.loopGuard.isLoop(ip, port)) {
         this.dropLoop(len, address, port);
         return;
       }
@@ -79,19 +95,19 @@ export class DatagramPath {
         this.reply(encodeAddressAnswer(address, port), len, address, port);
         return;
       }
-      if (m.kind === 'bad-register' && this.parts.table.find(ip, address, port) === undefined) {
+      if (m.kind === 'bad-register' && this.table.find(ip, address, port) === undefined) {
         // SPEC 1.3: ERR:BAD to an unregistered address, unless that would be
         // longer than the request. (From a registered peer a malformed REG: is
         // data, SPEC 1.4: a QUIC short-header packet may begin with those bytes.)
-        this.settle(BAD_REGISTRATION, OUTCOMES.bad, len, ip, address, port, '', this.parts.clock());
+        this.settle(BAD_REGISTRATION, OUTCOMES.bad, len, ip, address, port, '', this.clock());
         return;
       }
     }
 
     // SPEC 2.3: data from a registered peer goes to its partner, or is dropped
     // while the partner has not arrived.
-    const now = this.parts.clock();
-    const session = this.parts.table.dataFrom(ip, address, port, now);
+    const now = this.clock();
+    const session = this.table.dataFrom(ip, address, port, now);
     if (session === undefined) {
       this.onUnknownData(data, len, slot, ip, address, port, now);
       return;
@@ -99,7 +115,7 @@ export class DatagramPath {
     if (!session.paired) {
       c.droppedUnpaired++;
       c.droppedUnpairedBytes += len;
-      if (this.parts.log.datagram.enabled) this.parts.log.datagram('%d bytes from %s dropped: session %s not paired', len, formatAddress(address, port), session.id);
+      if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: session %s not paired', len, formatAddress(address, port), session.id);
       return;
     }
     this.forward(data, len, slot, session, now);
@@ -107,19 +123,19 @@ export class DatagramPath {
 
   /** SPEC 4.4: counted, never answered. */
   private dropLoop(len: number, address: string, port: number): void {
-    this.parts.counters.droppedLoop++;
-    this.parts.counters.droppedLoopBytes += len;
-    if (this.parts.log.refusal('loop', this.parts.clock())) this.parts.log.limits('%d bytes from %s dropped: that address leads back to a relay (SPEC 4.4)', len, formatAddress(address, port));
+    this.counters.droppedLoop++;
+    this.counters.droppedLoopBytes += len;
+    if (this.log.refusal('loop', this.clock())) this.log.limits('%d bytes from %s dropped: that address leads back to a relay (SPEC 4.4)', len, formatAddress(address, port));
   }
 
   /** Sends to the partner of the slot that sent last (the table has just recorded it). */
   private forward(data: Buffer, len: number, slot: number, s: Session, now: number): void {
-    const c = this.parts.counters;
-    if (this.parts.budget.active && !this.parts.budget.admit(s, len, now)) {
+    const c = this.counters;
+    if (this.budget.active && !this.budget.admit(s, len, now)) {
       // SPEC 4.4: over the packet budget (what any loop costs is bounded), or the byte cap.
       c.droppedRate++;
       c.droppedRateBytes += len;
-      if (this.parts.log.datagram.enabled) this.parts.log.datagram('%d bytes of session %s dropped: over its budget', len, s.id);
+      if (this.log.datagram.enabled) this.log.datagram('%d bytes of session %s dropped: over its budget', len, s.id);
       return;
     }
     c.forwardedDatagrams++;
@@ -127,69 +143,69 @@ export class DatagramPath {
     s.forwardedDatagrams++;
     s.forwardedBytes += len;
     this.io.forward(data, len, slot, s.toPort, s.toAddress);
-    if (this.parts.log.datagram.enabled) this.parts.log.datagram('%d bytes forwarded to %s', len, formatAddress(s.toAddress, s.toPort));
+    if (this.log.datagram.enabled) this.log.datagram('%d bytes forwarded to %s', len, formatAddress(s.toAddress, s.toPort));
   }
 
   /** SPEC 2.4: data from an address no session knows. */
   private onUnknownData(data: Buffer, len: number, slot: number, ip: IpKey, address: string, port: number, now: number): void {
-    const c = this.parts.counters;
-    if (this.parts.loopGuard.isLoop(ip, port)) {
+    const c = this.counters;
+    if (this.loopGuard.isLoop(ip, port)) {
       this.dropLoop(len, address, port); // SPEC 4.4: never rebinds to it
       return;
     }
-    if (this.parts.config.implicitRebind) {
-      const r = this.parts.table.implicitRebind(ip, address, port, now);
+    if (this.config.implicitRebind) {
+      const r = this.table.implicitRebind(ip, address, port, now);
       if (r.outcome === 'rebound') {
         c.rebindsImplicit++;
-        if (this.parts.log.event('rebound', now)) this.parts.log.session('session %s: %s rebound to %s (data)', r.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(address, port));
+        if (this.log.event('rebound', now)) this.log.session('session %s: %s rebound to %s (data)', r.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(address, port));
         this.forward(data, len, slot, r.session, now);
         return;
       }
       if (r.outcome === 'ambiguous') {
         c.droppedAmbiguousSource++;
         c.droppedAmbiguousSourceBytes += len;
-        if (this.parts.log.datagram.enabled) this.parts.log.datagram('%d bytes from %s dropped: several peers share its IP', len, formatAddress(address, port));
+        if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: several peers share its IP', len, formatAddress(address, port));
         return;
       }
     }
     c.droppedUnknownSource++;
     c.droppedUnknownSourceBytes += len;
-    if (this.parts.log.datagram.enabled) this.parts.log.datagram('%d bytes from unregistered %s dropped', len, formatAddress(address, port));
+    if (this.log.datagram.enabled) this.log.datagram('%d bytes from unregistered %s dropped', len, formatAddress(address, port));
   }
 
   /** SPEC 2.2, 3.6, 4.1, 4.3: a well-formed registration; what it means is registrar.ts's. */
   private onRegister(msg: number, id: string, ip: IpKey, address: string, port: number): void {
-    const now = this.parts.clock();
-    const r = this.parts.registrar.register(ip, address, port, id, now, Math.floor(this.parts.wallClock() / 1000), this.parts.draining());
+    const now = this.clock();
+    const r = this.registrar.register(ip, address, port, id, now, Math.floor(this.wallClock() / 1000), this.draining());
     if (r.left !== undefined) {
-      if (r.leftRemoved) this.parts.counters.sessionsEmptied++;
-      if (this.parts.log.event('left', now)) this.parts.log.session('%s left session %s%s', formatAddress(address, port), r.left.id, r.leftRemoved ? ' (now empty, removed)' : '');
+      if (r.leftRemoved) this.counters.sessionsEmptied++;
+      if (this.log.event('left', now)) this.log.session('%s left session %s%s', formatAddress(address, port), r.left.id, r.leftRemoved ? ' (now empty, removed)' : '');
     }
     this.settle(r, OUTCOMES[r.outcome], msg, ip, address, port, id, now);
-    if (r.leftRemoved) this.parts.sessionsGone(); // X may have left, and emptied, the last session
+    if (r.leftRemoved) this.sessionsGone(); // X may have left, and emptied, the last session
   }
 
   /** One registration outcome at the edge: counted, answered and logged as OUTCOMES says. */
   private settle(r: Registration, o: OutcomeSpec, msg: number, ip: IpKey, address: string, port: number, id: string, now: number): void {
-    this.parts.counters.registrations[o.result]++;
-    if (o.rebind) this.parts.counters.rebindsExplicit++;
+    this.counters.registrations[o.result]++;
+    if (o.rebind) this.counters.rebindsExplicit++;
     this.reply(o.reply, msg, address, port);
     if (r.outcome === 'keepalive') {
-      if (this.parts.log.datagram.enabled) this.parts.log.datagram('keepalive from %s for session %s', formatAddress(address, port), id);
+      if (this.log.datagram.enabled) this.log.datagram('keepalive from %s for session %s', formatAddress(address, port), id);
       return;
     }
-    const admitted = o.log.kind === 'event' ? this.parts.log.event(o.log.cause, now) : this.parts.log.refusal(o.log.cause, now);
-    if (admitted) (o.log.kind === 'event' ? this.parts.log.session : this.parts.log.limits)(o.log.line(r, { who: formatAddress(address, port), id }, this.logContext(ip)));
+    const admitted = o.log.kind === 'event' ? this.log.event(o.log.cause, now) : this.log.refusal(o.log.cause, now);
+    if (admitted) (o.log.kind === 'event' ? this.log.session : this.log.limits)(o.log.line(r, { who: formatAddress(address, port), id }, this.logContext(ip)));
   }
 
   private logContext(ip: IpKey): LogContext {
-    return { ip, registrationsPerSecPerIp: this.parts.config.registrationsPerSecPerIp, sessionsOpen: this.parts.table.size, sessionsOnIp: (x) => this.parts.table.sessionsOnIp(x), format: formatAddress };
+    return { ip, registrationsPerSecPerIp: this.config.registrationsPerSecPerIp, sessionsOpen: this.table.size, sessionsOnIp: (x) => this.table.sessionsOnIp(x), format: formatAddress };
   }
 
   /** SPEC 1.3: one reply datagram to the source, never longer than the request (`requestLength` bytes). */
   private reply(reply: Buffer, requestLength: number, address: string, port: number): void {
     if (!replyFits(reply, requestLength)) {
-      this.parts.counters.repliesSuppressed++;
+      this.counters.repliesSuppressed++;
       return;
     }
     this.io.send(reply, port, address);

@@ -305,18 +305,24 @@ t.test('SPEC 5.7: with the partner silent, the next relay too; the one the partn
   t.equal(c.relay.port, second.relay.port, 'and the session does not flap back while it flows');
 });
 
-t.test('SPEC 5.7: all relays healthy and the partner there: no needless moves', async (t) => {
+/** A client on two fake relays, registered on the first, whose partner has spoken through it. */
+async function registeredWithPartner(t: Tap) {
   const first = await fakeRelay(t);
   const second = await fakeRelay(t);
   const timers = new FakeTimers();
   const c = new RelayClient({ relay: first.relay, relays: [first.relay, second.relay], sessionId: session }, timers);
   t.teardown(() => c.close());
-  const moves: unknown[] = [];
-  c.on('relay', (r) => moves.push(r));
   const heard = new Promise((resolve) => c.once('message', resolve));
   await c.register();
   first.sendTo(c.address().port, 'partner');
   await heard;
+  return { first, second, timers, c };
+}
+
+t.test('SPEC 5.7: all relays healthy and the partner there: no needless moves', async (t) => {
+  const { second, timers, c } = await registeredWithPartner(t);
+  const moves: unknown[] = [];
+  c.on('relay', (r) => moves.push(r));
   for (let k = 1; k <= 4; k++) {
     timers.advance(15_000); // a keepalive, answered before the next
     await until(() => c.stats.acks === k + 1);
@@ -326,15 +332,7 @@ t.test('SPEC 5.7: all relays healthy and the partner there: no needless moves', 
 });
 
 t.test('SPEC 5.7: the relay carrying the session stops answering: the next one, 1 s after the unanswered keepalive', async (t) => {
-  const first = await fakeRelay(t);
-  const second = await fakeRelay(t);
-  const timers = new FakeTimers();
-  const c = new RelayClient({ relay: first.relay, relays: [first.relay, second.relay], sessionId: session }, timers);
-  t.teardown(() => c.close());
-  const heard = new Promise((resolve) => c.once('message', resolve));
-  await c.register();
-  first.sendTo(c.address().port, 'partner');
-  await heard;
+  const { first, second, timers, c } = await registeredWithPartner(t);
   first.answer(undefined); // the relay dies
   c.refresh(); // what PeerLink does when the partner goes quiet through it: a keepalive now
   await until(() => first.regs() === 2);
