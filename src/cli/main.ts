@@ -44,7 +44,7 @@ export function buildProgram(io: ProgramIo): Command {
     say: (line) => process.stderr.write(`${line}\n`),
     running: (sidecar) => {
       const say = (line: string): void => void process.stderr.write(`${line}\n`);
-      ignoreStraySignals(say, 'nothing to reload; carrying on');
+      ignoreStraySignals(say, () => 'nothing to reload; carrying on');
       stopOnSignals(() => {
         say(`stopped: ${sidecar.summary()}`);
         return sidecar.close();
@@ -70,9 +70,9 @@ export function buildProgram(io: ProgramIo): Command {
  * summary (a closed terminal, or a habit of reloading). A listener is what
  * keeps Node from either; each is logged, nothing else.
  */
-function ignoreStraySignals(say: (line: string) => void, reload: string): void {
+function ignoreStraySignals(say: (line: string) => void, onHup: () => string): void {
   process.on('SIGUSR1', () => say('SIGUSR1 ignored: the inspector stays off (drain is SIGUSR2)'));
-  process.on('SIGHUP', () => say(`SIGHUP: ${reload}`));
+  process.on('SIGHUP', () => say(`SIGHUP: ${onHup()}`));
 }
 
 /** SIGTERM/SIGINT: run `stop`, then exit 0 (within 1 s in any case). A second signal exits at once. */
@@ -92,7 +92,14 @@ function stopOnSignals(stop: () => Promise<unknown>): (why?: string) => void {
 async function runRelay(r: RelayRun): Promise<void> {
   const relay = new RelayServer(r.server);
   const log = createDebug('quic-relay:relay');
-  ignoreStraySignals(log, 'nothing to reload (restart to change options; drain first with SIGUSR2); carrying on');
+  // SPEC 6.1: SIGHUP re-reads the TLS files; a bad pair is reported and the old one kept.
+  ignoreStraySignals(log, () => {
+    try {
+      return relay.reloadTls() ? 'TLS certificate and key reloaded; open connections keep theirs' : 'nothing to reload (restart to change options; drain first with SIGUSR2); carrying on';
+    } catch (err) {
+      return `TLS reload failed, the old certificate stays: ${(err as Error).message}`;
+    }
+  });
   let metrics: MetricsHttpServer | undefined;
   try {
     await relay.start();

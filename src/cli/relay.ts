@@ -11,7 +11,7 @@ import type { RelayServerOptions } from '../server/config';
 import {
   DEFAULT_DRAIN_TIMEOUT_SECS, DEFAULT_HOST, DEFAULT_MAX_SESSION_DATAGRAMS_PER_SEC, DEFAULT_MAX_SESSIONS, DEFAULT_UNPAIRED_TIMEOUT_SECS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_METRICS_HOST,
   DEFAULT_PORT, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, DEFAULT_SEND_BUFFER_BYTES,
-  DEFAULT_SESSION_TIMEOUT_SECS, MAX_SESSION_TIMEOUT_SECS,
+  DEFAULT_SESSION_TIMEOUT_SECS, DEFAULT_WS_MAX_CONNECTIONS, DEFAULT_WS_PING_SECS, DEFAULT_WS_QUEUE_BYTES, MAX_DATAGRAM, MAX_SESSION_TIMEOUT_SECS,
 } from '../wire/constants';
 import { addAuthOptions, authSecretsFrom } from './auth';
 import { endpointListParser, integerParser, parseBoolean, parseHost, parsePort } from './options';
@@ -82,6 +82,18 @@ export function relayCommand(env: Record<string, string | undefined>, run: (r: R
       opt('--send-buffer-bytes <n>', 'SEND_BUFFER_BYTES', 'UDP send buffer to ask for (capped by net.core.wmem_max)')
         .default(DEFAULT_SEND_BUFFER_BYTES).argParser(integerParser(0, 1 << 30)),
     )
+    .addOption(opt('--ws-port <n>', 'WS_PORT', 'also serve WebSocket peers (networks that block UDP) on this TCP port, at /quic-relay (off by default; 0: any free port)').argParser(parsePort))
+    .addOption(opt('--tls-cert <file>', 'TLS_CERT', 'PEM certificate (chain) for the WebSocket leg: wss (SIGHUP re-reads it)'))
+    .addOption(opt('--tls-key <file>', 'TLS_KEY', 'PEM private key for --tls-cert'))
+    .addOption(
+      opt('--ws-max-connections <n>', 'WS_MAX_CONNECTIONS', 'WebSocket connections at most (per IP: twice --max-sessions-per-ip)')
+        .default(DEFAULT_WS_MAX_CONNECTIONS).argParser(integerParser(1, 10_000_000)),
+    )
+    .addOption(
+      opt('--ws-queue-bytes <n>', 'WS_QUEUE_BYTES', 'bytes queued for one WebSocket connection; past it datagrams are dropped (reason "backpressure")')
+        .default(DEFAULT_WS_QUEUE_BYTES).argParser(integerParser(MAX_DATAGRAM, 1 << 30)),
+    )
+    .addOption(opt('--ws-ping-secs <n>', 'WS_PING_SECS', 'ping WebSocket peers this often; no answer by the next ping closes the connection').default(DEFAULT_WS_PING_SECS).argParser(integerParser(1, 3600)))
     .addOption(
       opt('--io <mode>', 'IO', 'how datagrams move: native (batched recvmmsg/sendmmsg, IPv4), dgram (node:dgram), or auto (native if it loads)')
         .default('auto').choices(IO_MODES),
@@ -109,6 +121,12 @@ interface RelayFlags {
   recvBufferBytes: number;
   sendBufferBytes: number;
   io: IoMode;
+  wsPort?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  wsMaxConnections: number;
+  wsQueueBytes: number;
+  wsPingSecs: number;
 }
 
 /**
@@ -148,6 +166,12 @@ export function relayRunFrom(cmd: Command, env: Record<string, string | undefine
       recvBufferBytes: f.recvBufferBytes,
       sendBufferBytes: f.sendBufferBytes,
       io: f.io,
+      ...(f.wsPort !== undefined ? { wsPort: f.wsPort } : {}),
+      ...(f.tlsCert !== undefined ? { tlsCert: f.tlsCert } : {}),
+      ...(f.tlsKey !== undefined ? { tlsKey: f.tlsKey } : {}),
+      wsMaxConnections: f.wsMaxConnections,
+      wsQueueBytes: f.wsQueueBytes,
+      wsPingSecs: f.wsPingSecs,
     },
     metrics: f.metricsPort === undefined ? undefined : { host: f.metricsHost, port: f.metricsPort },
     drainTimeoutSecs: f.drainTimeoutSecs,

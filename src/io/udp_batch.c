@@ -10,7 +10,8 @@
 //   rx meta:  BATCH x 4 int32: length, IPv4 address, port, flags (1: truncated)
 //   tx meta:  BATCH x 4 int32: (region << 24 | slot index), length, address, port
 //             region 0: the rx slot (forward without a copy), 1: a tx scratch slot
-//   tx data:  BATCH scratch slots of SCRATCH_BYTES (replies: ACK, ERR, ADDR)
+//   tx data:  BATCH scratch slots of SCRATCH_BYTES (replies: ACK, ERR, ADDR;
+//             and datagrams from WebSocket peers to UDP ones, SPEC 6.2, up to 65507)
 // IPv4 only: addresses are host-order 32-bit numbers.
 
 #define _GNU_SOURCE
@@ -47,7 +48,7 @@ extern size_t uv_handle_size(int type);
 
 #define BATCH 64
 #define SLOT_BYTES 65536
-#define SCRATCH_BYTES 256
+#define SCRATCH_BYTES 65536
 #define META_INTS 4
 #define BATCHES_PER_WAKE 16     // then back to the loop, so timers and HTTP get their turn
 #define QUEUE_MAX 4096          // datagrams held while the socket cannot send

@@ -5,7 +5,7 @@
 import {
   DEFAULT_HOST, DEFAULT_MAX_SESSION_DATAGRAMS_PER_SEC, DEFAULT_MAX_SESSIONS, DEFAULT_UNPAIRED_TIMEOUT_SECS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_PORT,
   DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, DEFAULT_SEND_BUFFER_BYTES,
-  DEFAULT_SESSION_TIMEOUT_SECS, MAX_SESSION_TIMEOUT_SECS, REGISTRATION_BURST_SECS,
+  DEFAULT_SESSION_TIMEOUT_SECS, DEFAULT_WS_MAX_CONNECTIONS, DEFAULT_WS_PING_SECS, DEFAULT_WS_QUEUE_BYTES, MAX_DATAGRAM, MAX_SESSION_TIMEOUT_SECS, REGISTRATION_BURST_SECS,
 } from '../wire/constants';
 import * as net from 'node:net';
 import type { IoMode } from '../io/choose-io';
@@ -64,12 +64,27 @@ export interface RelayServerOptions {
    * 'auto' (native when it loads, else dgram, saying why). @default 'auto'
    */
   io?: IoMode;
+  /** SPEC 6.1: TCP port of the WebSocket leg; 0 picks a free one. @default undefined (off: the relay is UDP only) */
+  wsPort?: number;
+  /** SPEC 6.1: PEM certificate (chain) and key: the leg is wss. Both or neither; SIGHUP re-reads them (reloadTls()). */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** SPEC 6.3: WebSocket connections at most (per IP: twice maxSessionsPerIp). @default DEFAULT_WS_MAX_CONNECTIONS (10,000) */
+  wsMaxConnections?: number;
+  /** SPEC 6.3: bytes queued for one connection; datagrams past it are dropped (reason="backpressure"). @default DEFAULT_WS_QUEUE_BYTES (256 KiB) */
+  wsQueueBytes?: number;
+  /** SPEC 6.3: seconds between pings; a connection that has not answered by the next one is closed. @default DEFAULT_WS_PING_SECS (15) */
+  wsPingSecs?: number;
 }
 
 export type { IoMode };
 export const IO_MODES: readonly IoMode[] = ['auto', 'native', 'dgram'];
 
-export type RelayConfig = Required<Omit<RelayServerOptions, 'publicAddresses' | 'peerRelays'>> & {
+export type RelayConfig = Required<Omit<RelayServerOptions, 'publicAddresses' | 'peerRelays' | 'wsPort' | 'tlsCert' | 'tlsKey'>> & {
+  /** SPEC 6.1: undefined: no WebSocket leg. */
+  wsPort: number | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
   authSecrets: readonly string[];
   registrationBurstPerIp: number;
   /** Parsed; a port of 0 stands for the relay's own port (known once bound). */
@@ -116,7 +131,21 @@ export function validateConfig(o: RelayServerOptions = {}): RelayConfig {
     recvBufferBytes: checkInteger(o.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES, '--recv-buffer-bytes', 0, 1 << 30),
     sendBufferBytes: checkInteger(o.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES, '--send-buffer-bytes', 0, 1 << 30),
     io: checkIoMode(o.io ?? 'auto'),
+    wsPort: o.wsPort === undefined ? undefined : checkPort(o.wsPort, '--ws-port'),
+    ...checkTls(o.tlsCert, o.tlsKey),
+    wsMaxConnections: checkInteger(o.wsMaxConnections ?? DEFAULT_WS_MAX_CONNECTIONS, '--ws-max-connections', 1, 10_000_000),
+    wsQueueBytes: checkInteger(o.wsQueueBytes ?? DEFAULT_WS_QUEUE_BYTES, '--ws-queue-bytes', MAX_DATAGRAM, 1 << 30),
+    wsPingSecs: checkInteger(o.wsPingSecs ?? DEFAULT_WS_PING_SECS, '--ws-ping-secs', 1, 3600),
   };
+}
+
+/** SPEC 6.1: both files or neither (reading them is the leg's, at start and on SIGHUP). */
+function checkTls(cert: unknown, key: unknown): { tlsCert: string | undefined; tlsKey: string | undefined } {
+  for (const [v, flag] of [[cert, '--tls-cert'], [key, '--tls-key']] as const) {
+    if (v !== undefined && (typeof v !== 'string' || v === '')) throw new ConfigError(flag, 'must be a file path');
+  }
+  if ((cert === undefined) !== (key === undefined)) throw new ConfigError(cert === undefined ? '--tls-cert' : '--tls-key', 'is needed with --tls-cert and --tls-key alike');
+  return { tlsCert: cert as string | undefined, tlsKey: key as string | undefined };
 }
 
 /** `host[:port]` entries (IPs only when `ipOnly`); port 0 stands for "the relay's own". */

@@ -28,6 +28,9 @@ export class RelayCounters {
   /** Over --max-session-bytes-per-sec or --max-session-datagrams-per-sec. */
   droppedRate = 0;
   droppedRateBytes = 0;
+  /** SPEC 6.3: past a WebSocket connection's send queue. */
+  droppedBackpressure = 0;
+  droppedBackpressureBytes = 0;
   sendErrors = 0;
   socketErrors = 0;
   /** Registrations by result (quic_relay_registrations_total{result}); registrar.ts's OUTCOMES says which is which. */
@@ -43,7 +46,7 @@ export class RelayCounters {
   sessionsEmptied = 0;
 
   get droppedDatagrams(): number {
-    return this.droppedUnpaired + this.droppedUnknownSource + this.droppedAmbiguousSource + this.droppedRate + this.droppedPortZero + this.droppedLoop;
+    return this.droppedUnpaired + this.droppedUnknownSource + this.droppedAmbiguousSource + this.droppedRate + this.droppedPortZero + this.droppedLoop + this.droppedBackpressure;
   }
   /** A session is created by exactly one registration. */
   get sessionsCreated(): number {

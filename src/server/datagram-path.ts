@@ -15,7 +15,9 @@ import type { RelayLog } from './log';
 import type { LoopGuard } from './loop-guard';
 import { BAD_REGISTRATION, OUTCOMES } from './registrar';
 import type { LogContext, OutcomeSpec, Registrar, Registration } from './registrar';
+import { STREAM_PORT_BASE } from './session-table';
 import type { Session, SessionTable } from './session-table';
+import type { StreamLeg, StreamPeer, StreamSink } from './stream-leg';
 
 const R = 0x52; // 'R': the first byte of REG:
 const A = 0x41; // 'A': the first byte of ADDR?
@@ -39,7 +41,7 @@ export interface DatagramPathParts {
   sessionsGone: () => void;
 }
 
-export class DatagramPath {
+export class DatagramPath implements StreamSink {
   // The parts as fields of their own: the hot path reads them per datagram.
   private readonly config: RelayConfig;
   private readonly counters: RelayCounters;
@@ -52,6 +54,8 @@ export class DatagramPath {
   private readonly wallClock: () => number;
   private readonly draining: () => boolean;
   private readonly sessionsGone: () => void;
+  /** SPEC 6: the WebSocket leg, when --ws-port is set: where datagrams to a stream port go. */
+  private streams: StreamLeg | undefined;
 
   constructor(parts: DatagramPathParts, private readonly io: DatagramIo) {
     ({
@@ -59,6 +63,10 @@ export class DatagramPath {
       loopGuard: this.loopGuard, log: this.log, clock: this.clock, wallClock: this.wallClock, draining: this.draining,
       sessionsGone: this.sessionsGone,
     } = parts);
+  }
+
+  attachStreams(streams: StreamLeg): void {
+    this.streams = streams;
   }
 
   /**
@@ -142,8 +150,11 @@ export class DatagramPath {
     c.forwardedBytes += len;
     s.forwardedDatagrams++;
     s.forwardedBytes += len;
-    this.io.forward(data, len, slot, s.toPort, s.toAddress);
-    if (this.log.datagram.enabled) this.log.datagram('%d bytes forwarded to %s', len, formatAddress(s.toAddress, s.toPort));
+    const toPort = s.toPort;
+    // SPEC 6.2: a mixed pair crosses here; a native receive slot is reused, so the stream leg copies it.
+    if (toPort >= STREAM_PORT_BASE) this.streams?.send(toPort, data, len, slot >= 0);
+    else this.io.forward(data, len, slot, toPort, s.toAddress);
+    if (this.log.datagram.enabled) this.log.datagram('%d bytes forwarded to %s', len, this.who(s.toAddress, toPort));
   }
 
   /** SPEC 2.4: data from an address no session knows. */
@@ -179,7 +190,7 @@ export class DatagramPath {
     const r = this.registrar.register(ip, address, port, id, now, Math.floor(this.wallClock() / 1000), this.draining());
     if (r.left !== undefined) {
       if (r.leftRemoved) this.counters.sessionsEmptied++;
-      if (this.log.event('left', now)) this.log.session('%s left session %s%s', formatAddress(address, port), r.left.id, r.leftRemoved ? ' (now empty, removed)' : '');
+      if (this.log.event('left', now)) this.log.session('%s left session %s%s', this.who(address, port), r.left.id, r.leftRemoved ? ' (now empty, removed)' : '');
     }
     this.settle(r, OUTCOMES[r.outcome], msg, ip, address, port, id, now);
     if (r.leftRemoved) this.sessionsGone(); // X may have left, and emptied, the last session
@@ -191,15 +202,15 @@ export class DatagramPath {
     if (o.rebind) this.counters.rebindsExplicit++;
     this.reply(o.reply, msg, address, port);
     if (r.outcome === 'keepalive') {
-      if (this.log.datagram.enabled) this.log.datagram('keepalive from %s for session %s', formatAddress(address, port), id);
+      if (this.log.datagram.enabled) this.log.datagram('keepalive from %s for session %s', this.who(address, port), id);
       return;
     }
     const admitted = o.log.kind === 'event' ? this.log.event(o.log.cause, now) : this.log.refusal(o.log.cause, now);
-    if (admitted) (o.log.kind === 'event' ? this.log.session : this.log.limits)(o.log.line(r, { who: formatAddress(address, port), id }, this.logContext(ip)));
+    if (admitted) (o.log.kind === 'event' ? this.log.session : this.log.limits)(o.log.line(r, { who: this.who(address, port), id }, this.logContext(ip)));
   }
 
   private logContext(ip: IpKey): LogContext {
-    return { ip, registrationsPerSecPerIp: this.config.registrationsPerSecPerIp, sessionsOpen: this.table.size, sessionsOnIp: (x) => this.table.sessionsOnIp(x), format: formatAddress };
+    return { ip, registrationsPerSecPerIp: this.config.registrationsPerSecPerIp, sessionsOpen: this.table.size, sessionsOnIp: (x) => this.table.sessionsOnIp(x), format: (a, p) => this.who(a, p) };
   }
 
   /** SPEC 1.3: one reply datagram to the source, never longer than the request (`requestLength` bytes). */
@@ -208,6 +219,71 @@ export class DatagramPath {
       this.counters.repliesSuppressed++;
       return;
     }
-    this.io.send(reply, port, address);
+    if (port >= STREAM_PORT_BASE) this.streams?.send(port, reply, reply.length, false);
+    else this.io.send(reply, port, address);
+  }
+
+  /** An address as log lines write it: a WebSocket peer by its TCP source. */
+  private who(address: string, port: number): string {
+    if (port < STREAM_PORT_BASE) return formatAddress(address, port);
+    return `ws ${formatAddress(address, this.streams?.peer(port)?.tcpPort ?? 0)}`;
+  }
+
+  // ---- SPEC 6.2: the WebSocket leg's messages, under the same rules as datagrams
+
+  /**
+   * One binary message from a WebSocket peer: sections 1 to 4 apply as to a
+   * datagram, except what only UDP needs: no source port 0 or forged source
+   * (TCP's handshake proved it, so the loop guard has nothing to stop), and
+   * no implicit rebind (a connection's address never changes).
+   */
+  onStreamDatagram(peer: StreamPeer, data: Buffer): void {
+    const c = this.counters;
+    const len = data.length;
+    c.datagramsReceived++;
+    c.bytesReceived += len;
+    const { ip, address, port } = peer;
+    const first = len > 0 ? data[0] : -1;
+    if (first === R || first === A) {
+      const m = classify(data);
+      if (m.kind === 'register') {
+        this.streams?.registered(peer);
+        this.onRegister(len, m.id, ip, address, port);
+        return;
+      }
+      if (m.kind === 'address-query') {
+        c.addressQueries++;
+        this.reply(encodeAddressAnswer(address, peer.tcpPort), len, address, port); // SPEC 1.5: the TCP source
+        return;
+      }
+      if (m.kind === 'bad-register' && this.table.find(ip, address, port) === undefined) {
+        this.streams?.registered(peer); // it tried: the answer says why
+        this.settle(BAD_REGISTRATION, OUTCOMES.bad, len, ip, address, port, '', this.clock());
+        return;
+      }
+    }
+    const now = this.clock();
+    const session = this.table.dataFrom(ip, address, port, now);
+    if (session === undefined) {
+      c.droppedUnknownSource++;
+      c.droppedUnknownSourceBytes += len;
+      return;
+    }
+    if (!session.paired) {
+      c.droppedUnpaired++;
+      c.droppedUnpairedBytes += len;
+      return;
+    }
+    this.forward(data, len, -1, session, now);
+  }
+
+  /** SPEC 6.2: a closed connection leaves its session at once. */
+  onStreamClosed(peer: StreamPeer): void {
+    const r = this.table.leave(peer.ip, peer.address, peer.port);
+    if (r === undefined) return;
+    const now = this.clock();
+    if (r.removed) this.counters.sessionsEmptied++;
+    if (this.log.event('left', now)) this.log.session('%s closed its connection and left session %s%s', this.who(peer.address, peer.port), r.session.id, r.removed ? ' (now empty, removed)' : '');
+    if (r.removed) this.sessionsGone();
   }
 }

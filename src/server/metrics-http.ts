@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { REGISTRATION_RESULTS } from './counters';
 import type { RelayCounters, RelaySummary } from './counters';
+import { STREAM_CLOSE_REASONS } from './stream-leg';
 
 /** What the metrics read: a RelayServer is one. */
 export interface MetricsSource {
@@ -24,8 +25,22 @@ export interface MetricsSource {
   /** What the I/O path counts itself: kernel receive errors, and sends that waited for the socket (native only). */
   ioCounts?(): { receiveErrors: number; sendsQueued: number };
   summary(): RelaySummary;
+  /** SPEC 6: the WebSocket leg's figures, when it runs. */
+  readonly streams?: StreamFigures | undefined;
   /** /debug/sessions, when the source has sessions to show. */
   debugSessions?(limit: number): unknown;
+}
+
+/** What the WebSocket leg counts (stream-leg.ts's StreamLeg is one). */
+export interface StreamFigures {
+  readonly connections: number;
+  readonly accepted: number;
+  readonly closedBy: Readonly<Record<string, number>>;
+  readonly datagramsIn: number;
+  readonly bytesIn: number;
+  readonly datagramsOut: number;
+  readonly bytesOut: number;
+  readonly tlsReloads: number;
 }
 
 /** /debug/sessions shows this many sessions unless ?limit= says otherwise (at most MAX). */
@@ -73,6 +88,7 @@ export function createRegistry(src: MetricsSource): Registry {
     rate: [() => c.droppedRate, () => c.droppedRateBytes],
     loop: [() => c.droppedLoop, () => c.droppedLoopBytes],
     source_port_zero: [() => c.droppedPortZero, () => c.droppedPortZeroBytes],
+    backpressure: [() => c.droppedBackpressure, () => c.droppedBackpressureBytes],
   };
   const pick = (i: 0 | 1): Record<string, () => number> => Object.fromEntries(Object.entries(dropped).map(([reason, reads]) => [reason, reads[i]]));
   labelled('quic_relay_dropped_datagrams_total', 'Datagrams dropped, by reason (data not forwarded; loop and source_port_zero: anything from such a source)', 'reason', pick(0));
@@ -80,6 +96,22 @@ export function createRegistry(src: MetricsSource): Registry {
   labelled('quic_relay_rebinds_total', 'Peers moved to a new port after a NAT change', 'kind', {
     explicit: () => c.rebindsExplicit, implicit: () => c.rebindsImplicit,
   });
+  // SPEC 6: by transport. The totals above count both; these split them.
+  const ws = (read: (f: StreamFigures) => number) => (): number => (src.streams === undefined ? 0 : read(src.streams));
+  labelled('quic_relay_received_datagrams_by_transport_total', 'Datagrams received, by transport (udp, ws)', 'transport', {
+    udp: () => c.datagramsReceived - ws((f) => f.datagramsIn)(), ws: ws((f) => f.datagramsIn),
+  });
+  labelled('quic_relay_received_bytes_by_transport_total', 'Bytes received, by transport (udp, ws)', 'transport', {
+    udp: () => c.bytesReceived - ws((f) => f.bytesIn)(), ws: ws((f) => f.bytesIn),
+  });
+  counter('quic_relay_ws_sent_datagrams_total', 'Datagrams sent to WebSocket peers (forwards and replies)', ws((f) => f.datagramsOut));
+  counter('quic_relay_ws_sent_bytes_total', 'Bytes sent to WebSocket peers', ws((f) => f.bytesOut));
+  new Gauge({ name: 'quic_relay_ws_connections', help: 'WebSocket connections open (upgraded)', registers: [registry], collect() { this.set(src.streams?.connections ?? 0); } });
+  counter('quic_relay_ws_connections_accepted_total', 'WebSocket connections upgraded', ws((f) => f.accepted));
+  labelled('quic_relay_ws_connections_closed_total', 'WebSocket connections refused or closed, by reason', 'reason', Object.fromEntries(
+    STREAM_CLOSE_REASONS.map((r) => [r, ws((f) => f.closedBy[r] ?? 0)]),
+  ));
+  counter('quic_relay_tls_reloads_total', 'Times the TLS certificate and key were re-read (SIGHUP)', ws((f) => f.tlsReloads));
   counter('quic_relay_sessions_created_total', 'Sessions created', () => c.sessionsCreated);
   counter('quic_relay_sessions_reaped_total', 'Sessions removed after the session timeout', () => c.sessionsReaped);
   counter('quic_relay_sessions_emptied_total', 'Sessions removed because their last peer moved to another session', () => c.sessionsEmptied);

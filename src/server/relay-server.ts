@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import { formatAddress } from '../wire/address';
-import { REAP_INTERVAL_MS } from '../wire/constants';
+import { REAP_INTERVAL_MS, STREAM_HANDSHAKE_TIMEOUT_MS, STREAM_PATH } from '../wire/constants';
 import type { Endpoint } from '../wire/endpoint';
 import { RelayError } from '../wire/errors';
 import { VERSION } from '../wire/version';
@@ -30,6 +30,7 @@ import { Registrar } from './registrar';
 import { SessionTable } from './session-table';
 import { DatagramPath } from './datagram-path';
 import { describeSessions } from './debug-sessions';
+import { StreamLeg } from './stream-leg';
 import type { SessionsView } from './debug-sessions';
 
 /** What the relay is given, as opposed to how it is configured: tests substitute these. */
@@ -49,6 +50,8 @@ export interface RelayServerComponents {
   hostAddresses?: () => string[];
   /** Sessions the reaper looks at before letting I/O run again. @default REAP_SLICE (4096) */
   reapSlice?: number;
+  /** Period of the WebSocket leg's deadlines and pings (SPEC 6.3); 0 starts no timer (tests call sweepStreams()). @default 1000 */
+  streamSweepMs?: number;
 }
 
 /** A mass expiry is taken this many sessions at a time, so forwarding never stalls on it (a slice is about a millisecond). */
@@ -81,6 +84,11 @@ export class RelayServer {
   private io: DatagramIo | undefined;
   private readonly nativeModule: NativeModuleSource | undefined;
   private reaper: NodeJS.Timeout | undefined;
+  private readonly streamSweepMs: number;
+  private streamSweeper: NodeJS.Timeout | undefined;
+  /** SPEC 6: the WebSocket leg, when configured and started. */
+  streams: StreamLeg | undefined;
+  private wsAddress: AddressInfo | undefined;
   private state: State = 'new';
   private startedAt = 0;
   private starting: Promise<AddressInfo> | undefined;
@@ -106,6 +114,7 @@ export class RelayServer {
     this.givenIo = components.io;
     this.hostAddresses = components.hostAddresses ?? interfaceAddresses;
     this.reapSlice = components.reapSlice ?? REAP_SLICE;
+    this.streamSweepMs = components.streamSweepMs ?? 1000;
     this.table = new SessionTable({
       sessionTimeoutMs: this.config.sessionTimeoutSecs * 1000,
       unpairedTimeoutMs: this.config.unpairedTimeoutSecs * 1000,
@@ -180,6 +189,16 @@ export class RelayServer {
       io,
     );
     io.start(path.onDatagram, this.onSocketError);
+    if (this.config.wsPort !== undefined) {
+      try {
+        await this.startStreams(path, ip);
+      } catch (err) {
+        this.state = 'closed';
+        await io.close();
+        this.io = undefined;
+        throw err;
+      }
+    }
     this.recvBufferBytes = io.recvBufferBytes;
     this.sendBufferBytes = io.sendBufferBytes;
     this.ioKind = io.kind;
@@ -197,9 +216,58 @@ export class RelayServer {
     const cfg = this.config;
     // SPEC 3.2: the start line, as the original prints it, and the version.
     this.log.relay('UDP relay listening on %s (quic-relay %s, %s I/O)', formatAddress(a.address, a.port), VERSION, io.kind);
+    if (this.wsAddress !== undefined) this.log.relay('WebSocket leg (%s) listening on %s, path %s', this.streams!.tls ? 'wss' : 'ws, no TLS', formatAddress(this.wsAddress.address, this.wsAddress.port), STREAM_PATH);
     if (this.ioFallbackReason !== undefined) this.log.relay('native I/O not in use (%s): datagrams go through node:dgram', this.ioFallbackReason);
     this.log.relay(settingsLine(cfg, this.loopSources.peers.length, this.recvBufferBytes, this.sendBufferBytes));
     return a;
+  }
+
+  /** SPEC 6: the WebSocket leg on its TCP port, its messages into the same datagram path. */
+  private async startStreams(path: DatagramPath, ip: string): Promise<void> {
+    const cfg = this.config;
+    const leg = new StreamLeg(
+      {
+        port: cfg.wsPort!, host: ip, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey,
+        // SPEC 6.3: each connection is a peer; a session holds two, so twice the session limits.
+        maxConnections: Math.min(cfg.wsMaxConnections, 2 * cfg.maxSessions), maxConnectionsPerIp: 2 * cfg.maxSessionsPerIp,
+        sendQueueBytes: cfg.wsQueueBytes, handshakeTimeoutMs: STREAM_HANDSHAKE_TIMEOUT_MS, pingIntervalMs: cfg.wsPingSecs * 1000,
+      },
+      path, this.counters, this.clock,
+    );
+    try {
+      this.wsAddress = await leg.listen();
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new RelayError('QR_ERR_BIND', `cannot listen on TCP ${formatAddress(ip, cfg.wsPort!)} (--ws-port): ${e.code ?? e.message}`);
+    }
+    path.attachStreams(leg);
+    this.streams = leg;
+    if (this.streamSweepMs > 0) {
+      this.streamSweeper = setInterval(() => leg.sweep(this.clock()), this.streamSweepMs);
+      this.streamSweeper.unref();
+    }
+  }
+
+  /** SPEC 6.3: the WebSocket leg's deadlines and pings, now (the timer does this each second). */
+  sweepStreams(now = this.clock()): void {
+    this.streams?.sweep(now);
+  }
+
+  /**
+   * SPEC 6.1: re-reads --tls-cert and --tls-key (SIGHUP); connections keep
+   * theirs. Throws with the reason when they do not load; the old ones stay.
+   * False when there is no TLS to reload.
+   */
+  reloadTls(): boolean {
+    if (this.streams === undefined || !this.streams.tls) return false;
+    this.streams.reloadTls();
+    this.log.relay('TLS certificate and key re-read from %s and %s', this.config.tlsCert, this.config.tlsKey);
+    return true;
+  }
+
+  /** The WebSocket leg's TCP address (SPEC 6.1), once started; undefined without --ws-port. */
+  wsAddressInfo(): AddressInfo | undefined {
+    return this.wsAddress;
   }
 
   /** /debug/sessions: the oldest `limit` sessions and the totals (debug-sessions.ts). */
@@ -256,6 +324,9 @@ export class RelayServer {
     this.reaper = undefined;
     if (this.reapMore !== undefined) clearImmediate(this.reapMore);
     this.reapMore = undefined;
+    if (this.streamSweeper !== undefined) clearInterval(this.streamSweeper);
+    this.streamSweeper = undefined;
+    await this.streams?.close();
     const io = this.io;
     if (io !== undefined) {
       this.counters.sendErrors = io.sendErrors;

@@ -18,6 +18,17 @@ import type { IpKey } from '../wire/address';
 import { ExpirySchedule } from './expiry';
 import type { ExpiryEntry } from './expiry';
 
+/**
+ * SPEC 6.2: a WebSocket peer's port in the table. Each connection is one peer
+ * address, its IP and a port above the UDP range, so UDP and WebSocket peers
+ * share every rule of the table and can never be mistaken for each other.
+ */
+export const STREAM_PORT_BASE = 65_536;
+
+export function isStreamPort(port: number): boolean {
+  return port >= STREAM_PORT_BASE;
+}
+
 /** A slot of a session: 0 is a, 1 is b. */
 export type Slot = 0 | 1;
 
@@ -309,11 +320,25 @@ export class SessionTable {
     if (!(v instanceof Session)) return AMBIGUOUS; // a host behind the same NAT cannot take over
     if (!v.paired) return UNPAIRED;
     const slot: Slot = ipKeyOf(v.aAddress) === ip ? 0 : 1;
+    // SPEC 6.2: a WebSocket peer's address is its connection, which no NAT
+    // rebinds; a datagram from its IP is someone else (a REG may still move it).
+    if (isStreamPort(slot === 0 ? v.aPort : v.bPort)) return UNKNOWN;
     const previousAddress = slot === 0 ? v.aAddress : v.bAddress;
     const previousPort = slot === 0 ? v.aPort : v.bPort;
     this.moveSlot(v, slot, ip, address, port);
     v.lastActive = now;
     return { outcome: 'rebound', session: v, previousAddress, previousPort };
+  }
+
+  /**
+   * SPEC 6.2: the peer at ip:port leaves its session (its connection closed).
+   * Returns that session and whether it emptied and was removed; undefined
+   * when the address is in none.
+   */
+  leave(ip: IpKey, address: string, port: number): { session: Session; removed: boolean } | undefined {
+    const s = this.find(ip, address, port);
+    if (s === undefined) return undefined;
+    return { session: s, removed: this.removeAddress(s, s.slotOf(ip, address, port) as Slot, ip) };
   }
 
   /**

@@ -83,3 +83,19 @@ export const DEFAULT_PARTNER_WAIT_MS = 3_000;
  * download right after a first one took 7.4 s with 5 s here, 0.5 s with this.
  */
 export const DEFAULT_APP_IDLE_MS = 500;
+
+// SPEC 6: the stream (WebSocket) leg.
+/** The one path the relay upgrades (SPEC 6.1). */
+export const STREAM_PATH = '/quic-relay';
+/** The client's WebSocket port when QUIC_RELAY_WS_PORT is not set (SPEC 6.4). */
+export const DEFAULT_CLIENT_WS_PORT = 443;
+/** SPEC 6.3: the upgrade and the first REG within this long of the TCP connect. */
+export const STREAM_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** SPEC 6.3: pings this often (iroh's 15 s: half of QUIC's common 30 s idle timeout); none answered by the next one: closed. */
+export const DEFAULT_WS_PING_SECS = 15;
+/** SPEC 6.3: bytes queued for one connection before datagrams are dropped (about 200 full QUIC datagrams). */
+export const DEFAULT_WS_QUEUE_BYTES = 256 * 1024;
+/** SPEC 6.3: open WebSocket connections at most (each costs a TCP socket and its buffers). */
+export const DEFAULT_WS_MAX_CONNECTIONS = 10_000;
+/** SPEC 6.4: no UDP answer from the relay for this long: the client tries the WebSocket leg too. */
+export const DEFAULT_WS_FALLBACK_MS = 2_000;

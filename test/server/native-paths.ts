@@ -18,6 +18,7 @@ if (builtNativeModule() === undefined) {
   require('./relay-server-public');
   require('./relay-hardening');
   require('./metrics-http');
+  require('./stream-leg');
   require('../client/sidecar');
   require('../client/peer-link');
 }

@@ -1,0 +1,354 @@
+// SPEC 6: the WebSocket leg, for peers whose network blocks UDP. HTTP, TLS
+// and RFC 6455 framing are Node's and the `ws` package's; this file only
+// decides who may connect, for how long, and what happens to each message.
+// Each connection is one peer address: its IP and a virtual port above the
+// UDP range (isStreamPort), so the session table holds UDP and WebSocket
+// peers alike and a mixed pair needs nothing special. What a message means is
+// datagram-path.ts's, exactly as for a UDP datagram (SPEC 6.2).
+
+import { readFileSync } from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { WebSocketServer } from 'ws';
+import { ipKeyOf, limitKeyOf } from '../wire/address';
+import type { IpKey } from '../wire/address';
+import { MAX_DATAGRAM, STREAM_PATH } from '../wire/constants';
+import { RelayError } from '../wire/errors';
+import type { RelayCounters } from './counters';
+import { STREAM_PORT_BASE } from './session-table';
+
+/** How the leg is configured (validated in config.ts). */
+export interface StreamLegConfig {
+  port: number;
+  host: string;
+  /** PEM files; both or neither. SIGHUP re-reads them (reloadTls). */
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  /** SPEC 6.3: open connections at most, overall and per IP (IPv6: per /64). */
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  /** SPEC 6.3: bytes waiting to be written to one connection; past it datagrams are dropped. */
+  sendQueueBytes: number;
+  /** SPEC 6.3: upgrade and first REG within this long of the TCP connect. */
+  handshakeTimeoutMs: number;
+  /** SPEC 6.3: a ping this often; no pong by the next one closes the connection. */
+  pingIntervalMs: number;
+}
+
+/** What the leg uses of a `ws` WebSocket (named here, so the library's declarations need no @types/ws). */
+interface PeerSocket {
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  send(data: Buffer, options: { binary: boolean; compress: boolean }): void;
+  ping(): void;
+  close(code: number, reason: string): void;
+  terminate(): void;
+}
+
+/** One connection: one peer address (SPEC 6.2). */
+export class StreamPeer {
+  /** Registered (or not) under this address, as a UDP peer would be under ip:port. */
+  readonly address: string;
+  readonly ip: IpKey;
+  readonly port: number;
+  /** The real TCP source port: what an address query answers (SPEC 1.5). */
+  readonly tcpPort: number;
+  ws: PeerSocket | undefined;
+  /** SPEC 6.3: when the connection must have sent a REG (upgrade included), or Infinity once it has. */
+  deadline: number;
+  nextPingAt = 0;
+  pongPending = false;
+  constructor(address: string, tcpPort: number, port: number, deadline: number) {
+    this.address = address;
+    this.ip = ipKeyOf(address);
+    this.tcpPort = tcpPort;
+    this.port = port;
+    this.deadline = deadline;
+  }
+}
+
+/** What the leg hands over: each binary message, and each connection that closes. */
+export interface StreamSink {
+  onStreamDatagram(peer: StreamPeer, data: Buffer): void;
+  onStreamClosed(peer: StreamPeer): void;
+}
+
+/** Why connections were refused or closed (quic_relay_ws_connections_closed_total{reason}). */
+export const STREAM_CLOSE_REASONS = ['limit_total', 'limit_ip', 'bad_request', 'timeout', 'text_message', 'too_big', 'dead', 'peer', 'relay_closing'] as const;
+export type StreamCloseReason = (typeof STREAM_CLOSE_REASONS)[number];
+
+const SEND_OPTIONS = { binary: true, compress: false } as const;
+const CLOSE_POLICY = 1008;
+const CLOSE_UNSUPPORTED = 1003;
+
+export class StreamLeg {
+  private readonly server: http.Server | https.Server;
+  private readonly wss: WebSocketServer;
+  /** Live peers by virtual port (sends) and by limit key (SPEC 6.3 per-IP counts). */
+  private readonly peers = new Map<number, StreamPeer>();
+  private readonly perIp = new Map<IpKey | string, number>();
+  /** TCP connections (upgraded or not), for the limits and for close(). */
+  private readonly sockets = new Set<Socket>();
+  private nextPort = STREAM_PORT_BASE;
+  readonly closedBy: Record<StreamCloseReason, number> = Object.fromEntries(STREAM_CLOSE_REASONS.map((r) => [r, 0])) as Record<StreamCloseReason, number>;
+  accepted = 0;
+  datagramsIn = 0;
+  bytesIn = 0;
+  datagramsOut = 0;
+  bytesOut = 0;
+  tlsReloads = 0;
+
+  constructor(
+    private readonly config: StreamLegConfig,
+    private readonly sink: StreamSink,
+    private readonly counters: RelayCounters,
+    private readonly clock: () => number,
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: MAX_DATAGRAM, // SPEC 6.3: a bigger message closes the connection (1009)
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    const handler = (_req: http.IncomingMessage, res: http.ServerResponse): void => {
+      // SPEC 6.1: anything but an upgrade at /quic-relay is an HTTP error.
+      this.closedBy.bad_request++;
+      res.writeHead(pathOf(_req.url) === STREAM_PATH ? 426 : 404, { 'content-type': 'text/plain', connection: 'close' });
+      res.end(pathOf(_req.url) === STREAM_PATH ? 'WebSocket upgrade required\n' : 'not found\n');
+    };
+    this.server = config.tlsCert !== undefined ? https.createServer(this.readTls(), handler) : http.createServer(handler);
+    // SPEC 6.3: a slow handshake ends at the deadline anyway (sweep); these stop Node waiting longer.
+    this.server.headersTimeout = config.handshakeTimeoutMs;
+    this.server.requestTimeout = config.handshakeTimeoutMs;
+    this.server.keepAliveTimeout = 1000;
+    this.server.on('connection', this.onTcp);
+    this.server.on('upgrade', this.onUpgrade);
+    this.server.on('clientError', (_err, socket: Socket) => {
+      this.closedBy.bad_request++;
+      socket.destroy();
+    });
+    this.server.on('tlsClientError', (_err, socket: Socket) => socket.destroy());
+  }
+
+  get tls(): boolean {
+    return this.config.tlsCert !== undefined;
+  }
+
+  get connections(): number {
+    return this.peers.size;
+  }
+
+  /** Open TCP connections, upgraded or not. */
+  get tcpConnections(): number {
+    return this.sockets.size;
+  }
+
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ port: this.config.port, host: this.config.host, ipv6Only: false }, () => {
+        this.server.off('error', reject);
+        this.server.on('error', () => undefined); // after listening, errors belong to connections
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** SPEC 6.1: re-reads the certificate and key; open connections keep theirs. Throws (and keeps the old ones) when they do not load. */
+  reloadTls(): void {
+    if (!(this.server instanceof https.Server)) return;
+    this.server.setSecureContext(this.readTls());
+    this.tlsReloads++;
+  }
+
+  private readTls(): { cert: Buffer; key: Buffer } {
+    const read = (file: string, flag: string): Buffer => {
+      try {
+        return readFileSync(file);
+      } catch (err) {
+        throw new RelayError('QR_ERR_CONFIG', `${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    };
+    const pair = { cert: read(this.config.tlsCert!, '--tls-cert'), key: read(this.config.tlsKey!, '--tls-key') };
+    try {
+      tls.createSecureContext(pair); // they parse and match, before anything is served with them
+    } catch (err) {
+      throw new RelayError('QR_ERR_CONFIG', `--tls-cert/--tls-key: ${(err as Error).message}`);
+    }
+    return pair;
+  }
+
+  /**
+   * SPEC 6.2: one datagram to the peer behind virtual port `port`. `copy`
+   * when `data` is a buffer the caller reuses (a native receive slot): the
+   * connection may hold it until the socket drains.
+   */
+  send(port: number, data: Buffer, length: number, copy: boolean): void {
+    const peer = this.peers.get(port);
+    const ws = peer?.ws;
+    if (ws === undefined || ws.readyState !== 1) {
+      this.counters.sendErrors++;
+      return;
+    }
+    // SPEC 6.3: the queue is bounded; a datagram past it is dropped, as a congested link would.
+    if (ws.bufferedAmount + length > this.config.sendQueueBytes) {
+      this.counters.droppedBackpressure++;
+      this.counters.droppedBackpressureBytes += length;
+      return;
+    }
+    this.datagramsOut++;
+    this.bytesOut += length;
+    const out = length === data.length && !copy ? data : copy ? Buffer.from(data.subarray(0, length)) : data.subarray(0, length);
+    ws.send(out, SEND_OPTIONS);
+  }
+
+  /** The peer behind a virtual port, for log lines. */
+  peer(port: number): StreamPeer | undefined {
+    return this.peers.get(port);
+  }
+
+  /**
+   * SPEC 6.3: closes connections past their handshake/REG deadline, pings
+   * the rest, and closes those that did not answer the last ping. Runs once
+   * a second (the relay's timer); tests call it with their own `now`.
+   */
+  sweep(now: number): void {
+    for (const peer of this.peers.values()) {
+      if (now >= peer.deadline) {
+        this.end(peer, 'timeout', CLOSE_POLICY, 'no REG within the handshake timeout');
+        continue;
+      }
+      if (now < peer.nextPingAt) continue;
+      if (peer.pongPending) {
+        this.closedBy.dead++;
+        this.drop(peer);
+        peer.ws?.terminate();
+        continue;
+      }
+      peer.pongPending = true;
+      peer.nextPingAt = now + this.config.pingIntervalMs;
+      peer.ws?.ping();
+    }
+    for (const socket of this.sockets) {
+      const deadline = (socket as TrackedSocket).qrDeadline;
+      if (deadline !== undefined && now >= deadline) {
+        this.closedBy.timeout++;
+        socket.destroy();
+      }
+    }
+  }
+
+  /** Marks a peer as having sent a REG: the deadline no longer applies (SPEC 6.3). */
+  registered(peer: StreamPeer): void {
+    peer.deadline = Infinity;
+  }
+
+  async close(): Promise<void> {
+    for (const peer of [...this.peers.values()]) this.end(peer, 'relay_closing', 1001, 'relay closing');
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.wss.close();
+  }
+
+  // ---- connections
+
+  /** SPEC 6.3: every TCP connection counts against the limits from its first byte. */
+  private readonly onTcp = (socket: Socket): void => {
+    const key = limitKeyOf(ipKeyOf(plainAddress(socket.remoteAddress ?? '')));
+    const onIp = this.perIp.get(key) ?? 0;
+    const reason: StreamCloseReason | undefined =
+      this.sockets.size >= this.config.maxConnections ? 'limit_total' : onIp >= this.config.maxConnectionsPerIp ? 'limit_ip' : undefined;
+    if (reason !== undefined) {
+      this.closedBy[reason]++;
+      socket.destroy();
+      return;
+    }
+    this.perIp.set(key, onIp + 1);
+    this.sockets.add(socket);
+    (socket as TrackedSocket).qrDeadline = this.clock() + this.config.handshakeTimeoutMs;
+    socket.setNoDelay(true); // one datagram, one segment: never held for Nagle
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      const n = (this.perIp.get(key) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(key);
+      else this.perIp.set(key, n);
+    });
+  };
+
+  private readonly onUpgrade = (req: http.IncomingMessage, socket: Socket, head: Buffer): void => {
+    if (pathOf(req.url) !== STREAM_PATH) {
+      // SPEC 6.1: another path is an HTTP error.
+      this.closedBy.bad_request++;
+      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    const deadline = (socket as TrackedSocket).qrDeadline ?? this.clock() + this.config.handshakeTimeoutMs;
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      (socket as TrackedSocket).qrDeadline = undefined; // from here the peer's deadline applies
+      const peer = new StreamPeer(plainAddress(socket.remoteAddress ?? ''), socket.remotePort ?? 0, this.nextPort++, deadline);
+      peer.ws = ws;
+      peer.nextPingAt = this.clock() + this.config.pingIntervalMs;
+      this.peers.set(peer.port, peer);
+      this.accepted++;
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        if (!isBinary) {
+          // SPEC 6.3: a datagram is a binary message; text is a broken client.
+          this.end(peer, 'text_message', CLOSE_UNSUPPORTED, 'binary messages only');
+          return;
+        }
+        this.datagramsIn++;
+        this.bytesIn += data.length;
+        this.sink.onStreamDatagram(peer, data);
+      });
+      ws.on('pong', () => {
+        peer.pongPending = false;
+      });
+      ws.on('error', (err: Error & { code?: string }) => {
+        // ws closes the connection itself; a message over maxPayload is the one worth naming.
+        if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.closedBy.too_big++;
+      });
+      ws.on('close', () => {
+        if (this.drop(peer)) this.closedBy.peer++;
+      });
+    });
+  };
+
+  /** Closes a peer's connection for `reason`. */
+  private end(peer: StreamPeer, reason: StreamCloseReason, code: number, text: string): void {
+    if (!this.drop(peer)) return;
+    this.closedBy[reason]++;
+    peer.ws?.close(code, text);
+    const ws = peer.ws;
+    // A peer that does not complete the closing handshake is cut off.
+    if (ws !== undefined) setTimeout(() => ws.terminate(), 1000).unref();
+  }
+
+  /** SPEC 6.2: a closed connection leaves its session at once. False when already gone. */
+  private drop(peer: StreamPeer): boolean {
+    if (this.peers.get(peer.port) !== peer) return false;
+    this.sink.onStreamClosed(peer); // first: its log line still finds the peer
+    this.peers.delete(peer.port);
+    return true;
+  }
+}
+
+interface TrackedSocket extends Socket {
+  /** SPEC 6.3: when this connection must have upgraded; undefined once it has. */
+  qrDeadline?: number;
+}
+
+/** The path of a request URL, without its query. */
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return '';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/** `::ffff:1.2.3.4` as `1.2.3.4`: a dual-stack server's IPv4 peers, spelled as UDP's are. */
+export function plainAddress(address: string): string {
+  if (address.startsWith('::ffff:') && net.isIPv4(address.slice(7))) return address.slice(7);
+  return address;
+}
