@@ -25,8 +25,11 @@ export type { MetricsSource } from './server/metrics-http';
 // @internal
 export { RelayCounters } from './server/counters';
 export type { RelaySummary } from './server/counters';
-export { RelayClient } from './client/relay-client';
-export type { RelayClientEvents, RelayClientOptions, RelayEndpoint } from './client/relay-client';
+export { RelayClient, TRANSPORT_MODES } from './client/relay-client';
+export type { RelayClientEvents, RelayClientOptions, RelayEndpoint, TransportMode } from './client/relay-client';
+export type { StreamOptions } from './client/stream-link';
+export { proxyFromEnvironment, streamEnvironment } from './client/stream-environment';
+export type { StreamEnvironment } from './client/stream-environment';
 export { PeerLink } from './client/peer-link';
 export type { Path, PathTimings, PeerLinkEvents, PeerLinkOptions } from './client/peer-link';
 export { DEFAULT_PATH_TIMINGS } from './client/path-machine';

@@ -266,37 +266,54 @@ t.test('probe with several relays: a netcheck of each, the NAT check, and exit 1
   const one = await startRelay(t);
   const two = await startRelay(t);
   const list = `127.0.0.1:${one.address.port},127.0.0.1:${two.address.port}`;
-  const r = await parse(['probe', '--relay', list, '--count', '2', '--interval-ms', '1']);
+  const r = await parse(['probe', '--transport', 'udp', '--relay', list, '--count', '2', '--interval-ms', '1']);
   t.equal(r.out.length, 4, 'a line per relay, the NAT check, the verdict');
   t.match(r.out[0], new RegExp(`^relay 127\\.0\\.0\\.1:${one.address.port}: .*2/2 round trips.*public address 127\\.0\\.0\\.1:\\d+$`));
   t.match(r.out[1], new RegExp(`^relay 127\\.0\\.0\\.1:${two.address.port}: .*2/2 round trips`));
   t.match(r.out[2], /^NAT check: .*hole punching can work from here$/);
   t.equal(r.out[3], '2 of 2 relays work');
   t.equal(r.exitCode, 0);
-  const single = await parse(['probe', '--count', '1', '--interval-ms', '1'], { QUIC_RELAY_IP: `127.0.0.1:${one.address.port}` });
+  const single = await parse(['probe', '--transport', 'udp', '--count', '1', '--interval-ms', '1'], { QUIC_RELAY_IP: `127.0.0.1:${one.address.port}` });
   t.equal(single.out.length, 1, 'one relay: one line');
 
   const hole = await startRelay(t);
   const holePort = hole.address.port;
   await hole.relay.close(); // nothing listens there any more
-  const down = await parse(['probe', '--relay', `127.0.0.1:${one.address.port},127.0.0.1:${holePort}`, '--count', '1', '--interval-ms', '1', '--timeout-secs', '1']);
+  const down = await parse(['probe', '--transport', 'udp', '--relay', `127.0.0.1:${one.address.port},127.0.0.1:${holePort}`, '--count', '1', '--interval-ms', '1', '--timeout-secs', '1']);
   t.not(down.exitCode, 0, 'one relay down: exit non-zero');
   t.match(down.out.join('\n'), new RegExp(`relay 127\\.0\\.0\\.1:${holePort}: no answer`));
   t.match(down.out.at(-1), /^1 of 2 relays work/);
-  const json = await parse(['probe', '--relay', list, '--count', '1', '--interval-ms', '1', '--json']);
+  const json = await parse(['probe', '--transport', 'udp', '--relay', list, '--count', '1', '--interval-ms', '1', '--json']);
   const parsed = JSON.parse(json.out.join('')) as { ok: boolean; relays: Array<{ ok: boolean; received: number }>; nat: { mapping: string } };
   t.equal(parsed.ok, true);
   t.same(parsed.relays.map((x) => [x.ok, x.received]), [[true, 1], [true, 1]], '--json: one object for scripts');
   t.equal(parsed.nat.mapping, 'consistent');
 });
 
+t.test('SPEC 6.4: probe says which transports answer from here', async (t) => {
+  const withWs = await startRelay(t, { wsPort: 0 });
+  const udpOnly = await startRelay(t);
+  const env = { QUIC_RELAY_WS_PORT: String(withWs.relay.wsAddressInfo()!.port), QUIC_RELAY_WS_TLS: 'false' };
+  const both = await parse(['probe', '--relay', `127.0.0.1:${withWs.address.port}`, '--count', '2', '--interval-ms', '1'], env);
+  t.equal(both.exitCode, 0);
+  t.match(both.out[0], /^relay 127\.0\.0\.1:\d+: .*2\/2 round trips/);
+  t.match(both.out[1], /^relay 127\.0\.0\.1:\d+ over WebSocket: .*2\/2 round trips.*the WebSocket leg works from here$/);
+  t.same(both.out.slice(2), ['UDP: 1 of 1 relays answer from here', 'WebSocket: 1 of 1 relays answer from here']);
+  const noWs = await parse(['probe', '--relay', `127.0.0.1:${udpOnly.address.port}`, '--count', '1', '--interval-ms', '1'], { QUIC_RELAY_WS_PORT: '1', QUIC_RELAY_WS_TLS: 'false' });
+  t.equal(noWs.exitCode, 0, 'UDP works: the relay works');
+  t.match(noWs.out[1], /over WebSocket: no answer \(WebSocket leg: ws:\/\/127\.0\.0\.1:1\/quic-relay: .*ECONNREFUSED/);
+  t.equal(noWs.out[3], 'WebSocket: 0 of 1 relays answer from here');
+  const wsOnly = await parse(['probe', '--transport', 'ws', '--relay', `127.0.0.1:${udpOnly.address.port}`, '--count', '1'], { QUIC_RELAY_WS_PORT: '1', QUIC_RELAY_WS_TLS: 'false' });
+  t.equal(wsOnly.exitCode, 1, '--transport ws and no WebSocket leg: exit 1');
+});
+
 t.test('probe of a relay that wants tickets: ERR:AUTH said as such, and a ticket passes', async (t) => {
   const secret = 'probe-secret-0123456789abc';
   const { address } = await startRelay(t, { authSecrets: [secret] });
-  const without = await parse(['probe', '--relay', `127.0.0.1:${address.port}`, '--count', '1', '--interval-ms', '1']);
+  const without = await parse(['probe', '--transport', 'udp', '--relay', `127.0.0.1:${address.port}`, '--count', '1', '--interval-ms', '1']);
   t.not(without.exitCode, 0);
   t.match(without.out[0], /answered ERR:AUTH: it wants a ticket/);
-  const withTicket = await parse(['probe', '--relay', `127.0.0.1:${address.port}`, '--count', '1', '--interval-ms', '1'], { QUIC_RELAY_TICKET: makeTicket(secret) });
+  const withTicket = await parse(['probe', '--transport', 'udp', '--relay', `127.0.0.1:${address.port}`, '--count', '1', '--interval-ms', '1'], { QUIC_RELAY_TICKET: makeTicket(secret) });
   t.equal(withTicket.exitCode, 0, 'QUIC_RELAY_TICKET');
   t.match(withTicket.out[0], /1\/1 round trips/);
 });

@@ -4,7 +4,9 @@ import { type Command, Option } from 'commander';
 import { DEFAULT_APP_IDLE_MS, DEFAULT_KEEPALIVE_SECS } from '../wire/constants';
 import { isValidSessionId } from '../wire/protocol';
 import { Sidecar } from '../client/sidecar';
-import type { RelayEndpoint } from '../client/relay-client';
+import type { RelayEndpoint, TransportMode } from '../client/relay-client';
+import { streamEnvironment } from '../client/stream-environment';
+import type { StreamEnvironment } from '../client/stream-environment';
 import * as net from 'node:net';
 import { formatAddress } from '../wire/address';
 import { rankRelays, relayOnlyFromEnv } from '../client/relay-pick';
@@ -24,6 +26,7 @@ interface PeerFlags {
   candidates?: string[];
   appIdleMs: number;
   statusSecs?: number;
+  transport?: string;
 }
 
 /** `--candidates`: IPs joined by commas, or `none` (only the public address the relay reports). */
@@ -65,6 +68,7 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
     .addOption(new Option('--status-secs <n>', 'print a status line (path, relay, what was carried) this often').argParser(integerParser(1, 86400)))
     .addOption(new Option('--bind <ip:port>', 'local address of the socket that talks to the relay').argParser(parseEndpointArg))
     .addOption(new Option('--relay-only', 'never try a direct path: only relay traffic (default: QUIC_RELAY_ONLY)'))
+    .addOption(new Option('--transport <mode>', 'reach the relay over udp, ws (its WebSocket leg, for networks that block UDP), or auto: UDP, then ws if UDP gets no answer (default: QUIC_RELAY_TRANSPORT, else auto)').choices(['auto', 'udp', 'ws']))
     .addOption(new Option('--candidates <ips>', "local IPs offered to the peer for a direct path, joined by commas, or 'none' (default: this host's interface addresses)").env('QUIC_RELAY_CANDIDATES').argParser(parseCandidates))
     .action(async (flags: PeerFlags, cmd: Command) => {
       const { env, say, running } = io();
@@ -72,7 +76,9 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
       let relay: RelayEndpoint;
       let relays: RelayEndpoint[];
       let relayOnly: boolean;
+      let streams: StreamEnvironment;
       try {
+        streams = streamEnvironment(env);
         relays = rankRelays(relayList(flags.relay, env), flags.session);
         relay = relays[0]!;
         relayOnly = flags.relayOnly === true || relayOnlyFromEnv(env);
@@ -90,23 +96,28 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
         appIdleMs: flags.appIdleMs,
         trace: createDebug('quic-relay:peer'), // DEBUG=quic-relay:* shows each REG, ACK, refusal and failover
         relayOnly: relayOnly!,
+        transport: (flags.transport ?? streams!.transport) as TransportMode,
+        stream: streams!.stream,
         ...(flags.candidates !== undefined ? { localAddresses: flags.candidates } : {}),
         ...(flags.bind ? { bindAddress: flags.bind.host, bindPort: flags.bind.port } : {}),
       });
       // SPEC 5.4: each change of path, one line; and once the other side has answered.
-      sidecar.link.on('path', (p) => say(p.kind === 'direct' ? `path direct ${formatAddress(p.address, p.port)} rtt ${p.rttMs.toFixed(2)}` : `path relay ${p.reason} (via ${sidecar.client.relayName})`));
+      // SPEC 6.4: the relay path names its transport: relay (UDP) or relay-ws.
+      const relayPath = (): string => (sidecar.client.transport === 'ws' ? 'relay-ws' : 'relay');
+      sidecar.link.on('path', (p) => say(p.kind === 'direct' ? `path direct ${formatAddress(p.address, p.port)} rtt ${p.rttMs.toFixed(2)}` : `path ${relayPath()} ${p.reason} (via ${sidecar.client.relayName})`));
       sidecar.link.on('peer', (via) => say(`peer ${flags.session} reachable via ${via}`));
       const c = sidecar.client;
       c.on('registered', () => say(`registered ${c.sessionId} via ${c.relayName}`));
       c.on('unregistered', () => say(`no answer from ${c.relayName} to a keepalive; registering ${c.sessionId} again`));
       c.on('refused', (err) => say(err.message));
       c.on('relay', (r, why) => say(`relay ${formatAddress(r.host, r.port)} now carries ${c.sessionId} (${why})`));
+      c.on('transport', (tr, why) => say(`transport ${tr}: ${why}`));
       c.on('error', (err) => say(`socket error: ${err.message}`));
       running(sidecar);
       if (flags.statusSecs !== undefined) {
         setInterval(() => {
           const p = sidecar.link.path;
-          say(`status: path ${p.kind === 'direct' ? `direct ${formatAddress(p.address, p.port)}` : 'relay'} via ${c.relayName}; ${sidecar.summary()}`);
+          say(`status: path ${p.kind === 'direct' ? `direct ${formatAddress(p.address, p.port)}` : relayPath()} via ${c.relayName}; ${sidecar.summary()}`);
         }, flags.statusSecs * 1000).unref();
       }
       try {

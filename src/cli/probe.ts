@@ -6,6 +6,9 @@ import * as net from 'node:net';
 import type { RelayEndpoint } from '../client/relay-client';
 import { integerParser } from './options';
 import { relayList } from './client-options';
+import { streamEnvironment } from '../client/stream-environment';
+import type { StreamEnvironment } from '../client/stream-environment';
+import type { TransportMode } from '../client/relay-client';
 
 interface ProbeFlags {
   relay?: string;
@@ -14,6 +17,7 @@ interface ProbeFlags {
   timeoutSecs: number;
   ticket?: string;
   json?: boolean;
+  transport?: string;
 }
 
 function parseTicket(value: string): string {
@@ -30,28 +34,42 @@ export function addProbeCommand(program: Command, io: () => { env: Record<string
     .addOption(new Option('--interval-ms <n>', 'between datagrams').default(10).argParser(integerParser(0, 60000)))
     .addOption(new Option('--timeout-secs <n>', 'wait this long for each relay to answer').default(5).argParser(integerParser(1, 600)))
     .addOption(new Option('--ticket <ticket>', 'a ticket, for relays that want one (quic-relay ticket on the relay makes one)').env('QUIC_RELAY_TICKET').argParser(parseTicket))
+    .addOption(new Option('--transport <mode>', 'udp, ws (the WebSocket leg), or auto: both, and say which work (default: QUIC_RELAY_TRANSPORT, else auto)').choices(['auto', 'udp', 'ws']))
     .addOption(new Option('--json', 'one JSON object on stdout instead of lines, for scripts'))
     .action(async (flags: ProbeFlags, cmd: Command) => {
       const { env, print, exit } = io();
       let all: RelayEndpoint[] = [];
+      let streams: StreamEnvironment | undefined;
       try {
         all = relayList(flags.relay, env);
+        streams = streamEnvironment(env);
       } catch (err) {
         cmd.error(`error: ${(err as Error).message}`);
       }
+      // SPEC 6.4: which transports answer from here; auto tries both.
+      const mode = (flags.transport ?? streams!.transport) as TransportMode;
+      const transports: Array<'udp' | 'ws'> = mode === 'auto' ? ['udp', 'ws'] : [mode];
       // Every relay at once: a netcheck of the fleet, each probe on its own sockets.
-      const results = await Promise.all(
-        all.map((relay) => probe({ relay, count: flags.count, intervalMs: flags.intervalMs, timeoutMs: flags.timeoutSecs * 1000, ...(flags.ticket !== undefined ? { ticket: flags.ticket } : {}) })),
+      const perRelay = await Promise.all(
+        all.map((relay) => Promise.all(transports.map((transport) => probe({
+          relay, count: flags.count, intervalMs: flags.intervalMs, timeoutMs: flags.timeoutSecs * 1000, transport, stream: streams!.stream,
+          ...(flags.ticket !== undefined ? { ticket: flags.ticket } : {}),
+        })))),
       );
+      const results = perRelay.flat();
       // With several relays (IP literals of one family), how this NAT maps one socket to each.
       const nat = all.length >= 2 && all.every((e) => net.isIP(e.host) === net.isIP(all[0]!.host) && net.isIP(e.host) !== 0) ? await natCheck(all, 1000) : undefined;
-      const ok = results.every(probePassed);
+      // A relay works when one of the transports tried reaches it.
+      const ok = perRelay.every((rs) => rs.some(probePassed));
       if (flags.json === true) {
         print(JSON.stringify({ ok, relays: results.map((r) => ({ ...r, ok: probePassed(r) })), nat: nat ?? null }));
       } else {
         for (const r of results) print(formatProbe(r));
         if (nat !== undefined) print(formatNatCheck(nat));
-        if (all.length > 1) print(`${results.filter(probePassed).length} of ${all.length} relays work${ok ? '' : ': the others are listed above'}`);
+        if (transports.length > 1) {
+          for (const t of transports) print(`${t === 'udp' ? 'UDP' : 'WebSocket'}: ${results.filter((r) => r.transport === t && probePassed(r)).length} of ${all.length} relays answer from here`);
+        }
+        if (all.length > 1) print(`${perRelay.filter((rs) => rs.some(probePassed)).length} of ${all.length} relays work${ok ? '' : ': the others are listed above'}`);
       }
       exit(ok ? 0 : 1);
     });

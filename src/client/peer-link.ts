@@ -84,7 +84,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
 
   /** The current path; 'relay' until a direct one is confirmed. */
   get path(): Path {
-    return this.machine?.path ?? { kind: 'relay', reason: this.relayOnly ? 'relay-only' : 'no direct path yet' };
+    return this.machine?.path ?? { kind: 'relay', reason: this.relayOnly ? 'relay-only' : this.client.transport === 'ws' ? 'UDP gets no answer here: over WebSocket' : 'no direct path yet' };
   }
 
   /** Registers (resolves on the first ACK), then looks for a direct path unless relay-only. */
@@ -93,6 +93,11 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     if (this.closed) return;
     if (this.relayOnly) {
       this.emit('path', { kind: 'relay', reason: 'relay-only' });
+      return;
+    }
+    if (this.client.transport === 'ws') {
+      // SPEC 6.4: on the WebSocket leg UDP is blocked (or forbidden): no direct path to look for.
+      this.emit('path', { kind: 'relay', reason: 'UDP gets no answer here: over WebSocket' });
       return;
     }
     const family = net.isIPv6(this.client.address().address) ? 6 : 4;

@@ -12,6 +12,8 @@ import { RegistrationRefusedError } from '../wire/errors';
 import type { RefusalReason } from '../wire/errors';
 import { RelayClient } from './relay-client';
 import type { RelayEndpoint } from './relay-client';
+import { StreamLink } from './stream-link';
+import type { StreamOptions } from './stream-link';
 import { realTimers } from './timers';
 
 export interface ProbeOptions {
@@ -22,10 +24,16 @@ export interface ProbeOptions {
   timeoutMs: number;
   /** A ticket (SPEC 4.3) for a relay that wants one; both probe peers use it. @default a random id */
   ticket?: string;
+  /** SPEC 6.4: which way to reach the relay: its UDP port, or its WebSocket leg. @default 'udp' */
+  transport?: 'udp' | 'ws';
+  /** SPEC 6.4: the WebSocket leg's port, TLS, CA and proxy. */
+  stream?: StreamOptions;
 }
 
 export interface ProbeResult {
   relay: string;
+  /** SPEC 6.4: how it was reached. */
+  transport: 'udp' | 'ws';
   answered: boolean;
   registerMs: number | undefined;
   sent: number;
@@ -45,18 +53,24 @@ const quantile = (sorted: number[], q: number): number | undefined =>
 
 export async function probe(o: ProbeOptions): Promise<ProbeResult> {
   const session = o.ticket ?? `probe-${randomBytes(12).toString('hex')}`;
-  const opts = { relay: o.relay, sessionId: session, registerTimeoutMs: o.timeoutMs, keepaliveSecs: 15 };
+  const transport = o.transport ?? 'udp';
+  const opts = { relay: o.relay, sessionId: session, registerTimeoutMs: o.timeoutMs, keepaliveSecs: 15, transport, ...(o.stream !== undefined ? { stream: o.stream } : {}) };
   const a = new RelayClient(opts);
   const b = new RelayClient(opts);
   const result: ProbeResult = {
-    relay: a.relayName, answered: false, registerMs: undefined, sent: 0, received: 0, lossPct: 100,
+    relay: a.relayName, transport, answered: false, registerMs: undefined, sent: 0, received: 0, lossPct: 100,
     rttP50Ms: undefined, rttP99Ms: undefined, publicAddress: undefined, refused: undefined, error: undefined,
   };
   try {
     const t0 = realTimers.now();
+    if (transport === 'ws') {
+      // A relay without a WebSocket leg refuses the connection at once: say so now, not after the timeout.
+      const unreachable = await streamReachable(o.relay.host, o.stream ?? {}, o.timeoutMs);
+      if (unreachable !== undefined) throw new Error(`WebSocket leg: ${unreachable}`);
+    }
     await a.register();
     result.answered = true;
-    result.publicAddress = await a.queryAddress(Math.min(o.timeoutMs, 1000));
+    if (transport === 'udp') result.publicAddress = await a.queryAddress(Math.min(o.timeoutMs, 1000)); // over a WebSocket it names a TCP port
     await b.register();
     result.registerMs = realTimers.now() - t0;
     b.on('message', (m) => b.send(m)); // the far side echoes
@@ -106,13 +120,26 @@ export async function probe(o: ProbeOptions): Promise<ProbeResult> {
   return result;
 }
 
+/** Undefined when a WebSocket to the relay opens within timeoutMs; else why not. */
+function streamReachable(host: string, stream: StreamOptions, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const link = new StreamLink(host, { handshakeTimeoutMs: timeoutMs, ...stream });
+    link.once('open', () => {
+      link.close();
+      resolve(undefined);
+    });
+    link.once('close', (why) => resolve(`${link.url}: ${why}`));
+  });
+}
+
 export function formatProbe(r: ProbeResult): string {
   const ms = (v: number | undefined): string => (v === undefined ? 'n/a' : `${v.toFixed(2)} ms`);
+  if (r.transport === 'ws') r = { ...r, relay: `${r.relay} over WebSocket` };
   if (!r.answered) return `relay ${r.relay}: no answer (${r.error ?? 'no ACK'})`;
   if (r.refused === 'auth') return `relay ${r.relay}: answered ERR:AUTH: it wants a ticket (--ticket or QUIC_RELAY_TICKET)`;
   if (r.refused !== undefined) return `relay ${r.relay}: answered ERR:${r.refused.toUpperCase()}${r.refused === 'busy' ? ' (full, or draining)' : ''}`;
   if (r.error !== undefined && r.registerMs === undefined) return `relay ${r.relay}: answered, but the second peer could not register (${r.error})`;
-  const seen = r.publicAddress === undefined ? 'no address query answer (an older relay)' : `public address ${formatAddress(r.publicAddress.address, r.publicAddress.port)}`;
+  const seen = r.transport === 'ws' ? 'the WebSocket leg works from here' : r.publicAddress === undefined ? 'no address query answer (an older relay)' : `public address ${formatAddress(r.publicAddress.address, r.publicAddress.port)}`;
   return (
     `relay ${r.relay}: answered, both peers registered in ${ms(r.registerMs)}; ` +
     `${r.received}/${r.sent} round trips, loss ${r.lossPct.toFixed(1)}%, RTT p50 ${ms(r.rttP50Ms)} p99 ${ms(r.rttP99Ms)}; ${seen}`

@@ -1,8 +1,9 @@
 // RelayClient (SPEC 5.1): one UDP socket that registers a session on a relay,
 // keeps the registration (and the NAT mapping) alive from the same socket that
-// carries the data, and sends and receives the peer's datagrams. Imports only
-// the pure modules (protocol, address, constants, errors): the client never
-// meets the server.
+// carries the data, and sends and receives the peer's datagrams. Where UDP
+// gets no answer at all, the same datagrams go over a WebSocket to the relay
+// instead (SPEC 6.4, stream-link.ts). Imports only the pure modules
+// (protocol, address, constants, errors): the client never meets the server.
 
 import * as dgram from 'node:dgram';
 import * as dns from 'node:dns/promises';
@@ -13,17 +14,23 @@ import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import type { Endpoint } from '../wire/endpoint';
 import {
-  DEFAULT_FAILOVER_MS, DEFAULT_KEEPALIVE_SECS, DEFAULT_LOST_RELAY_MS, DEFAULT_PARTNER_WAIT_MS, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTER_TIMEOUT_MS, DEFAULT_SEND_BUFFER_BYTES,
+  DEFAULT_FAILOVER_MS, DEFAULT_KEEPALIVE_SECS, DEFAULT_WS_FALLBACK_MS, DEFAULT_LOST_RELAY_MS, DEFAULT_PARTNER_WAIT_MS, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTER_TIMEOUT_MS, DEFAULT_SEND_BUFFER_BYTES,
   REGISTER_BACKOFF_INITIAL_MS, REGISTER_BACKOFF_MAX_MS,
 } from '../wire/constants';
 import { ClosedError, ConfigError, RegistrationRefusedError, RegistrationTimeoutError } from '../wire/errors';
 import type { RefusalReason } from '../wire/errors';
 import { ADDRESS_QUERY_DATAGRAM, encodeRegister, isAddressQuery, isValidSessionId, parseAddressAnswer, parseReply } from '../wire/protocol';
+import { StreamLink } from './stream-link';
+import type { StreamOptions } from './stream-link';
 import { realTimers } from './timers';
 import type { Timers } from './timers';
 
 /** Where a relay is: a host (IP or name) and its UDP port. */
 export type RelayEndpoint = Endpoint;
+
+/** SPEC 6.4: how the client reaches relays: UDP falling back to WebSocket, or only one of them. */
+export type TransportMode = 'auto' | 'udp' | 'ws';
+export const TRANSPORT_MODES: readonly TransportMode[] = ['auto', 'udp', 'ws'];
 
 export interface RelayClientOptions {
   relay: RelayEndpoint;
@@ -63,6 +70,17 @@ export interface RelayClientOptions {
    * Nothing per data datagram. @default none
    */
   trace?: ((format: string, ...args: unknown[]) => void) & { enabled?: boolean };
+  /**
+   * SPEC 6.4: 'auto' registers over UDP and, when no listed relay has
+   * answered any UDP datagram within wsFallbackMs, over the relays'
+   * WebSocket legs from then on; 'udp' never falls back; 'ws' starts there.
+   * @default 'auto'
+   */
+  transport?: TransportMode;
+  /** SPEC 6.4: how the WebSocket legs are reached (port, TLS, CA, proxy). */
+  stream?: StreamOptions;
+  /** SPEC 6.4: in 'auto', UDP silent this long from the first REG: the WebSocket leg. @default DEFAULT_WS_FALLBACK_MS (2000) */
+  wsFallbackMs?: number;
   /** Local address to bind the relay socket to. @default '0.0.0.0' or '::' by the relay's family */
   bindAddress?: string;
   /** @default 0 (any) */
@@ -84,6 +102,8 @@ export interface RelayClientEvents {
   message: [data: Buffer];
   /** SPEC 5.7: the relay that carries the session changed (several relays only). */
   relay: [relay: RelayEndpoint, reason: string];
+  /** SPEC 6.4: the datagrams to the relay now go over 'ws' (UDP got no answer). */
+  transport: [transport: 'udp' | 'ws', reason: string];
   /** A datagram from anywhere but the relay (a peer's direct path, or a stranger): for PeerLink to judge. */
   unrelayed: [data: Buffer, from: dgram.RemoteInfo];
   /** The relay refused a registration after we had one (the client keeps trying). */
@@ -122,6 +142,17 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly silenceMs: number;
   private readonly bindAddress: string | undefined;
   private readonly bindPort: number;
+  /** SPEC 6.4: what was asked for, and whether the relays are reached over WebSocket now. */
+  private readonly transportMode: TransportMode;
+  private onStream: boolean;
+  /** Any UDP datagram from a listed relay: UDP works here, and 'auto' never falls back. */
+  private udpHeard = false;
+  private readonly wsFallbackMs: number;
+  private readonly streamOptions: StreamOptions;
+  /** SPEC 6.4: the WebSocket to each relay, while on the stream leg. */
+  private readonly links: Array<StreamLink | undefined> = [];
+  /** Other relays were asked ADDR? (is UDP blocked, or only our relay down?): their answers are swallowed. */
+  private askedOthers = false;
   private socket: dgram.Socket | undefined;
   private state: State = 'idle';
   private timer: unknown;
@@ -137,7 +168,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** SPEC 1.5: an address query under way, answered by the relay's `ADDR ip:port`. */
   private addressWaiter: ((a: { address: string; port: number } | undefined) => void) | undefined;
   /** Counters for the sidecar's and probe's reports. */
-  readonly stats = { sent: 0, received: 0, sentDirect: 0, regsSent: 0, acks: 0, registrations: 0, refusals: 0, sendErrors: 0, socketErrors: 0, swallowed: 0, unrelayed: 0, droppedPortZero: 0 };
+  readonly stats = {
+    sent: 0, received: 0, sentDirect: 0, regsSent: 0, acks: 0, registrations: 0, refusals: 0, sendErrors: 0, socketErrors: 0, swallowed: 0, unrelayed: 0, droppedPortZero: 0,
+    /** SPEC 6.4: WebSocket connections opened to relays, and how many ended. */
+    streamConnects: 0, streamCloses: 0,
+  };
 
   constructor(options: RelayClientOptions, timers: Timers = realTimers) {
     super();
@@ -160,11 +195,21 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.bindAddress = options.bindAddress;
     this.bindPort = options.bindPort ?? 0;
     this.backoffMs = this.backoffInitialMs;
+    this.transportMode = options.transport ?? 'auto';
+    if (!TRANSPORT_MODES.includes(this.transportMode)) throw new ConfigError('--transport', `must be one of ${TRANSPORT_MODES.join(', ')}`);
+    this.onStream = this.transportMode === 'ws';
+    this.wsFallbackMs = options.wsFallbackMs ?? DEFAULT_WS_FALLBACK_MS;
+    this.streamOptions = options.stream ?? {};
     if (!(this.keepaliveMs > 0)) throw new ConfigError('--keepalive-secs', 'must be more than 0');
   }
 
   get registered(): boolean {
     return this.state === 'registered';
+  }
+
+  /** SPEC 6.4: how datagrams reach the relay now. */
+  get transport(): 'udp' | 'ws' {
+    return this.onStream ? 'ws' : 'udp';
   }
 
   /** The relay in use (SPEC 5.7: it may change when one fails). */
@@ -220,6 +265,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const socket = this.socket;
     if (socket === undefined || this.state === 'closed') throw new ClosedError('RelayClient');
     this.stats.sent++;
+    if (this.onStream) {
+      this.links[this.home]?.send(data);
+      return;
+    }
     this.sendOn(socket, data, this.relay.port, this.relayIp);
     if (this.silenceMs > 0 && this.state === 'registered') {
       const now = this.timers.now();
@@ -270,7 +319,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         resolve(a);
       };
       this.addressWaiter = done;
-      this.sendOn(socket, ADDRESS_QUERY_DATAGRAM, this.relay.port, this.relayIp);
+      this.sendToRelay(this.home, ADDRESS_QUERY_DATAGRAM);
     });
   }
 
@@ -284,6 +333,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.pending?.reject(new ClosedError('RelayClient'));
     this.pending = undefined;
     this.addressWaiter?.(undefined);
+    for (let i = 0; i < this.links.length; i++) this.dropLink(i);
     const socket = this.socket;
     this.socket = undefined;
     if (socket !== undefined) await new Promise<void>((resolve) => socket.close(() => resolve()));
@@ -346,6 +396,16 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       this.emit('unrelayed', msg, rinfo);
       return;
     }
+    this.udpHeard = true; // SPEC 6.4: UDP works here
+    if (this.askedOthers && parseAddressAnswer(msg) !== undefined && this.addressWaiter === undefined) {
+      this.stats.swallowed++; // the answer to "is UDP blocked?" (attempt()), never the peer's
+      return;
+    }
+    this.fromRelay(from, msg);
+  };
+
+  /** A datagram from listed relay `from`, over UDP or its WebSocket. */
+  private fromRelay(from: number, msg: Buffer): void {
     this.lastHeardAt = this.timers.now();
     if (isAddressQuery(msg)) {
       // SPEC 5.3: a relay that does not answer address queries (the original)
@@ -374,7 +434,60 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
     if (reply === 'ack') this.onAck();
     else this.onRefused(reply);
-  };
+  }
+
+  /** One datagram to relay `i`, over UDP or its WebSocket (opened when needed). Never throws. */
+  private sendToRelay(i: number, data: Buffer): void {
+    if (this.onStream) {
+      this.linkTo(i).send(data); // while it connects, dropped: the REG goes out on open
+      return;
+    }
+    if (this.socket !== undefined) this.sendOn(this.socket, data, this.relays[i]!.port, this.relayIps[i]!);
+  }
+
+  /** SPEC 6.4: the WebSocket to relay `i`, opening one when there is none. */
+  private linkTo(i: number): StreamLink {
+    const existing = this.links[i];
+    if (existing !== undefined) return existing;
+    const link = new StreamLink(this.relays[i]!.host, this.streamOptions);
+    this.links[i] = link;
+    this.stats.streamConnects++;
+    this.trace?.('connecting to %s', link.url);
+    link.on('open', () => {
+      this.trace?.('connected to %s', link.url);
+      // The REG that went out while it connected was dropped: send it now.
+      if (this.state !== 'closed' && this.state !== 'idle' && (i === this.home || this.standby.has(i))) this.sendRegTo(i);
+    });
+    link.on('message', (data) => {
+      if (this.links[i] === link) this.fromRelay(i, data);
+    });
+    link.on('close', (why) => {
+      if (this.links[i] !== link) return;
+      this.links[i] = undefined;
+      this.stats.streamCloses++;
+      this.trace?.('connection to %s ended: %s', link.url, why);
+      // Registered through it: reconnect and register again now (the relay
+      // took us out of the session when it closed, SPEC 6.2).
+      if (i === this.home && this.state === 'registered') this.enterRegistering(this.timers.now());
+    });
+    return link;
+  }
+
+  private dropLink(i: number): void {
+    const link = this.links[i];
+    this.links[i] = undefined;
+    link?.close();
+  }
+
+  /** SPEC 6.4: no UDP answer from any listed relay: UDP is blocked here; the WebSocket legs from now on. */
+  private fallBackToStream(): void {
+    this.onStream = true;
+    this.failoverAt = this.timers.now() + this.failoverMs;
+    this.backoffMs = this.backoffInitialMs;
+    const why = `no UDP answer from ${this.multi ? `any of ${this.relays.length} relays` : this.relayName} in ${this.wsFallbackMs} ms`;
+    this.trace?.('WebSocket leg: %s', why);
+    this.emit('transport', 'ws', why);
+  }
 
   /** Which listed relay ip:port is, or -1. A short list: compared in order. */
   private relayIndex(rinfo: dgram.RemoteInfo): number {
@@ -487,31 +600,46 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private sendRegTo(i: number): void {
     this.stats.regsSent++;
-    this.trace?.('REG %s to %s (%s)', this.sessionId, formatAddress(this.relays[i]!.host, this.relays[i]!.port), i === this.home ? this.state : 'standby');
-    if (this.socket !== undefined) this.sendOn(this.socket, this.reg, this.relays[i]!.port, this.relayIps[i]!);
+    this.trace?.('REG %s to %s%s (%s)', this.sessionId, formatAddress(this.relays[i]!.host, this.relays[i]!.port), this.onStream ? ' over WebSocket' : '', i === this.home ? this.state : 'standby');
+    this.sendToRelay(i, this.reg);
   }
 
-  private enterRegistering(): void {
+  /** `lostAt`: when the relay was last known to answer (SPEC 5.7's grace counts from there). */
+  private enterRegistering(lostAt = this.lastRegAt): void {
     const wasRegistered = this.state === 'registered';
     if (wasRegistered) this.emit('unregistered');
+    // A WebSocket that let a keepalive go unanswered may be dead without a FIN: a fresh one.
+    if (wasRegistered && this.onStream) this.dropLink(this.home);
     this.state = 'registering';
     this.backoffMs = this.backoffInitialMs;
     // SPEC 5.7: a relay that stopped answering a session it carried has lostRelayMs
     // from the unanswered keepalive (it answered in milliseconds until then);
     // a first registration has failoverMs.
-    this.failoverAt = wasRegistered ? this.lastRegAt + this.lostRelayMs : this.timers.now() + this.failoverMs;
+    this.failoverAt = wasRegistered ? lostAt + this.lostRelayMs : this.timers.now() + this.failoverMs;
     this.attempt();
   }
 
   /** One REG, then the next after the current backoff, doubling up to the max. */
   private attempt(): void {
     this.clearTimer();
+    const now = this.timers.now();
+    // SPEC 6.4: UDP has had its time and no relay answered: the WebSocket legs.
+    const undecided = this.transportMode === 'auto' && !this.onStream && !this.udpHeard;
+    if (undecided && now - this.firstAttemptAt >= this.wsFallbackMs) this.fallBackToStream();
     // SPEC 5.7: this relay's time is up: the next one, now.
-    if (this.multi && this.timers.now() >= this.failoverAt) this.failOver(`no ACK from ${this.relayName}`);
+    else if (this.multi && now >= this.failoverAt) this.failOver(`no ACK from ${this.relayName}`);
     this.sendReg();
-    // ...and the next try comes no later than the new relay's failover time.
+    if (undecided && this.multi && !this.onStream) {
+      // One relay down is not UDP blocked: any listed relay answering ADDR? keeps us on UDP.
+      this.askedOthers = true;
+      for (let i = 0; i < this.relays.length; i++) if (i !== this.home && this.socket !== undefined) this.sendOn(this.socket, ADDRESS_QUERY_DATAGRAM, this.relays[i]!.port, this.relayIps[i]!);
+    }
+    // ...and the next try comes no later than the new relay's failover time, or the fallback's.
+    let wait = this.backoffMs;
     const left = this.failoverAt - this.timers.now();
-    const wait = this.multi && left > 0 ? Math.min(this.backoffMs, left) : this.backoffMs;
+    if (this.multi && left > 0) wait = Math.min(wait, left);
+    const toFallback = this.firstAttemptAt + this.wsFallbackMs - this.timers.now();
+    if (this.transportMode === 'auto' && !this.onStream && !this.udpHeard && toFallback > 0) wait = Math.min(wait, toFallback);
     this.backoffMs = Math.min(this.backoffMs * 2, this.backoffMaxMs);
     this.schedule(() => {
       if (!this.everRegistered && this.timers.now() - this.firstAttemptAt >= this.registerTimeoutMs) {

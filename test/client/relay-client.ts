@@ -37,7 +37,7 @@ t.test('SPEC 5.1: retries REG with backoff until ACK, then resolves', async (t) 
   const fake = await fakeRelay(t);
   fake.answer(undefined); // silent at first
   const timers = new FakeTimers();
-  const c = new RelayClient({ relay: fake.relay, sessionId: session }, timers);
+  const c = new RelayClient({ transport: 'udp', relay: fake.relay, sessionId: session }, timers);
   t.teardown(() => c.close());
   const done = c.register();
   await until(() => fake.regs() === 1);
@@ -60,7 +60,7 @@ t.test('gives up after the timeout with an error naming relay and session', asyn
   const fake = await fakeRelay(t);
   fake.answer(undefined);
   const timers = new FakeTimers();
-  const c = new RelayClient({ relay: fake.relay, sessionId: session, registerTimeoutMs: 5000 }, timers);
+  const c = new RelayClient({ transport: 'udp', relay: fake.relay, sessionId: session, registerTimeoutMs: 5000 }, timers);
   t.teardown(() => c.close());
   const p = c.register();
   await until(() => fake.regs() === 1);
@@ -78,7 +78,7 @@ t.test('ERR:FULL and ERR:BAD become typed errors at once', async (t) => {
   for (const [reply, code] of [['ERR:FULL\n', 'QR_ERR_FULL'], ['ERR:BAD\n', 'QR_ERR_BAD']] as const) {
     const fake = await fakeRelay(t);
     fake.answer(reply);
-    const c = new RelayClient({ relay: fake.relay, sessionId: session }, new FakeTimers());
+    const c = new RelayClient({ transport: 'udp', relay: fake.relay, sessionId: session }, new FakeTimers());
     t.teardown(() => c.close());
     const err = await c.register().catch((e: unknown) => e);
     t.type(err, RegistrationRefusedError, reply);
@@ -91,7 +91,7 @@ t.test('ERR:BUSY is retried, and reported if it never clears', async (t) => {
   const fake = await fakeRelay(t);
   fake.answer('ERR:BUSY\n');
   const timers = new FakeTimers();
-  const c = new RelayClient({ relay: fake.relay, sessionId: session, registerTimeoutMs: 3000 }, timers);
+  const c = new RelayClient({ transport: 'udp', relay: fake.relay, sessionId: session, registerTimeoutMs: 3000 }, timers);
   t.teardown(() => c.close());
   const p = c.register();
   await until(() => c.stats.refusals === 1);
@@ -105,7 +105,7 @@ t.test('ERR:BUSY is retried, and reported if it never clears', async (t) => {
 t.test('keepalive from the data socket; ACKs swallowed; data delivered', async (t) => {
   const fake = await fakeRelay(t);
   const timers = new FakeTimers();
-  const c = new RelayClient({ relay: fake.relay, sessionId: session, keepaliveSecs: 15 }, timers);
+  const c = new RelayClient({ transport: 'udp', relay: fake.relay, sessionId: session, keepaliveSecs: 15 }, timers);
   t.teardown(() => c.close());
   const messages: string[] = [];
   c.on('message', (m) => messages.push(m.toString()));
@@ -131,7 +131,7 @@ t.test('keepalive from the data socket; ACKs swallowed; data delivered', async (
 t.test('an unanswered keepalive falls back to registering with backoff', async (t) => {
   const fake = await fakeRelay(t);
   const timers = new FakeTimers();
-  const c = new RelayClient({ relay: fake.relay, sessionId: session, keepaliveSecs: 15 }, timers);
+  const c = new RelayClient({ transport: 'udp', relay: fake.relay, sessionId: session, keepaliveSecs: 15 }, timers);
   t.teardown(() => c.close());
   let lost = 0, regained = 0;
   c.on('unregistered', () => lost++);
@@ -153,7 +153,7 @@ t.test('an unanswered keepalive falls back to registering with backoff', async (
 t.test('re-registers at once when the relay goes quiet while we keep sending', async (t) => {
   const fake = await fakeRelay(t);
   const timers = new FakeTimers();
-  const c = new RelayClient({ relay: fake.relay, sessionId: session, keepaliveSecs: 15, silenceReregisterMs: 1000 }, timers);
+  const c = new RelayClient({ transport: 'udp', relay: fake.relay, sessionId: session, keepaliveSecs: 15, silenceReregisterMs: 1000 }, timers);
   t.teardown(() => c.close());
   await c.register();
   c.send(Buffer.from('a'));
@@ -169,7 +169,7 @@ t.test('re-registers at once when the relay goes quiet while we keep sending', a
 t.test('close() leaves no timer or socket behind', async (t) => {
   const fake = await fakeRelay(t);
   const timers = new FakeTimers();
-  const c = new RelayClient({ relay: fake.relay, sessionId: session }, timers);
+  const c = new RelayClient({ transport: 'udp', relay: fake.relay, sessionId: session }, timers);
   await c.register();
   t.equal(timers.timersPending, 1, 'the keepalive timer');
   await c.close();
@@ -179,7 +179,7 @@ t.test('close() leaves no timer or socket behind', async (t) => {
 });
 
 t.test('rejects a bad session id at construction', async (t) => {
-  t.throws(() => new RelayClient({ relay: { host: '127.0.0.1', port: 1 }, sessionId: 'bad id' }), { code: 'QR_ERR_CONFIG' });
+  t.throws(() => new RelayClient({ transport: 'udp', relay: { host: '127.0.0.1', port: 1 }, sessionId: 'bad id' }), { code: 'QR_ERR_CONFIG' });
 });
 
 t.test('against the real relay: pair, exchange, survive a relay restart', async (t) => {
@@ -211,14 +211,14 @@ t.test('against the real relay: pair, exchange, survive a relay restart', async 
 
 t.test('SPEC 1.5: queryAddress() asks from the registered socket; no answer (an older relay) is undefined, never data', async (t) => {
   const { address } = await startRelay(t);
-  const c = new RelayClient({ relay: { host: '127.0.0.1', port: address.port }, sessionId: session });
+  const c = new RelayClient({ transport: 'udp', relay: { host: '127.0.0.1', port: address.port }, sessionId: session });
   t.teardown(() => c.close());
   await c.register();
   t.same(await c.queryAddress(), { address: '127.0.0.1', port: c.address().port }, 'the registered socket, as the relay sees it');
 
   const fake = await fakeRelay(t); // answers REG with ACK, ignores ADDR? like the Rust original
   const timers = new FakeTimers();
-  const old = new RelayClient({ relay: fake.relay, sessionId: session }, timers);
+  const old = new RelayClient({ transport: 'udp', relay: fake.relay, sessionId: session }, timers);
   t.teardown(() => old.close());
   await old.register();
   const asked = old.queryAddress(1000);
@@ -239,7 +239,7 @@ t.test('SPEC 1.5: queryAddress() asks from the registered socket; no answer (an 
 t.test('SPEC 1.6: the client drops datagrams from source port 0, and no send of its throws', { skip: forgeUnavailable() }, async (t) => {
   const fake = await fakeRelay(t);
   fake.answer('ACK\n');
-  const c = new RelayClient({ relay: fake.relay, sessionId: session, bindAddress: '127.0.0.1' }, new FakeTimers());
+  const c = new RelayClient({ transport: 'udp', relay: fake.relay, sessionId: session, bindAddress: '127.0.0.1' }, new FakeTimers());
   t.teardown(() => c.close());
   await c.register();
   const port = c.address().port;
@@ -257,7 +257,7 @@ t.test('SPEC 5.7: a relay that does not ACK within failoverMs, or says ERR:BUSY,
   busy.answer('ERR:BUSY\n');
   const good = await fakeRelay(t);
   const timers = new FakeTimers();
-  const c = new RelayClient({ relay: dead.relay, relays: [dead.relay, busy.relay, good.relay], sessionId: session, failoverMs: 3000 }, timers);
+  const c = new RelayClient({ transport: 'udp', relay: dead.relay, relays: [dead.relay, busy.relay, good.relay], sessionId: session, failoverMs: 3000 }, timers);
   t.teardown(() => c.close());
   const moves: string[] = [];
   c.on('relay', (r, why) => moves.push(`${r.port === busy.relay.port ? 'busy' : r.port === good.relay.port ? 'good' : 'dead'}: ${why}`));
@@ -278,7 +278,7 @@ t.test('SPEC 5.7: with the partner silent, the next relay too; the one the partn
   const first = await fakeRelay(t);
   const second = await fakeRelay(t);
   const timers = new FakeTimers();
-  const c = new RelayClient({ relay: first.relay, relays: [first.relay, second.relay], sessionId: session, partnerWaitMs: 3000 }, timers);
+  const c = new RelayClient({ transport: 'udp', relay: first.relay, relays: [first.relay, second.relay], sessionId: session, partnerWaitMs: 3000 }, timers);
   t.teardown(() => c.close());
   const got: string[] = [];
   c.on('message', (m) => got.push(m.toString()));
@@ -310,7 +310,7 @@ async function registeredWithPartner(t: Tap) {
   const first = await fakeRelay(t);
   const second = await fakeRelay(t);
   const timers = new FakeTimers();
-  const c = new RelayClient({ relay: first.relay, relays: [first.relay, second.relay], sessionId: session }, timers);
+  const c = new RelayClient({ transport: 'udp', relay: first.relay, relays: [first.relay, second.relay], sessionId: session }, timers);
   t.teardown(() => c.close());
   const heard = new Promise((resolve) => c.once('message', resolve));
   await c.register();
