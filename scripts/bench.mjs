@@ -14,7 +14,9 @@
 //                   limit; RSS at every 100k (root: raw sockets)
 //   --soak-total N  registrations in the soak (default 1000000)
 //   --only a,b      run only these parts: rate (zero-loss searches), latency
-//                   (with CPU per datagram), registrations, fill
+//                   (with CPU per datagram), registrations, fill, ws (the
+//                   WebSocket leg: CPU per datagram by leg, memory per idle
+//                   wss connection; this project's relay only, scripts/bench-ws.mjs)
 //
 // The relay runs on CPU 1 and the generator on CPU 0 when taskset and two
 // cores are there. Only loopback addresses are used; every child is stopped
@@ -37,7 +39,7 @@ const smoke = flag('--smoke');
 const soak = flag('--soak');
 const reps = Number(value('--reps', '1'));
 const soakTotal = Number(value('--soak-total', '1000000'));
-const only = value('--only', 'rate,latency,registrations,fill').split(',');
+const only = value('--only', 'rate,latency,registrations,fill,ws').split(',');
 const part = (name) => only.includes(name);
 const compare = [];
 for (let i = 0; i < args.length; i++) if (args[i] === '--compare') while (args[i + 1] !== undefined && !args[i + 1].startsWith('--')) compare.push(args[++i]);
@@ -289,6 +291,14 @@ if (soak) {
     lines.push(`| ${key} | ${relays.map((r) => fmt(med(r.name, key))).join(' | ')}${ratios.length ? ` | ${ratios.join(' | ')}` : ''} |`);
   }
   console.log(lines.join('\n'));
+  if (part('ws') && compare.length === 0) {
+    const { wsBench } = await import('./bench-ws.mjs');
+    results.ws = await wsBench({ root, smoke, log, cpuSecs, rssKb, children, freePort, onCpu });
+    const w = results.ws;
+    console.log(['', '| WebSocket leg (wss) | figure |', '|---|---|',
+      ...['udp-udp', 'udp-ws', 'ws-udp'].map((k) => `| relay CPU per 1200 B datagram, ${k} | ${w[k].cpuMicrosPerDatagram} us (${w[k].received}/${w[k].datagrams} arrived) |`),
+      `| relay memory per idle connection (${w.idle.connections} registered) | ${(w.idle.bytesPerConnection / 1024).toFixed(1)} KiB |`].join('\n'));
+  }
 }
 mkdirSync(join(root, 'bench-results'), { recursive: true });
 const out = join(root, 'bench-results', `${soak ? 'soak' : 'bench'}-${results.date.replace(/[:.]/g, '-')}.json`);

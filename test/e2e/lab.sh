@@ -9,8 +9,12 @@
 #    |                             +-- hc 10.1.1.2 (another host behind the same NAT)
 #    +-- nat2 (WAN 198.51.100.2) ----- hb 10.2.0.2 (QUIC server side)
 #
+# The relay also serves its WebSocket leg (SPEC 6) on TCP 443 with TLS from a
+# certificate the lab makes; the stream scenarios block UDP at a router and,
+# for the proxy one, run tinyproxy (Debian's) on ha's router.
+#
 # Needs root, gtlsserver/gtlsclient (ngtcp2-server/-client), iptables,
-# conntrack, openssl, iproute2. Prints "N passed, N failed" and exits non-zero
+# conntrack, openssl, iproute2, tinyproxy. Prints "N passed, N failed" and exits non-zero
 # when a scenario fails. Bounded: every wait has a limit; every process is
 # stopped and every namespace deleted on exit, whatever happened.
 set -uo pipefail
@@ -23,9 +27,9 @@ if [ "$(id -u)" != 0 ]; then
   echo "e2e lab skipped: needs root (network namespaces, iptables, conntrack)"
   exit 0
 fi
-for tool in gtlsserver gtlsclient iptables conntrack openssl ip node sha256sum; do
+for tool in gtlsserver gtlsclient iptables conntrack openssl ip node sha256sum tinyproxy ss; do
   if ! command -v "$tool" >/dev/null; then
-    echo "e2e lab skipped: $tool not installed (apt-get install ngtcp2-server ngtcp2-client iptables conntrack openssl iproute2)"
+    echo "e2e lab skipped: $tool not installed (apt-get install ngtcp2-server ngtcp2-client iptables conntrack openssl iproute2 tinyproxy)"
     exit 0
   fi
 done
@@ -131,6 +135,9 @@ make_files() {
   mkdir -p "$WORK/docroot"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$WORK/key.pem" \
     -out "$WORK/cert.pem" -days 1 -subj /CN=lab -addext subjectAltName=DNS:localhost >/dev/null 2>&1
+  # SPEC 6.1: the relay's own certificate for wss, naming its IP; sidecars trust it through NODE_EXTRA_CA_CERTS.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$WORK/relay-key.pem" \
+    -out "$WORK/relay-cert.pem" -days 1 -subj /CN=relay -addext subjectAltName=IP:$RELAY_IP >/dev/null 2>&1
   head -c $((8 * 1024 * 1024)) /dev/urandom > "$WORK/docroot/file.bin"
   head -c $((48 * 1024 * 1024)) /dev/urandom > "$WORK/docroot/big.bin"
   head -c 1024 /dev/urandom > "$WORK/docroot/small.bin"
@@ -142,7 +149,7 @@ start_relay() {
   # `ip netns exec` itself, not the in_ns function: a backgrounded function is a
   # subshell, and $! would name it instead of the program.
   ip netns exec "$NS_WAN" node "$BUNDLE" --host $RELAY_IP --port 4433 --metrics-host 127.0.0.1 --metrics-port 9464 \
-    >>"$WORK/relay.log" 2>&1 &
+    --ws-port 443 --tls-cert "$WORK/relay-cert.pem" --tls-key "$WORK/relay-key.pem" >>"$WORK/relay.log" 2>&1 &
   RELAY_PID=$!
   wait_log "$WORK/relay.log" "UDP relay listening on $RELAY_IP:4433" 10 "relay start" || return 1
 }
@@ -188,11 +195,13 @@ quic_server() { # ns ip port
 stop_servers() { for p in "${SERVER_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; SERVER_PIDS=(); }
 
 # quic_get ns host port file dir -> downloads https://localhost/file into dir; prints seconds taken
+# (QLOG=dir: ngtcp2 writes its qlog there, for rtt_quantiles)
 quic_get() {
-  local ns=$1 host=$2 port=$3 file=$4 dir=$5 t0 t1
+  local ns=$1 host=$2 port=$3 file=$4 dir=$5 t0 t1 qlog=()
   rm -rf "$dir"; mkdir -p "$dir"
+  [ -n "${QLOG:-}" ] && { rm -rf "$QLOG"; mkdir -p "$QLOG"; qlog=(--qlog-dir "$QLOG"); }
   t0=$(date +%s.%N)
-  timeout 60 ip netns exec "$ns" gtlsclient -q --exit-on-all-streams-close --download "$dir" "$host" "$port" \
+  timeout 60 ip netns exec "$ns" gtlsclient -q --exit-on-all-streams-close "${qlog[@]}" --download "$dir" "$host" "$port" \
     "https://localhost:$port/$file" >>"$WORK/client.log" 2>&1 || { echo "fail"; return 1; }
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc -l 2>/dev/null || awk "BEGIN{print $t1 - $t0}"
@@ -225,6 +234,7 @@ pair_up() { # session [keepalive]
   wait_log "$WORK/sa.log" "$via" 10 "client sidecar" || return 1
   PAIRED_AT=$(date +%s.%N)
   [ "${SIDECAR_ENV[*]:-}" = QUIC_RELAY_ONLY=true ] && return 0
+  [ -n "${PAIR_QUIET:-}" ] && return 0 # a WebSocket side sends nothing of its own either
   wait_log "$WORK/sa.log" "peer $s reachable via" 10 "client sidecar hearing the server's" || return 1
   wait_log "$WORK/sb.log" "peer $s reachable via" 10 "server sidecar hearing the client's" || return 1
 }
@@ -527,6 +537,117 @@ scenario_relay_only() {
   result "$name" $rc "$detail"
 }
 
+# ---- the WebSocket leg (SPEC 6): UDP blocked at a router -----------------------
+
+# p50 and p99 of QUIC's own RTT samples (qlog recovery:metrics_updated latest_rtt, ms) in a qlog dir
+rtt_quantiles() {
+  node -e '
+    const fs = require("fs"); const dir = process.argv[1]; const v = [];
+    for (const f of fs.readdirSync(dir)) for (const m of fs.readFileSync(dir + "/" + f, "utf8").matchAll(/"latest_rtt":([0-9.]+)/g)) v.push(Number(m[1]));
+    v.sort((a, b) => a - b);
+    const q = (p) => v.length ? v[Math.min(v.length - 1, Math.ceil(p * v.length) - 1)] : NaN;
+    console.log(`rtt p50 ${q(0.5).toFixed(2)} ms p99 ${q(0.99).toFixed(2)} ms (${v.length} samples)`);' "$1"
+}
+block_udp() { in_ns "$1" iptables -I FORWARD 1 -o wan0 -p udp -j DROP; }  # the router passes no UDP out
+unblock_udp() { in_ns "$1" iptables -D FORWARD -o wan0 -p udp -j DROP; }
+PROXY_PID=""
+start_proxy() { # tinyproxy on ha's router; ha itself may reach nothing else
+  cat >"$WORK/tinyproxy.conf" <<CONF
+Port 8888
+Listen 10.1.0.1
+Timeout 600
+Allow 10.1.0.0/24
+ConnectPort 443
+MaxClients 50
+LogLevel Connect
+LogFile "$WORK/tinyproxy.log"
+CONF
+  : >"$WORK/tinyproxy.log"
+  ip netns exec "$NS_N1" tinyproxy -d -c "$WORK/tinyproxy.conf" >>"$WORK/tinyproxy.out" 2>&1 &
+  PROXY_PID=$!
+  in_ns "$NS_N1" iptables -I FORWARD 1 -i lan0 -j DROP # ha: nothing forwarded, only the proxy on the router
+  local end=$((SECONDS + 5))
+  while [ $SECONDS -lt $end ]; do in_ns "$NS_N1" ss -ltn | grep -q '10.1.0.1:8888' && return 0; sleep 0.05; done
+  log "tinyproxy did not start: $(tail -3 "$WORK/tinyproxy.out" "$WORK/tinyproxy.log" 2>/dev/null | tr '\n' ' ')"; return 1
+}
+stop_proxy() {
+  in_ns "$NS_N1" iptables -D FORWARD -i lan0 -j DROP 2>/dev/null
+  [ -n "$PROXY_PID" ] && kill -TERM "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null; PROXY_PID=""
+}
+
+# SPEC 6.4: side A's router passes no UDP (both: neither router does; proxy: A reaches
+# only an HTTP CONNECT proxy; reset: A's connection is reset in the middle of a
+# download). A falls back to wss by itself; the download completes.
+scenario_stream() { # name a|both|proxy|reset
+  local name=$1 how=$2 rc=1 detail="" secs file=file.bin bytes=8388608 ws0
+  nat_rules "$NS_N1" cone; nat_rules "$NS_N2" cone
+  block_udp "$NS_N1"; [ "$how" = both ] && block_udp "$NS_N2"
+  SIDECAR_ENV=(NODE_EXTRA_CA_CERTS="$WORK/relay-cert.pem" QUIC_RELAY_WS_PORT=443)
+  PAIR_QUIET=1
+  if [ "$how" = proxy ]; then start_proxy || detail="no proxy"; SIDECAR_ENV+=(HTTPS_PROXY=http://10.1.0.1:8888); fi
+  [ "$how" = reset ] && { file=big.bin; bytes=$((48 * 1024 * 1024)); }
+  ws0=$(metric quic_relay_ws_connections_accepted_total)
+  if [ -z "$detail" ] && pair_up "$name-$$" && wait_log "$WORK/sa.log" "path relay-ws" 10 "A on the WebSocket leg"; then
+    local regs_a0 cut=""; regs_a0=$(grep -c "registered $name-$$ via" "$WORK/sa.log")
+    if [ "$how" = reset ]; then
+      # One TCP reset of A's connection to the relay, 0.4 s into the download.
+      ( sleep 0.4; in_ns "$NS_A" ss -K dst $RELAY_IP dport = :443 >/dev/null 2>&1 ) & cut=$!
+    fi
+    secs=$(QLOG="$WORK/qlog-$name" quic_get "$NS_A" 127.0.0.1 4443 $file "$WORK/dl-$name")
+    [ -n "$cut" ] && wait "$cut"
+    local rtt; rtt=$(rtt_quantiles "$WORK/qlog-$name" 2>/dev/null)
+    local ws1 regs_a1 b_ws=0 proxied=0
+    ws1=$(metric quic_relay_ws_connections_accepted_total); regs_a1=$(grep -c "registered $name-$$ via" "$WORK/sa.log")
+    grep -q "path relay-ws" "$WORK/sb.log" && b_ws=1
+    grep -q "CONNECT.*$RELAY_IP:443" "$WORK/tinyproxy.log" 2>/dev/null && proxied=1
+    local want_b_ws=0; [ "$how" = both ] && want_b_ws=1
+    if [ "$secs" = fail ] || ! checksum_ok "$WORK/dl-$name" $file; then
+      detail="download failed or checksum mismatch ($secs)"
+    elif [ "$b_ws" != "$want_b_ws" ]; then
+      detail="B's transport: relay-ws=$b_ws, expected $want_b_ws"
+    elif [ "$how" = proxy ] && [ "$proxied" != 1 ]; then
+      detail="tinyproxy saw no CONNECT to $RELAY_IP:443"
+    elif [ "$how" = reset ] && [ "$regs_a1" -le "$regs_a0" ]; then
+      detail="A did not register again after the reset"
+    else
+      rc=0
+      detail="$((bytes / 1048576)) MiB in ${secs}s ($(mbit $bytes "$secs") Mbit/s), checksum ok; $rtt; $((ws1 - ws0)) WebSocket connections"
+      [ "$how" = reset ] && detail="$detail; A registered again after the reset"
+      [ "$how" = proxy ] && detail="$detail; through tinyproxy's CONNECT"
+      FIGURES+=("$name: $((bytes / 1048576)) MiB $(mbit $bytes "$secs") Mbit/s; $rtt")
+    fi
+  else
+    [ -z "$detail" ] && detail="sidecars did not pair, or A never took the WebSocket leg"
+  fi
+  [ "$how" = proxy ] && stop_proxy
+  unblock_udp "$NS_N1"; [ "$how" = both ] && unblock_udp "$NS_N2"
+  SIDECAR_ENV=(); PAIR_QUIET=""
+  stop_sidecar sa; stop_sidecar sb
+  result "$name" $rc "$detail"
+}
+
+# The same download relay-only over UDP on both sides, with QUIC's RTT: the baseline for the WebSocket figures.
+scenario_udp_baseline() {
+  local name=$1 rc=1 detail secs
+  nat_rules "$NS_N1" cone; nat_rules "$NS_N2" cone
+  SIDECAR_ENV=(QUIC_RELAY_ONLY=true)
+  if pair_up "$name-$$"; then
+    secs=$(QLOG="$WORK/qlog-$name" quic_get "$NS_A" 127.0.0.1 4443 file.bin "$WORK/dl-$name")
+    if [ "$secs" != fail ] && checksum_ok "$WORK/dl-$name" file.bin; then
+      local rtt; rtt=$(rtt_quantiles "$WORK/qlog-$name")
+      rc=0; detail="8 MiB in ${secs}s ($(mbit 8388608 "$secs") Mbit/s) UDP-UDP through the relay; $rtt"
+      FIGURES+=("$name: 8 MiB $(mbit 8388608 "$secs") Mbit/s; $rtt")
+    else
+      detail="download failed ($secs)"
+    fi
+  else
+    detail="sidecars did not pair"
+  fi
+  SIDECAR_ENV=()
+  stop_sidecar sa; stop_sidecar sb
+  result "$name" $rc "$detail"
+}
+
 # ---- a fleet (SPEC 5.7): relays 2 and 3 beside the main one ----------------------
 
 declare -A FLEET_PIDS
@@ -769,6 +890,11 @@ run_scenario scenario_fleet_unreachable_from_b fleet-unreachable-from-b
 run_scenario scenario_fleet_draining fleet-draining
 run_scenario scenario_fleet_relay_dies fleet-relay-dies
 run_scenario scenario_restart_relay_path relay-restart-relay-path
+run_scenario scenario_udp_baseline udp-udp-relay-only
+run_scenario scenario_stream udp-blocked-a-wss a
+run_scenario scenario_stream udp-blocked-both both
+run_scenario scenario_stream http-connect-proxy proxy
+run_scenario scenario_stream ws-reset-mid-download reset
 run_scenario scenario_direct
 
 stop_relay
