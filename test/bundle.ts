@@ -124,6 +124,27 @@ t.test('SIGUSR1 opens no inspector and SIGHUP does not kill: both are logged and
   t.match(r.stderr(), /stopped after/, 'and the summary at the end');
 });
 
+t.test('SPEC 6.1: SIGHUP re-reads --tls-cert/--tls-key; a bad pair is reported and the old one kept', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'qr-bundle-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tls = join(__dirname, 'fixtures', 'tls');
+  copyFileSync(join(tls, 'cert.pem'), join(dir, 'cert.pem'));
+  copyFileSync(join(tls, 'key.pem'), join(dir, 'key.pem'));
+  const r = run(t, ['--port', '0', '--host', '127.0.0.1', '--ws-port', '0', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')]);
+  await r.waitFor(/WebSocket leg \(wss\) listening on 127\.0\.0\.1:\d+/);
+  r.child.kill('SIGHUP');
+  await r.waitFor(/SIGHUP: TLS certificate and key reloaded/);
+  copyFileSync(join(tls, 'key2.pem'), join(dir, 'key.pem')); // no longer the certificate's key
+  r.child.kill('SIGHUP');
+  await r.waitFor(/SIGHUP: TLS reload failed, the old certificate stays: --tls-cert\/--tls-key/);
+  r.child.kill('SIGTERM');
+  t.equal((await r.exit).code, 0);
+  const bad = run(t, ['--port', '0', '--host', '127.0.0.1', '--ws-port', '0', '--tls-cert', join(dir, 'cert.pem')]);
+  t.equal((await bad.exit).code, 1, '--tls-cert without --tls-key: exit 1');
+  t.match(bad.stderr().trim(), /^quic-relay: --tls-key: /);
+  t.equal(bad.stderr().trim().split('\n').length, 1, 'one line');
+});
+
 t.test('SPEC 3.6: SIGUSR2 drains: the session flows on, a new one is refused, exit 0 once none is left', async (t) => {
   const r = run(t, ['--port', '0', '--host', '127.0.0.1', '--metrics-port', '0', '--session-timeout-secs', '1']);
   const m = await r.waitFor(/UDP relay listening on 127\.0\.0\.1:(\d+)/);

@@ -215,6 +215,13 @@ t.test('bad values exit non-zero with one line naming the option', async (t) => 
     [['--public-address', '203.0.113.7:99999'], {}, /--public-address/],
     [['--peer-relays', 'not a host'], {}, /--peer-relays/],
     [[], { QUIC_RELAY_PEER_RELAYS: ',,' }, /--peer-relays.*QUIC_RELAY_PEER_RELAYS/],
+    [['--ws-port', '70000'], {}, /--ws-port/],
+    [[], { QUIC_RELAY_WS_PORT: 'x' }, /--ws-port.*QUIC_RELAY_WS_PORT/],
+    [['--ws-queue-bytes', '100'], {}, /--ws-queue-bytes/],
+    [['--ws-ping-secs', '0'], {}, /--ws-ping-secs/],
+    [['--ws-max-connections', '0'], {}, /--ws-max-connections/],
+    [['--ws-trusted-proxies', 'proxy.example.com'], {}, /--ws-trusted-proxies/],
+    [['--ws-host', 'not a host'], {}, /--ws-host/],
   ];
   for (const [args, env, re] of bad) {
     const r = await parse(args, env);
@@ -254,6 +261,10 @@ t.test('peer: QUIC_RELAY_ONLY and QUIC_RELAY_CANDIDATES are checked, and named w
   for (const [env, re] of [
     [{ QUIC_RELAY_ONLY: 'yes please' }, /QUIC_RELAY_ONLY/],
     [{ QUIC_RELAY_CANDIDATES: '10.0.0.1,,' }, /from env 'QUIC_RELAY_CANDIDATES' is invalid\. "" is not an IP address/],
+    [{ QUIC_RELAY_TRANSPORT: 'tcp' }, /QUIC_RELAY_TRANSPORT/],
+    [{ QUIC_RELAY_WS_TLS: 'maybe' }, /QUIC_RELAY_WS_TLS/],
+    [{ QUIC_RELAY_WS_PORT: '0' }, /QUIC_RELAY_WS_PORT/],
+    [{ HTTPS_PROXY: 'socks5://proxy:1080' }, /HTTPS_PROXY/],
   ] as Array<[Record<string, string>, RegExp]>) {
     const r = await parse(args, env);
     t.not(r.exitCode, 0, JSON.stringify(env));

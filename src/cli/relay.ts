@@ -83,6 +83,8 @@ export function relayCommand(env: Record<string, string | undefined>, run: (r: R
         .default(DEFAULT_SEND_BUFFER_BYTES).argParser(integerParser(0, 1 << 30)),
     )
     .addOption(opt('--ws-port <n>', 'WS_PORT', 'also serve WebSocket peers (networks that block UDP) on this TCP port, at /quic-relay (off by default; 0: any free port)').argParser(parsePort))
+    .addOption(opt('--ws-host <addr>', 'WS_HOST', 'address of the WebSocket leg (default: --host; 127.0.0.1 behind nginx or Caddy on the same host)').argParser(parseHost))
+    .addOption(opt('--ws-trusted-proxies <ips>', 'WS_TRUSTED_PROXIES', 'reverse proxies in front of the WebSocket leg (comma-separated IPs): their connections are the peer X-Forwarded-For names last').argParser(endpointListParser(true)))
     .addOption(opt('--tls-cert <file>', 'TLS_CERT', 'PEM certificate (chain) for the WebSocket leg: wss (SIGHUP re-reads it)'))
     .addOption(opt('--tls-key <file>', 'TLS_KEY', 'PEM private key for --tls-cert'))
     .addOption(
@@ -122,6 +124,8 @@ interface RelayFlags {
   sendBufferBytes: number;
   io: IoMode;
   wsPort?: number;
+  wsHost?: string;
+  wsTrustedProxies?: string[];
   tlsCert?: string;
   tlsKey?: string;
   wsMaxConnections: number;
@@ -167,6 +171,8 @@ export function relayRunFrom(cmd: Command, env: Record<string, string | undefine
       sendBufferBytes: f.sendBufferBytes,
       io: f.io,
       ...(f.wsPort !== undefined ? { wsPort: f.wsPort } : {}),
+      ...(f.wsHost !== undefined ? { wsHost: f.wsHost } : {}),
+      wsTrustedProxies: f.wsTrustedProxies ?? [],
       ...(f.tlsCert !== undefined ? { tlsCert: f.tlsCert } : {}),
       ...(f.tlsKey !== undefined ? { tlsKey: f.tlsKey } : {}),
       wsMaxConnections: f.wsMaxConnections,

@@ -66,6 +66,10 @@ export interface RelayServerOptions {
   io?: IoMode;
   /** SPEC 6.1: TCP port of the WebSocket leg; 0 picks a free one. @default undefined (off: the relay is UDP only) */
   wsPort?: number;
+  /** SPEC 6.1: address of the WebSocket leg (127.0.0.1 behind a reverse proxy on the same host). @default host */
+  wsHost?: string;
+  /** IPs of reverse proxies in front of the leg (TLS terminated there): their connections are the peer X-Forwarded-For names last. @default [] */
+  wsTrustedProxies?: readonly string[];
   /** SPEC 6.1: PEM certificate (chain) and key: the leg is wss. Both or neither; SIGHUP re-reads them (reloadTls()). */
   tlsCert?: string;
   tlsKey?: string;
@@ -80,7 +84,9 @@ export interface RelayServerOptions {
 export type { IoMode };
 export const IO_MODES: readonly IoMode[] = ['auto', 'native', 'dgram'];
 
-export type RelayConfig = Required<Omit<RelayServerOptions, 'publicAddresses' | 'peerRelays' | 'wsPort' | 'tlsCert' | 'tlsKey'>> & {
+export type RelayConfig = Required<Omit<RelayServerOptions, 'publicAddresses' | 'peerRelays' | 'wsPort' | 'tlsCert' | 'tlsKey' | 'wsHost' | 'wsTrustedProxies'>> & {
+  wsHost: string;
+  wsTrustedProxies: readonly string[];
   /** SPEC 6.1: undefined: no WebSocket leg. */
   wsPort: number | undefined;
   tlsCert: string | undefined;
@@ -132,6 +138,8 @@ export function validateConfig(o: RelayServerOptions = {}): RelayConfig {
     sendBufferBytes: checkInteger(o.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES, '--send-buffer-bytes', 0, 1 << 30),
     io: checkIoMode(o.io ?? 'auto'),
     wsPort: o.wsPort === undefined ? undefined : checkPort(o.wsPort, '--ws-port'),
+    wsHost: checkHost(o.wsHost ?? o.host ?? DEFAULT_HOST, '--ws-host'),
+    wsTrustedProxies: checkEndpoints(o.wsTrustedProxies ?? [], '--ws-trusted-proxies', true).map((e) => e.host),
     ...checkTls(o.tlsCert, o.tlsKey),
     wsMaxConnections: checkInteger(o.wsMaxConnections ?? DEFAULT_WS_MAX_CONNECTIONS, '--ws-max-connections', 1, 10_000_000),
     wsQueueBytes: checkInteger(o.wsQueueBytes ?? DEFAULT_WS_QUEUE_BYTES, '--ws-queue-bytes', MAX_DATAGRAM, 1 << 30),

@@ -227,7 +227,7 @@ export class RelayServer {
     const cfg = this.config;
     const leg = new StreamLeg(
       {
-        port: cfg.wsPort!, host: ip, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey,
+        port: cfg.wsPort!, host: cfg.wsHost === cfg.host ? ip : cfg.wsHost, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey, trustedProxies: cfg.wsTrustedProxies,
         // SPEC 6.3: each connection is a peer; a session holds two, so twice the session limits.
         maxConnections: Math.min(cfg.wsMaxConnections, 2 * cfg.maxSessions), maxConnectionsPerIp: 2 * cfg.maxSessionsPerIp,
         sendQueueBytes: cfg.wsQueueBytes, handshakeTimeoutMs: STREAM_HANDSHAKE_TIMEOUT_MS, pingIntervalMs: cfg.wsPingSecs * 1000,
@@ -238,7 +238,7 @@ export class RelayServer {
       this.wsAddress = await leg.listen();
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new RelayError('QR_ERR_BIND', `cannot listen on TCP ${formatAddress(ip, cfg.wsPort!)} (--ws-port): ${e.code ?? e.message}`);
+      throw new RelayError('QR_ERR_BIND', `cannot listen on TCP ${formatAddress(cfg.wsHost === cfg.host ? ip : cfg.wsHost, cfg.wsPort!)} (--ws-port): ${e.code ?? e.message}`);
     }
     path.attachStreams(leg);
     this.streams = leg;

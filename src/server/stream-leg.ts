@@ -36,6 +36,12 @@ export interface StreamLegConfig {
   handshakeTimeoutMs: number;
   /** SPEC 6.3: a ping this often; no pong by the next one closes the connection. */
   pingIntervalMs: number;
+  /**
+   * Reverse proxies (nginx, Caddy) that terminate TLS in front of the leg:
+   * a connection from one of these IPs is the peer X-Forwarded-For names
+   * last (the hop the proxy added), and counts against that peer's IP.
+   */
+  trustedProxies: readonly string[];
 }
 
 /** What the leg uses of a `ws` WebSocket (named here, so the library's declarations need no @types/ws). */
@@ -100,6 +106,7 @@ export class StreamLeg {
   datagramsOut = 0;
   bytesOut = 0;
   tlsReloads = 0;
+  private readonly trusted: Set<string>;
 
   constructor(
     private readonly config: StreamLegConfig,
@@ -107,6 +114,7 @@ export class StreamLeg {
     private readonly counters: RelayCounters,
     private readonly clock: () => number,
   ) {
+    this.trusted = new Set(config.trustedProxies.map(plainAddress));
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: MAX_DATAGRAM, // SPEC 6.3: a bigger message closes the connection (1009)
@@ -257,26 +265,39 @@ export class StreamLeg {
 
   /** SPEC 6.3: every TCP connection counts against the limits from its first byte. */
   private readonly onTcp = (socket: Socket): void => {
-    const key = limitKeyOf(ipKeyOf(plainAddress(socket.remoteAddress ?? '')));
-    const onIp = this.perIp.get(key) ?? 0;
-    const reason: StreamCloseReason | undefined =
-      this.sockets.size >= this.config.maxConnections ? 'limit_total' : onIp >= this.config.maxConnectionsPerIp ? 'limit_ip' : undefined;
-    if (reason !== undefined) {
-      this.closedBy[reason]++;
+    if (this.sockets.size >= this.config.maxConnections) {
+      this.closedBy.limit_total++;
       socket.destroy();
       return;
     }
-    this.perIp.set(key, onIp + 1);
+    // A trusted proxy's connections count against the peers they carry (onUpgrade), not the proxy.
+    const address = plainAddress(socket.remoteAddress ?? '');
+    if (!this.trusted.has(address) && !this.countIp(socket, address)) {
+      socket.destroy();
+      return;
+    }
     this.sockets.add(socket);
     (socket as TrackedSocket).qrDeadline = this.clock() + this.config.handshakeTimeoutMs;
     socket.setNoDelay(true); // one datagram, one segment: never held for Nagle
+    socket.once('close', () => this.sockets.delete(socket));
+  };
+
+  /** SPEC 6.3: one more connection from `address`'s IP (IPv6: /64), released when the socket closes; false over the limit. */
+  private countIp(socket: Socket, address: string): boolean {
+    const key = limitKeyOf(ipKeyOf(address));
+    const onIp = this.perIp.get(key) ?? 0;
+    if (onIp >= this.config.maxConnectionsPerIp) {
+      this.closedBy.limit_ip++;
+      return false;
+    }
+    this.perIp.set(key, onIp + 1);
     socket.once('close', () => {
-      this.sockets.delete(socket);
       const n = (this.perIp.get(key) ?? 1) - 1;
       if (n <= 0) this.perIp.delete(key);
       else this.perIp.set(key, n);
     });
-  };
+    return true;
+  }
 
   private readonly onUpgrade = (req: http.IncomingMessage, socket: Socket, head: Buffer): void => {
     if (pathOf(req.url) !== STREAM_PATH) {
@@ -285,10 +306,26 @@ export class StreamLeg {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
+    let address = plainAddress(socket.remoteAddress ?? '');
+    let port = socket.remotePort ?? 0;
+    if (this.trusted.has(address)) {
+      const forwarded = lastForwardedFor(req.headers['x-forwarded-for']);
+      if (forwarded === undefined) {
+        this.closedBy.bad_request++;
+        socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+        return;
+      }
+      if (!this.countIp(socket, forwarded)) {
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+        return;
+      }
+      address = forwarded;
+      port = 0; // the peer's source port is the proxy's to know
+    }
     const deadline = (socket as TrackedSocket).qrDeadline ?? this.clock() + this.config.handshakeTimeoutMs;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       (socket as TrackedSocket).qrDeadline = undefined; // from here the peer's deadline applies
-      const peer = new StreamPeer(plainAddress(socket.remoteAddress ?? ''), socket.remotePort ?? 0, this.nextPort++, deadline);
+      const peer = new StreamPeer(address, port, this.nextPort++, deadline);
       peer.ws = ws;
       peer.nextPingAt = this.clock() + this.config.pingIntervalMs;
       this.peers.set(peer.port, peer);
@@ -338,6 +375,13 @@ export class StreamLeg {
 interface TrackedSocket extends Socket {
   /** SPEC 6.3: when this connection must have upgraded; undefined once it has. */
   qrDeadline?: number;
+}
+
+/** The last IP of an X-Forwarded-For header (the one our proxy added), or undefined. */
+function lastForwardedFor(header: string | string[] | undefined): string | undefined {
+  const text = Array.isArray(header) ? header.join(',') : header;
+  const last = text?.split(',').pop()?.trim();
+  return last !== undefined && net.isIP(plainAddress(last)) !== 0 ? plainAddress(last) : undefined;
 }
 
 /** The path of a request URL, without its query. */

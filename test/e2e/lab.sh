@@ -27,9 +27,9 @@ if [ "$(id -u)" != 0 ]; then
   echo "e2e lab skipped: needs root (network namespaces, iptables, conntrack)"
   exit 0
 fi
-for tool in gtlsserver gtlsclient iptables conntrack openssl ip node sha256sum tinyproxy ss; do
+for tool in gtlsserver gtlsclient iptables conntrack openssl ip node sha256sum tinyproxy ss nginx; do
   if ! command -v "$tool" >/dev/null; then
-    echo "e2e lab skipped: $tool not installed (apt-get install ngtcp2-server ngtcp2-client iptables conntrack openssl iproute2 tinyproxy)"
+    echo "e2e lab skipped: $tool not installed (apt-get install ngtcp2-server ngtcp2-client iptables conntrack openssl iproute2 tinyproxy nginx-light)"
     exit 0
   fi
 done
@@ -138,6 +138,10 @@ make_files() {
   # SPEC 6.1: the relay's own certificate for wss, naming its IP; sidecars trust it through NODE_EXTRA_CA_CERTS.
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$WORK/relay-key.pem" \
     -out "$WORK/relay-cert.pem" -days 1 -subj /CN=relay -addext subjectAltName=IP:$RELAY_IP >/dev/null 2>&1
+  # ...and one for the relay behind nginx (relay 2's IP); the sidecars trust both.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$WORK/relay2-key.pem" \
+    -out "$WORK/relay2-cert.pem" -days 1 -subj /CN=relay2 -addext subjectAltName=IP:$RELAY2_IP >/dev/null 2>&1
+  cat "$WORK/relay-cert.pem" "$WORK/relay2-cert.pem" > "$WORK/relay-cas.pem"
   head -c $((8 * 1024 * 1024)) /dev/urandom > "$WORK/docroot/file.bin"
   head -c $((48 * 1024 * 1024)) /dev/urandom > "$WORK/docroot/big.bin"
   head -c 1024 /dev/urandom > "$WORK/docroot/small.bin"
@@ -582,7 +586,7 @@ scenario_stream() { # name a|both|proxy|reset
   local name=$1 how=$2 rc=1 detail="" secs file=file.bin bytes=8388608 ws0
   nat_rules "$NS_N1" cone; nat_rules "$NS_N2" cone
   block_udp "$NS_N1"; [ "$how" = both ] && block_udp "$NS_N2"
-  SIDECAR_ENV=(NODE_EXTRA_CA_CERTS="$WORK/relay-cert.pem" QUIC_RELAY_WS_PORT=443)
+  SIDECAR_ENV=(NODE_EXTRA_CA_CERTS="$WORK/relay-cas.pem" QUIC_RELAY_WS_PORT=443)
   PAIR_QUIET=1
   if [ "$how" = proxy ]; then start_proxy || detail="no proxy"; SIDECAR_ENV+=(HTTPS_PROXY=http://10.1.0.1:8888); fi
   [ "$how" = reset ] && { file=big.bin; bytes=$((48 * 1024 * 1024)); }
@@ -623,6 +627,48 @@ scenario_stream() { # name a|both|proxy|reset
   unblock_udp "$NS_N1"; [ "$how" = both ] && unblock_udp "$NS_N2"
   SIDECAR_ENV=(); PAIR_QUIET=""
   stop_sidecar sa; stop_sidecar sb
+  result "$name" $rc "$detail"
+}
+
+# The operator's other way to serve 443: nginx terminates TLS (the repository's
+# scripts/deploy/nginx-quic-relay.conf, as it is, with names filled in) in front
+# of a relay whose WebSocket leg is plain ws on 127.0.0.1:8080 and trusts
+# nginx's X-Forwarded-For. A's router passes no UDP; the download completes and
+# the relay sees A's address, not nginx's.
+scenario_nginx() {
+  local name=$1 rc=1 detail secs nginx_pid relay_pid log="$WORK/relay-nginx.log"
+  nat_rules "$NS_N1" cone; nat_rules "$NS_N2" cone
+  : >"$log"
+  ip netns exec "$NS_WAN" node "$BUNDLE" --host $RELAY2_IP --port 4433 --ws-port 8080 --ws-host 127.0.0.1 --ws-trusted-proxies 127.0.0.1 >>"$log" 2>&1 &
+  relay_pid=$!
+  sed -e "s|RELAY_NAME|$RELAY2_IP|; s|CERT;|$WORK/relay2-cert.pem;|; s|KEY;|$WORK/relay2-key.pem;|; s|listen 443 ssl;|listen $RELAY2_IP:443 ssl;|" \
+    "$root/scripts/deploy/nginx-quic-relay.conf" >"$WORK/nginx-quic-relay.conf"
+  cat >"$WORK/nginx.conf" <<CONF
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events {}
+http { access_log off; include $WORK/nginx-quic-relay.conf; }
+CONF
+  ip netns exec "$NS_WAN" nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" >>"$WORK/nginx.out" 2>&1 &
+  nginx_pid=$!
+  block_udp "$NS_N1"
+  SIDECAR_ENV=(NODE_EXTRA_CA_CERTS="$WORK/relay-cas.pem" QUIC_RELAY_WS_PORT=443); SIDECAR_RELAY="$RELAY2_IP:4433"; PAIR_QUIET=1
+  if wait_log "$log" "WebSocket leg (ws, no TLS) listening on 127.0.0.1:8080" 10 "relay behind nginx" && pair_up "$name-$$" \
+    && wait_log "$WORK/sa.log" "path relay-ws" 10 "A on the WebSocket leg"; then
+    secs=$(quic_get "$NS_A" 127.0.0.1 4443 file.bin "$WORK/dl-$name")
+    if [ "$secs" != fail ] && checksum_ok "$WORK/dl-$name" file.bin && grep -q "ws $N1_WAN" "$log"; then
+      rc=0; detail="8 MiB in ${secs}s ($(mbit 8388608 "$secs") Mbit/s) through nginx's TLS; the relay saw A as $N1_WAN (X-Forwarded-For), not as nginx"
+    else
+      detail="download $secs; relay log: $(grep -o 'paired: .*' "$log" | head -1)"
+    fi
+  else
+    detail="no pairing through nginx: $(tail -2 "$WORK/nginx-error.log" 2>/dev/null | tr '\n' ' ')"
+  fi
+  unblock_udp "$NS_N1"
+  SIDECAR_ENV=(); SIDECAR_RELAY=""; PAIR_QUIET=""
+  stop_sidecar sa; stop_sidecar sb
+  kill -TERM "$nginx_pid" "$relay_pid" 2>/dev/null; wait "$nginx_pid" "$relay_pid" 2>/dev/null
   result "$name" $rc "$detail"
 }
 
@@ -895,6 +941,7 @@ run_scenario scenario_stream udp-blocked-a-wss a
 run_scenario scenario_stream udp-blocked-both both
 run_scenario scenario_stream http-connect-proxy proxy
 run_scenario scenario_stream ws-reset-mid-download reset
+run_scenario scenario_nginx nginx-terminates-tls
 run_scenario scenario_direct
 
 stop_relay

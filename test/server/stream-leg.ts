@@ -10,6 +10,8 @@ import t from 'tap';
 import { createRegistry } from '../../src/server/metrics-http';
 import { MAX_DATAGRAM, STREAM_HANDSHAKE_TIMEOUT_MS } from '../../src/wire/constants';
 import { makeTicket } from '../../src/wire/tickets';
+import { ipKeyOf } from '../../src/wire/address';
+import { STREAM_PORT_BASE } from '../../src/server/session-table';
 import { bindPeer, register, startRelay, until } from '../fixtures/udp';
 import { TEST_CA_2, TLS_DIR, connectWs, registerWs } from '../fixtures/ws';
 
@@ -279,4 +281,24 @@ t.test('SPEC 6.3: a peer that does not read has a bounded queue; the rest is dro
   t.match(text, /quic_relay_ws_connections 1/);
   t.match(text, /quic_relay_received_datagrams_by_transport_total\{transport="ws"\} 1\b/, 'its REG');
   t.match(text, /quic_relay_ws_connections_accepted_total 1/);
+});
+
+t.test('behind a reverse proxy: a trusted proxy\'s connection is the peer X-Forwarded-For names last', async (t) => {
+  const { relay } = await startRelay(t, { wsPort: 0, wsTrustedProxies: ['127.0.0.1'], maxSessionsPerIp: 1 });
+  const port = wsPortOf(relay);
+  const a = await connectWs(t, port, { headers: { 'x-forwarded-for': '192.0.2.99, 198.51.100.7' } });
+  t.equal(await registerWs(a, 'proxied'), 'ACK\n');
+  const peer = relay.streams!.peer(STREAM_PORT_BASE)!;
+  t.equal(peer.address, '198.51.100.7', 'the last hop, not the proxy');
+  t.equal(relay.table.find(ipKeyOf('198.51.100.7'), '198.51.100.7', peer.port)?.id, 'proxied', 'registered under that IP');
+  // Per-IP limits count the forwarded IP: two per IP here (a session may hold two peers from one IP).
+  await connectWs(t, port, { headers: { 'x-forwarded-for': '198.51.100.7' } });
+  await t.rejects(connectWs(t, port, { headers: { 'x-forwarded-for': '198.51.100.7' } }), /HTTP 503/);
+  await connectWs(t, port, { headers: { 'x-forwarded-for': '198.51.100.8' } });
+  await t.rejects(connectWs(t, port), /HTTP 400/, 'a trusted proxy that names nobody: 400');
+
+  const plain = await startRelay(t, { wsPort: 0 });
+  const b = await connectWs(t, wsPortOf(plain.relay), { headers: { 'x-forwarded-for': '198.51.100.7' } });
+  t.equal(await registerWs(b, 'not-proxied'), 'ACK\n');
+  t.equal(plain.relay.streams!.peer(STREAM_PORT_BASE)!.address, '127.0.0.1', 'from anyone else the header means nothing');
 });
