@@ -80,6 +80,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.client.on('message', this.onRelayed);
     this.client.on('unrelayed', this.onUnrelayed);
     this.client.on('registered', this.onRegistered);
+    // SPEC 6.4: a move between UDP and the WebSocket leg is a change of path (the line names the transport).
+    this.client.on('transport', (_transport, why) => {
+      if (this.machine === undefined && !this.relayOnly && !this.closed) this.emit('path', { kind: 'relay', reason: why });
+    });
   }
 
   /** The current path; 'relay' until a direct one is confirmed. */

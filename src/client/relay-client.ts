@@ -151,8 +151,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly streamOptions: StreamOptions;
   /** SPEC 6.4: the WebSocket to each relay, while on the stream leg. */
   private readonly links: Array<StreamLink | undefined> = [];
-  /** Other relays were asked ADDR? (is UDP blocked, or only our relay down?): their answers are swallowed. */
+  /** Relays were asked ADDR? over UDP (is UDP blocked, or only a relay down?): their answers are swallowed. */
   private askedOthers = false;
+  /** On the stream leg because 'auto' fell back (not because 'ws' was asked for): UDP is still asked, and wins when it answers. */
+  private fellBack = false;
   private socket: dgram.Socket | undefined;
   private state: State = 'idle';
   private timer: unknown;
@@ -397,6 +399,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       return;
     }
     this.udpHeard = true; // SPEC 6.4: UDP works here
+    if (this.fellBack) this.backToUdp();
     if (this.askedOthers && parseAddressAnswer(msg) !== undefined && this.addressWaiter === undefined) {
       this.stats.swallowed++; // the answer to "is UDP blocked?" (attempt()), never the peer's
       return;
@@ -479,14 +482,37 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     link?.close();
   }
 
-  /** SPEC 6.4: no UDP answer from any listed relay: UDP is blocked here; the WebSocket legs from now on. */
+  /** SPEC 6.4: no UDP answer from any listed relay: UDP is blocked here (or the relays were down); the WebSocket legs. */
   private fallBackToStream(): void {
     this.onStream = true;
+    this.fellBack = true;
     this.failoverAt = this.timers.now() + this.failoverMs;
     this.backoffMs = this.backoffInitialMs;
     const why = `no UDP answer from ${this.multi ? `any of ${this.relays.length} relays` : this.relayName} in ${this.wsFallbackMs} ms`;
     this.trace?.('WebSocket leg: %s', why);
     this.emit('transport', 'ws', why);
+  }
+
+  /**
+   * After a fallback, UDP is still asked (ADDR?, which registers nothing) at
+   * each attempt and keepalive: a relay that was only down when we started
+   * answers once it is up, and then the session goes back to UDP.
+   */
+  private askUdp(): void {
+    if (!this.fellBack || this.socket === undefined) return;
+    this.askedOthers = true;
+    this.sendOn(this.socket, ADDRESS_QUERY_DATAGRAM, this.relay.port, this.relayIp);
+  }
+
+  /** SPEC 6.4: UDP answered after all: register over it, and let the WebSockets go. */
+  private backToUdp(): void {
+    this.onStream = false;
+    this.fellBack = false;
+    for (let i = 0; i < this.links.length; i++) this.dropLink(i);
+    this.trace?.('UDP answers: leaving the WebSocket leg');
+    this.emit('transport', 'udp', 'UDP answers again');
+    if (this.state === 'registered') this.keepalive(); // a REG over UDP now (a rebind at the relay)
+    else if (this.state === 'registering') this.attempt();
   }
 
   /** Which listed relay ip:port is, or -1. A short list: compared in order. */
@@ -629,6 +655,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     // SPEC 5.7: this relay's time is up: the next one, now.
     else if (this.multi && now >= this.failoverAt) this.failOver(`no ACK from ${this.relayName}`);
     this.sendReg();
+    this.askUdp();
     if (undecided && this.multi && !this.onStream) {
       // One relay down is not UDP blocked: any listed relay answering ADDR? keeps us on UDP.
       this.askedOthers = true;
@@ -657,6 +684,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private keepalive(): void {
     this.clearTimer();
     this.sendReg();
+    this.askUdp();
     const wait = Math.min(this.backoffMaxMs, this.keepaliveMs, this.multi ? this.lostRelayMs : Infinity);
     this.schedule(() => this.enterRegistering(), wait);
   }

@@ -193,3 +193,35 @@ t.test('SPEC 6.4: PeerLink on the WebSocket leg looks for no direct path', async
   t.same(await path, { kind: 'relay', reason: 'UDP gets no answer here: over WebSocket' });
   t.equal(link.client.stats.sentDirect, 0);
 });
+
+t.test('SPEC 6.4: after a fallback UDP is still asked; when it answers, the session goes back to UDP', async (t) => {
+  const { wsPort } = await wsRelay(t);
+  // A UDP relay that is down at first (silent), then up: it answers ADDR? and REG.
+  const fake = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => fake.bind(0, '127.0.0.1', () => resolve()));
+  t.teardown(() => fake.close());
+  let up = false;
+  fake.on('message', (m, r) => {
+    if (!up) return;
+    const text = m.toString('latin1');
+    if (text.startsWith('ADDR?')) fake.send(`ADDR ${r.address}:${r.port}\n`, r.port, r.address);
+    else if (text.startsWith('REG:')) fake.send('ACK\n', r.port, r.address);
+  });
+  const timers = new FakeTimers();
+  const c = client(t, { relay: { host: '127.0.0.1', port: fake.address().port }, stream: { port: wsPort, tls: false } }, timers);
+  const moves: string[] = [];
+  c.on('transport', (tr) => moves.push(tr));
+  const done = c.register();
+  await until(() => c.stats.regsSent === 1);
+  timers.advance(2000);
+  await done;
+  t.equal(c.transport, 'ws', 'registered over the WebSocket leg while UDP was silent');
+  up = true;
+  const back = new Promise<void>((resolve) => c.once('transport', () => resolve()));
+  timers.advance(15_000); // the keepalive asks UDP too
+  await back;
+  t.equal(c.transport, 'udp');
+  await until(() => c.stats.acks >= 2);
+  t.same(moves, ['ws', 'udp']);
+  t.equal(c.registered, true, 'registered over UDP');
+});
