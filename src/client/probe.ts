@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
-import { ADDRESS_QUERY_DATAGRAM, parseAddressAnswer } from '../wire/protocol';
+import { ADDRESS_QUERY_DATAGRAM, encodeRegister, parseAddressAnswer } from '../wire/protocol';
 import { RegistrationRefusedError } from '../wire/errors';
 import type { RefusalReason } from '../wire/errors';
 import { RelayClient } from './relay-client';
@@ -115,6 +115,14 @@ export async function probe(o: ProbeOptions): Promise<ProbeResult> {
       result.refused = err.reason;
     }
   } finally {
+    // The relay has no "leave": over UDP, each side registers a fresh id, which
+    // empties and removes the probe's session now (SPEC 2.2) and leaves two
+    // unpaired ones that go after --unpaired-timeout-secs (60 s), not a paired
+    // one for 300 s. (A ticket cannot be swapped for a random id; a WebSocket
+    // leaves its session when it closes.)
+    if (o.ticket === undefined && transport === 'udp') {
+      for (const c of [a, b]) if (c.registered) c.send(encodeRegister(`probe-gone-${randomBytes(12).toString('hex')}`));
+    }
     await Promise.all([a.close(), b.close()]);
   }
   return result;

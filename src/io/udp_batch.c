@@ -107,6 +107,18 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
+// Like CHECK, but first runs `undo` (an error path frees what it made).
+#define CHECK_OR(call, undo)                                               \
+  do {                                                                     \
+    if ((call) != napi_ok) {                                               \
+      undo;                                                                \
+      napi_throw_error(env, "QR_ERR_NATIVE", "Node-API call failed: " #call); \
+      return NULL;                                                         \
+    }                                                                      \
+  } while (0)
+
+static void release(napi_env env, relay_socket_t *s);
+
 static relay_socket_t *unwrap(napi_env env, napi_value v) {
   relay_socket_t *s = NULL;
   if (napi_get_value_external(env, v, (void **)&s) != napi_ok || s == NULL) {
@@ -361,15 +373,16 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_value handle, out, v;
-  CHECK(napi_create_external(env, s, NULL, NULL, &handle)); // freed by close(), not by GC: the loop holds it
-  CHECK(napi_create_array_with_length(env, 4, &out));
-  CHECK(napi_set_element(env, out, 0, handle));
-  CHECK(napi_create_uint32(env, ntohs(a.sin_port), &v));
-  CHECK(napi_set_element(env, out, 1, v));
-  CHECK(napi_create_int32(env, got_rcv, &v));
-  CHECK(napi_set_element(env, out, 2, v));
-  CHECK(napi_create_int32(env, got_snd, &v));
-  CHECK(napi_set_element(env, out, 3, v));
+  // From here a failure hands the socket back to the loop to close and free (release()).
+  CHECK_OR(napi_create_external(env, s, NULL, NULL, &handle), release(env, s)); // freed by close(), not by GC: the loop holds it
+  CHECK_OR(napi_create_array_with_length(env, 4, &out), release(env, s));
+  CHECK_OR(napi_set_element(env, out, 0, handle), release(env, s));
+  CHECK_OR(napi_create_uint32(env, ntohs(a.sin_port), &v), release(env, s));
+  CHECK_OR(napi_set_element(env, out, 1, v), release(env, s));
+  CHECK_OR(napi_create_int32(env, got_rcv, &v), release(env, s));
+  CHECK_OR(napi_set_element(env, out, 2, v), release(env, s));
+  CHECK_OR(napi_create_int32(env, got_snd, &v), release(env, s));
+  CHECK_OR(napi_set_element(env, out, 3, v), release(env, s));
   return out;
 }
 
@@ -379,6 +392,18 @@ static int arraybuffer(napi_env env, napi_value v, size_t want, void **data) {
   if (napi_is_arraybuffer(env, v, &is_ab) != napi_ok || !is_ab) return 0;
   if (napi_get_arraybuffer_info(env, v, data, &len) != napi_ok) return 0;
   return len >= want;
+}
+
+/** Drops what start() made: its references and async context (each 0 until made). */
+static void unstart(napi_env env, relay_socket_t *s) {
+  if (s->callback) napi_delete_reference(env, s->callback);
+  s->callback = NULL;
+  for (int i = 0; i < 4; i++) {
+    if (s->buffers[i]) napi_delete_reference(env, s->buffers[i]);
+    s->buffers[i] = NULL;
+  }
+  if (s->async) napi_async_destroy(env, s->async);
+  s->async = NULL;
 }
 
 // start(handle, rx, rxMeta, txMeta, tx, onBatch(count)): the shared memory, once, and the batch callback.
@@ -398,11 +423,12 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "QR_ERR_NATIVE", "shared buffers missing or too small");
     return NULL;
   }
-  for (int i = 0; i < 4; i++) CHECK(napi_create_reference(env, argv[1 + i], 1, &s->buffers[i]));
-  CHECK(napi_create_reference(env, argv[5], 1, &s->callback));
+  // A failure part way leaves nothing behind: the references made so far are dropped (unstart()).
+  for (int i = 0; i < 4; i++) CHECK_OR(napi_create_reference(env, argv[1 + i], 1, &s->buffers[i]), unstart(env, s));
+  CHECK_OR(napi_create_reference(env, argv[5], 1, &s->callback), unstart(env, s));
   napi_value name;
-  CHECK(napi_create_string_utf8(env, "quic-relay:udp", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_async_init(env, NULL, name, &s->async));
+  CHECK_OR(napi_create_string_utf8(env, "quic-relay:udp", NAPI_AUTO_LENGTH, &name), unstart(env, s));
+  CHECK_OR(napi_async_init(env, NULL, name, &s->async), unstart(env, s));
   s->rx = rx;
   s->rx_meta = rx_meta;
   s->tx_meta = tx_meta;
@@ -455,15 +481,18 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   relay_socket_t *s = unwrap(env, argv[0]);
   if (s == NULL || s->closed) return NULL;
+  release(env, s);
+  return NULL;
+}
+
+/** Stops watching, closes the socket, drops start()'s references; the loop frees the rest (on_closed). */
+static void release(napi_env env, relay_socket_t *s) {
   s->closed = 1;
   uv_poll_stop((uv_poll_t *)(void *)s->poll);
   close(s->fd);
-  if (s->callback) napi_delete_reference(env, s->callback);
-  for (int i = 0; i < 4; i++) if (s->buffers[i]) napi_delete_reference(env, s->buffers[i]);
-  if (s->async) napi_async_destroy(env, s->async);
+  unstart(env, s);
   s->rx = NULL;
   uv_close((uv_handle_t *)(void *)s->poll, on_closed);
-  return NULL;
 }
 
 static napi_value init(napi_env env, napi_value exports) {

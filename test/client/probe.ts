@@ -2,7 +2,7 @@ import t from 'tap';
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { formatNatCheck, formatProbe, natCheck, probe, probePassed } from '../../src/client/probe';
-import { startRelay } from '../fixtures/udp';
+import { startRelay, until } from '../fixtures/udp';
 
 t.test('probe passes against a working relay', async (t) => {
   const { address } = await startRelay(t);
@@ -56,4 +56,13 @@ t.test('NAT check: one socket, several relays: the same port means punching can 
   const unknown = await natCheck([{ host: '127.0.0.1', port: one.address.port }, { host: '127.0.0.1', port: mute }], 200);
   t.equal(unknown.mapping, 'unknown', 'a relay without address queries leaves it open');
   t.equal(unknown.seen[1]!.address, undefined);
+});
+
+t.test('the probe leaves no paired session behind (it used to stay 300 s)', async (t) => {
+  const { relay, address } = await startRelay(t);
+  const r = await probe({ relay: { host: '127.0.0.1', port: address.port }, count: 2, intervalMs: 1, timeoutMs: 2000 });
+  t.ok(probePassed(r));
+  await until(() => relay.counters.sessionsEmptied === 1); // the second to leave empties it
+  t.equal(relay.table.pairedCount, 0, 'its session was emptied and removed at once');
+  t.equal(relay.table.size, 2, 'two unpaired ones, gone after --unpaired-timeout-secs');
 });
