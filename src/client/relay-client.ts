@@ -5,22 +5,19 @@
 // instead (SPEC 6.4, stream-link.ts). Imports only the pure modules
 // (protocol, address, constants, errors): the client never meets the server.
 
-import * as dgram from 'node:dgram';
-import * as dns from 'node:dns/promises';
+import type * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { formatAddress, ipKeyOf, literalLookup } from '../wire/address';
-import type { IpKey } from '../wire/address';
+import { formatAddress } from '../wire/address';
 import type { Endpoint } from '../wire/endpoint';
 import {
-  DEFAULT_FAILOVER_MS, DEFAULT_KEEPALIVE_SECS, DEFAULT_WS_FALLBACK_MS, DEFAULT_LOST_RELAY_MS, DEFAULT_PARTNER_WAIT_MS, DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTER_TIMEOUT_MS, DEFAULT_SEND_BUFFER_BYTES,
+  DEFAULT_FAILOVER_MS, DEFAULT_KEEPALIVE_SECS, DEFAULT_WS_FALLBACK_MS, DEFAULT_LOST_RELAY_MS, DEFAULT_PARTNER_WAIT_MS, DEFAULT_REGISTER_TIMEOUT_MS,
   REGISTER_BACKOFF_INITIAL_MS, REGISTER_BACKOFF_MAX_MS,
 } from '../wire/constants';
 import { ClosedError, ConfigError, RegistrationRefusedError, RegistrationTimeoutError } from '../wire/errors';
 import type { RefusalReason } from '../wire/errors';
 import { ADDRESS_QUERY_DATAGRAM, encodeRegister, isAddressQuery, isValidSessionId, parseAddressAnswer, parseReply } from '../wire/protocol';
-import { StreamLink } from './stream-link';
+import { RelayCarrier } from './relay-carrier';
 import type { StreamOptions } from './stream-link';
 import { realTimers } from './timers';
 import type { Timers } from './timers';
@@ -118,8 +115,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   readonly sessionId: string;
   /** SPEC 5.7: the relays in the order they are tried; `home` indexes the one in use. */
   readonly relays: readonly RelayEndpoint[];
-  private relayIps: string[] = [];
-  private relayKeys: IpKey[] = [];
   private home = 0;
   /** SPEC 5.7: when registering on `home` gives up and the next relay is tried. */
   private failoverAt = 0;
@@ -140,22 +135,17 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly backoffInitialMs: number;
   private readonly backoffMaxMs: number;
   private readonly silenceMs: number;
-  private readonly bindAddress: string | undefined;
-  private readonly bindPort: number;
-  /** SPEC 6.4: what was asked for, and whether the relays are reached over WebSocket now. */
+  /** Every datagram to and from the relays, and the direct path's: the socket and the WebSockets. */
+  private readonly carrier: RelayCarrier;
+  /** SPEC 6.4: what was asked for (carrier.onStream says where datagrams go now). */
   private readonly transportMode: TransportMode;
-  private onStream: boolean;
   /** Any UDP datagram from a listed relay: UDP works here, and 'auto' never falls back. */
   private udpHeard = false;
   private readonly wsFallbackMs: number;
-  private readonly streamOptions: StreamOptions;
-  /** SPEC 6.4: the WebSocket to each relay, while on the stream leg. */
-  private readonly links: Array<StreamLink | undefined> = [];
   /** Relays were asked ADDR? over UDP (is UDP blocked, or only a relay down?): their answers are swallowed. */
   private askedOthers = false;
   /** On the stream leg because 'auto' fell back (not because 'ws' was asked for): UDP is still asked, and wins when it answers. */
   private fellBack = false;
-  private socket: dgram.Socket | undefined;
   private state: State = 'idle';
   private timer: unknown;
   private backoffMs: number;
@@ -170,11 +160,15 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** SPEC 1.5: an address query under way, answered by the relay's `ADDR ip:port`. */
   private addressWaiter: ((a: { address: string; port: number } | undefined) => void) | undefined;
   /** Counters for the sidecar's and probe's reports. */
-  readonly stats = {
-    sent: 0, received: 0, sentDirect: 0, regsSent: 0, acks: 0, registrations: 0, refusals: 0, sendErrors: 0, socketErrors: 0, swallowed: 0, unrelayed: 0, droppedPortZero: 0,
-    /** SPEC 6.4: WebSocket connections opened to relays, and how many ended. */
-    streamConnects: 0, streamCloses: 0,
-  };
+  private readonly counts = { sent: 0, received: 0, sentDirect: 0, regsSent: 0, acks: 0, registrations: 0, refusals: 0, socketErrors: 0, swallowed: 0, unrelayed: 0 };
+
+  /**
+   * Counters for the sidecar's and probe's reports, the carrier's included
+   * (sendErrors, droppedPortZero; SPEC 6.4: streamConnects, streamCloses).
+   */
+  get stats(): Readonly<RelayClient['counts'] & RelayCarrier['counts']> {
+    return { ...this.counts, ...this.carrier.counts };
+  }
 
   constructor(options: RelayClientOptions, timers: Timers = realTimers) {
     super();
@@ -194,14 +188,18 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.backoffInitialMs = options.backoffInitialMs ?? REGISTER_BACKOFF_INITIAL_MS;
     this.backoffMaxMs = options.backoffMaxMs ?? REGISTER_BACKOFF_MAX_MS;
     this.silenceMs = options.silenceReregisterMs ?? 1000;
-    this.bindAddress = options.bindAddress;
-    this.bindPort = options.bindPort ?? 0;
     this.backoffMs = this.backoffInitialMs;
     this.transportMode = options.transport ?? 'auto';
     if (!TRANSPORT_MODES.includes(this.transportMode)) throw new ConfigError('--transport', `must be one of ${TRANSPORT_MODES.join(', ')}`);
-    this.onStream = this.transportMode === 'ws';
     this.wsFallbackMs = options.wsFallbackMs ?? DEFAULT_WS_FALLBACK_MS;
-    this.streamOptions = options.stream ?? {};
+    this.carrier = new RelayCarrier(
+      { relays: this.relays, stream: options.stream ?? {}, bindAddress: options.bindAddress, bindPort: options.bindPort ?? 0 },
+      {
+        fromRelay: this.onRelayDatagram, unrelayed: this.onUnrelayed, streamOpened: this.onStreamOpened, streamClosed: this.onStreamClosed,
+        error: (err) => this.reportError(err),
+      },
+    );
+    this.carrier.onStream = this.transportMode === 'ws';
     if (!(this.keepaliveMs > 0)) throw new ConfigError('--keepalive-secs', 'must be more than 0');
   }
 
@@ -211,16 +209,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   /** SPEC 6.4: how datagrams reach the relay now. */
   get transport(): 'udp' | 'ws' {
-    return this.onStream ? 'ws' : 'udp';
+    return this.carrier.onStream ? 'ws' : 'udp';
   }
 
   /** The relay in use (SPEC 5.7: it may change when one fails). */
   get relay(): RelayEndpoint {
     return this.relays[this.home]!;
-  }
-
-  private get relayIp(): string {
-    return this.relayIps[this.home]!;
   }
 
   private get multi(): boolean {
@@ -234,8 +228,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   /** The local address of the socket that talks to the relay. */
   address(): AddressInfo {
-    if (this.socket === undefined) throw new ClosedError('RelayClient socket');
-    return this.socket.address();
+    const a = this.carrier.address();
+    if (a === undefined) throw new ClosedError('RelayClient socket');
+    return a;
   }
 
   /**
@@ -264,15 +259,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   /** Sends a datagram to the peer through the relay. */
   send(data: Buffer | Uint8Array): void {
-    const socket = this.socket;
-    if (socket === undefined || this.state === 'closed') throw new ClosedError('RelayClient');
-    this.stats.sent++;
-    if (this.onStream) {
-      this.links[this.home]?.send(data);
-      return;
-    }
-    this.sendOn(socket, data, this.relay.port, this.relayIp);
-    if (this.silenceMs > 0 && this.state === 'registered') {
+    if (!this.carrier.isOpen || this.state === 'closed') throw new ClosedError('RelayClient');
+    this.counts.sent++;
+    this.carrier.send(this.home, data);
+    if (this.silenceMs > 0 && this.state === 'registered' && !this.carrier.onStream) {
       const now = this.timers.now();
       // We keep talking and the relay has gone quiet: our NAT mapping may have
       // changed. Re-register now rather than at the next keepalive.
@@ -286,10 +276,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * from the socket whose NAT mapping the peer was told about.
    */
   sendTo(data: Buffer | Uint8Array, port: number, address: string): void {
-    const socket = this.socket;
-    if (socket === undefined || this.state === 'closed') throw new ClosedError('RelayClient');
-    this.stats.sentDirect++;
-    this.sendOn(socket, data, port, address);
+    if (!this.carrier.isOpen || this.state === 'closed') throw new ClosedError('RelayClient');
+    this.counts.sentDirect++;
+    this.carrier.sendTo(data, port, address);
   }
 
   /**
@@ -309,8 +298,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * the registered socket, so it names the mapping that carries the data.
    */
   queryAddress(timeoutMs = 1000): Promise<{ address: string; port: number } | undefined> {
-    const socket = this.socket;
-    if (socket === undefined || this.state === 'closed') return Promise.reject(new ClosedError('RelayClient'));
+    if (!this.carrier.isOpen || this.state === 'closed') return Promise.reject(new ClosedError('RelayClient'));
     this.addressWaiter?.(undefined); // one query at a time: a newer one replaces it
     return new Promise((resolve) => {
       const timer = this.timers.setTimeout(() => done(undefined), timeoutMs);
@@ -321,7 +309,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         resolve(a);
       };
       this.addressWaiter = done;
-      this.sendToRelay(this.home, ADDRESS_QUERY_DATAGRAM);
+      this.carrier.send(this.home, ADDRESS_QUERY_DATAGRAM);
     });
   }
 
@@ -335,74 +323,39 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.pending?.reject(new ClosedError('RelayClient'));
     this.pending = undefined;
     this.addressWaiter?.(undefined);
-    for (let i = 0; i < this.links.length; i++) this.dropLink(i);
-    const socket = this.socket;
-    this.socket = undefined;
-    if (socket !== undefined) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    await this.carrier.close();
   }
 
   // ---- internals
 
   private async open(): Promise<void> {
-    for (const r of this.relays) this.relayIps.push(net.isIP(r.host) !== 0 ? r.host : (await dns.lookup(r.host)).address);
-    this.relayKeys = this.relayIps.map(ipKeyOf);
-    if (this.state === 'closed') throw new ClosedError('RelayClient');
-    const family = net.isIPv6(this.relayIp) ? 6 : 4;
-    const socket = dgram.createSocket({
-      type: family === 6 ? 'udp6' : 'udp4',
-      recvBufferSize: DEFAULT_RECV_BUFFER_BYTES,
-      sendBufferSize: DEFAULT_SEND_BUFFER_BYTES,
-      lookup: literalLookup(family),
-    });
-    socket.on('message', this.onMessage);
-    socket.on('error', (err) => this.reportError(err));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(this.bindPort, this.bindAddress ?? (family === 6 ? '::' : '0.0.0.0'), () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-    this.socket = socket;
+    await this.carrier.open();
+    if (this.state === 'closed') {
+      await this.carrier.close();
+      throw new ClosedError('RelayClient');
+    }
   }
 
   /** Counts a socket error and tells whoever listens; never throws. */
   reportError(err: Error): void {
-    this.stats.socketErrors++;
+    this.counts.socketErrors++;
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
-  private readonly onSent = (err: Error | null): void => {
-    if (err) this.stats.sendErrors++;
+  /** Not a relay: a peer's direct path, or nothing of ours. Never data here. */
+  private readonly onUnrelayed = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
+    this.counts.unrelayed++;
+    this.emit('unrelayed', msg, rinfo);
   };
 
-  /** SPEC 1.6: a send never throws out of the client (dgram throws at once on a bad port): it is a counted send error. */
-  private sendOn(socket: dgram.Socket, data: Buffer | Uint8Array, port: number, address: string): void {
-    try {
-      socket.send(data, port, address, this.onSent);
-    } catch {
-      this.stats.sendErrors++;
-    }
-  }
-
-  private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
-    if (rinfo.port === 0) {
-      this.stats.droppedPortZero++; // SPEC 1.6: nothing can answer it; it is no relay and no peer
-      return;
-    }
-    // (An IPv4 relay seen IPv4-mapped on a dual-stack socket is the same relay.)
-    const from = this.relayIndex(rinfo);
-    if (from < 0) {
-      // Not the relay: a peer's direct path, or nothing of ours. Never data here.
-      this.stats.unrelayed++;
-      this.emit('unrelayed', msg, rinfo);
-      return;
-    }
-    this.udpHeard = true; // SPEC 6.4: UDP works here
-    if (this.fellBack) this.backToUdp();
-    if (this.askedOthers && parseAddressAnswer(msg) !== undefined && this.addressWaiter === undefined) {
-      this.stats.swallowed++; // the answer to "is UDP blocked?" (attempt()), never the peer's
-      return;
+  private readonly onRelayDatagram = (from: number, msg: Buffer, udp: boolean): void => {
+    if (udp) {
+      this.udpHeard = true; // SPEC 6.4: UDP works here
+      if (this.fellBack) this.backToUdp();
+      if (this.askedOthers && parseAddressAnswer(msg) !== undefined && this.addressWaiter === undefined) {
+        this.counts.swallowed++; // the answer to "is UDP blocked?" (attempt()), never the peer's
+        return;
+      }
     }
     this.fromRelay(from, msg);
   };
@@ -413,7 +366,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (isAddressQuery(msg)) {
       // SPEC 5.3: a relay that does not answer address queries (the original)
       // forwards our peer's to us as data; it is never the QUIC program's.
-      this.stats.swallowed++;
+      this.counts.swallowed++;
       return;
     }
     if (this.addressWaiter !== undefined) {
@@ -427,7 +380,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const reply = parseReply(msg);
     if (reply === undefined) {
       if (this.multi) this.partnerVia(from);
-      this.stats.received++;
+      this.counts.received++;
       this.emit('message', msg);
       return;
     }
@@ -439,52 +392,24 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     else this.onRefused(reply);
   }
 
-  /** One datagram to relay `i`, over UDP or its WebSocket (opened when needed). Never throws. */
-  private sendToRelay(i: number, data: Buffer): void {
-    if (this.onStream) {
-      this.linkTo(i).send(data); // while it connects, dropped: the REG goes out on open
-      return;
-    }
-    if (this.socket !== undefined) this.sendOn(this.socket, data, this.relays[i]!.port, this.relayIps[i]!);
-  }
+  /** SPEC 6.4: a WebSocket opened: the REG that went out while it connected was dropped, so send it now. */
+  private readonly onStreamOpened = (i: number): void => {
+    if (this.state !== 'closed' && this.state !== 'idle' && (i === this.home || this.standby.has(i))) this.sendRegTo(i);
+  };
 
-  /** SPEC 6.4: the WebSocket to relay `i`, opening one when there is none. */
-  private linkTo(i: number): StreamLink {
-    const existing = this.links[i];
-    if (existing !== undefined) return existing;
-    const link = new StreamLink(this.relays[i]!.host, this.streamOptions);
-    this.links[i] = link;
-    this.stats.streamConnects++;
-    this.trace?.('connecting to %s', link.url);
-    link.on('open', () => {
-      this.trace?.('connected to %s', link.url);
-      // The REG that went out while it connected was dropped: send it now.
-      if (this.state !== 'closed' && this.state !== 'idle' && (i === this.home || this.standby.has(i))) this.sendRegTo(i);
-    });
-    link.on('message', (data) => {
-      if (this.links[i] === link) this.fromRelay(i, data);
-    });
-    link.on('close', (why) => {
-      if (this.links[i] !== link) return;
-      this.links[i] = undefined;
-      this.stats.streamCloses++;
-      this.trace?.('connection to %s ended: %s', link.url, why);
-      // Registered through it: reconnect and register again now (the relay
-      // took us out of the session when it closed, SPEC 6.2).
-      if (i === this.home && this.state === 'registered') this.enterRegistering(this.timers.now());
-    });
-    return link;
-  }
-
-  private dropLink(i: number): void {
-    const link = this.links[i];
-    this.links[i] = undefined;
-    link?.close();
-  }
+  /**
+   * SPEC 6.4: a WebSocket ended. Registered through it: reconnect and
+   * register again now (the relay took us out of the session when it
+   * closed, SPEC 6.2); while registering, the next attempt opens a new one.
+   */
+  private readonly onStreamClosed = (i: number, why: string): void => {
+    this.trace?.('connection to relay %s ended: %s', formatAddress(this.relays[i]!.host, this.relays[i]!.port), why);
+    if (i === this.home && this.state === 'registered') this.enterRegistering(this.timers.now());
+  };
 
   /** SPEC 6.4: no UDP answer from any listed relay: UDP is blocked here (or the relays were down); the WebSocket legs. */
   private fallBackToStream(): void {
-    this.onStream = true;
+    this.carrier.useStream(true);
     this.fellBack = true;
     this.failoverAt = this.timers.now() + this.failoverMs;
     this.backoffMs = this.backoffInitialMs;
@@ -499,28 +424,19 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * answers once it is up, and then the session goes back to UDP.
    */
   private askUdp(): void {
-    if (!this.fellBack || this.socket === undefined) return;
+    if (!this.fellBack) return;
     this.askedOthers = true;
-    this.sendOn(this.socket, ADDRESS_QUERY_DATAGRAM, this.relay.port, this.relayIp);
+    this.carrier.sendUdp(this.home, ADDRESS_QUERY_DATAGRAM);
   }
 
   /** SPEC 6.4: UDP answered after all: register over it, and let the WebSockets go. */
   private backToUdp(): void {
-    this.onStream = false;
+    this.carrier.useStream(false);
     this.fellBack = false;
-    for (let i = 0; i < this.links.length; i++) this.dropLink(i);
     this.trace?.('UDP answers: leaving the WebSocket leg');
     this.emit('transport', 'udp', 'UDP answers again');
     if (this.state === 'registered') this.keepalive(); // a REG over UDP now (a rebind at the relay)
     else if (this.state === 'registering') this.attempt();
-  }
-
-  /** Which listed relay ip:port is, or -1. A short list: compared in order. */
-  private relayIndex(rinfo: dgram.RemoteInfo): number {
-    for (let i = 0; i < this.relays.length; i++) {
-      if (rinfo.port === this.relays[i]!.port && (rinfo.address === this.relayIps[i] || ipKeyOf(rinfo.address) === this.relayKeys[i])) return i;
-    }
-    return -1;
   }
 
   /**
@@ -574,7 +490,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private onAck(): void {
     if (this.state === 'closed' || this.state === 'idle') return;
-    this.stats.acks++;
+    this.counts.acks++;
     this.trace?.('ACK from %s', this.relayName);
     this.clearTimer();
     const wasRegistered = this.state === 'registered';
@@ -584,7 +500,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.awaitPartner();
     if (!wasRegistered) {
       this.everRegistered = true;
-      this.stats.registrations++;
+      this.counts.registrations++;
       const p = this.pending;
       this.pending = undefined;
       p?.resolve();
@@ -595,7 +511,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private onRefused(reason: RefusalReason): void {
     if (this.state === 'closed' || this.state === 'idle') return;
     this.trace?.('ERR:%s from %s', reason.toUpperCase(), this.relayName);
-    this.stats.refusals++;
+    this.counts.refusals++;
     const err = new RegistrationRefusedError(reason, this.relayName, this.sessionId);
     if (!this.everRegistered && reason !== 'busy') {
       // FULL, BAD and AUTH will not change by retrying: fail the first registration.
@@ -625,9 +541,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 
   private sendRegTo(i: number): void {
-    this.stats.regsSent++;
-    this.trace?.('REG %s to %s%s (%s)', this.sessionId, formatAddress(this.relays[i]!.host, this.relays[i]!.port), this.onStream ? ' over WebSocket' : '', i === this.home ? this.state : 'standby');
-    this.sendToRelay(i, this.reg);
+    this.counts.regsSent++;
+    this.trace?.('REG %s to %s%s (%s)', this.sessionId, formatAddress(this.relays[i]!.host, this.relays[i]!.port), this.carrier.onStream ? ' over WebSocket' : '', i === this.home ? this.state : 'standby');
+    this.carrier.send(i, this.reg);
   }
 
   /** `lostAt`: when the relay was last known to answer (SPEC 5.7's grace counts from there). */
@@ -635,7 +551,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const wasRegistered = this.state === 'registered';
     if (wasRegistered) this.emit('unregistered');
     // A WebSocket that let a keepalive go unanswered may be dead without a FIN: a fresh one.
-    if (wasRegistered && this.onStream) this.dropLink(this.home);
+    if (wasRegistered && this.carrier.onStream) this.carrier.dropLink(this.home);
     this.state = 'registering';
     this.backoffMs = this.backoffInitialMs;
     // SPEC 5.7: a relay that stopped answering a session it carried has lostRelayMs
@@ -650,23 +566,23 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.clearTimer();
     const now = this.timers.now();
     // SPEC 6.4: UDP has had its time and no relay answered: the WebSocket legs.
-    const undecided = this.transportMode === 'auto' && !this.onStream && !this.udpHeard;
+    const undecided = this.transportMode === 'auto' && !this.carrier.onStream && !this.udpHeard;
     if (undecided && now - this.firstAttemptAt >= this.wsFallbackMs) this.fallBackToStream();
     // SPEC 5.7: this relay's time is up: the next one, now.
     else if (this.multi && now >= this.failoverAt) this.failOver(`no ACK from ${this.relayName}`);
     this.sendReg();
     this.askUdp();
-    if (undecided && this.multi && !this.onStream) {
+    if (undecided && this.multi && !this.carrier.onStream) {
       // One relay down is not UDP blocked: any listed relay answering ADDR? keeps us on UDP.
       this.askedOthers = true;
-      for (let i = 0; i < this.relays.length; i++) if (i !== this.home && this.socket !== undefined) this.sendOn(this.socket, ADDRESS_QUERY_DATAGRAM, this.relays[i]!.port, this.relayIps[i]!);
+      for (let i = 0; i < this.relays.length; i++) if (i !== this.home) this.carrier.sendUdp(i, ADDRESS_QUERY_DATAGRAM);
     }
     // ...and the next try comes no later than the new relay's failover time, or the fallback's.
     let wait = this.backoffMs;
     const left = this.failoverAt - this.timers.now();
     if (this.multi && left > 0) wait = Math.min(wait, left);
     const toFallback = this.firstAttemptAt + this.wsFallbackMs - this.timers.now();
-    if (this.transportMode === 'auto' && !this.onStream && !this.udpHeard && toFallback > 0) wait = Math.min(wait, toFallback);
+    if (this.transportMode === 'auto' && !this.carrier.onStream && !this.udpHeard && toFallback > 0) wait = Math.min(wait, toFallback);
     this.backoffMs = Math.min(this.backoffMs * 2, this.backoffMaxMs);
     this.schedule(() => {
       if (!this.everRegistered && this.timers.now() - this.firstAttemptAt >= this.registerTimeoutMs) {

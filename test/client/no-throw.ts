@@ -30,7 +30,7 @@ Promise.all([client.register(), sidecar.start()]).then(() => {
       if (++n === 100) {
         clearInterval(timer);
         client.send(Buffer.alloc(65508)); // EMSGSIZE, through the send callback
-        client['socket'].emit('error', Object.assign(new Error('injected ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+        client['carrier']['socket'].emit('error', Object.assign(new Error('injected ECONNREFUSED'), { code: 'ECONNREFUSED' }));
         sidecar['local'].emit('error', new Error('injected on the local side'));
         setTimeout(async () => {
           const s = client.stats;
