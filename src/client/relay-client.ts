@@ -2,8 +2,11 @@
 // keeps the registration (and the NAT mapping) alive from the same socket that
 // carries the data, and sends and receives the peer's datagrams. Where UDP
 // gets no answer at all, the same datagrams go over a WebSocket to the relay
-// instead (SPEC 6.4, stream-link.ts). Imports only the pure modules
-// (protocol, address, constants, errors): the client never meets the server.
+// instead (SPEC 6.4). It is a shell: when to register, keep alive, fail over
+// or change transport is registration.ts's (pure); the sockets are
+// relay-carrier.ts's; this file owns the one timer, reads what arrives, and
+// turns the machine's requests into sends and events. Imports only the pure
+// modules of wire/: the client never meets the server.
 
 import type * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -15,9 +18,10 @@ import {
   REGISTER_BACKOFF_INITIAL_MS, REGISTER_BACKOFF_MAX_MS,
 } from '../wire/constants';
 import { ClosedError, ConfigError, RegistrationRefusedError, RegistrationTimeoutError } from '../wire/errors';
-import type { RefusalReason } from '../wire/errors';
 import { ADDRESS_QUERY_DATAGRAM, encodeRegister, isAddressQuery, isValidSessionId, parseAddressAnswer, parseReply } from '../wire/protocol';
 import { RelayCarrier } from './relay-carrier';
+import { Registration } from './registration';
+import type { RegistrationActions } from './registration';
 import type { StreamOptions } from './stream-link';
 import { realTimers } from './timers';
 import type { Timers } from './timers';
@@ -109,57 +113,26 @@ export interface RelayClientEvents {
   error: [err: Error];
 }
 
-type State = 'idle' | 'registering' | 'registered' | 'closed';
-
 export class RelayClient extends EventEmitter<RelayClientEvents> {
   readonly sessionId: string;
-  /** SPEC 5.7: the relays in the order they are tried; `home` indexes the one in use. */
+  /** SPEC 5.7: the relays in the order they are tried. */
   readonly relays: readonly RelayEndpoint[];
-  private home = 0;
-  /** SPEC 5.7: when registering on `home` gives up and the next relay is tried. */
-  private failoverAt = 0;
-  private readonly lostRelayMs: number;
   private readonly trace: RelayClientOptions['trace'];
-  private readonly failoverMs: number;
-  private readonly partnerWaitMs: number;
-  /** Relays also registered on while the partner is awaited (SPEC 5.7). */
-  private readonly standby = new Set<number>();
-  private partnerTimer: unknown;
-  /** Whether, and when last, the partner was heard through `home`. */
-  private partnerHeard = false;
-  private partnerHeardAt = 0;
   private readonly timers: Timers;
   private readonly reg: Buffer;
-  private readonly keepaliveMs: number;
   private readonly registerTimeoutMs: number;
-  private readonly backoffInitialMs: number;
-  private readonly backoffMaxMs: number;
-  private readonly silenceMs: number;
+  /** When to register, keep alive, fail over and change transport (pure). */
+  private readonly machine: Registration;
   /** Every datagram to and from the relays, and the direct path's: the socket and the WebSockets. */
   private readonly carrier: RelayCarrier;
-  /** SPEC 6.4: what was asked for (carrier.onStream says where datagrams go now). */
-  private readonly transportMode: TransportMode;
-  /** Any UDP datagram from a listed relay: UDP works here, and 'auto' never falls back. */
-  private udpHeard = false;
-  private readonly wsFallbackMs: number;
-  /** Relays were asked ADDR? over UDP (is UDP blocked, or only a relay down?): their answers are swallowed. */
-  private askedOthers = false;
-  /** On the stream leg because 'auto' fell back (not because 'ws' was asked for): UDP is still asked, and wins when it answers. */
-  private fellBack = false;
-  private state: State = 'idle';
+  /** The one timer: set to machine.nextWake() after every input. */
   private timer: unknown;
-  private backoffMs: number;
-  private everRegistered = false;
-  private firstAttemptAt = 0;
-  private lastHeardAt = 0;
-  private lastRegAt = 0;
+  private timerAt = Infinity;
+  private closed = false;
   private pending: { resolve: () => void; reject: (e: Error) => void } | undefined;
-  /** The last ERR:BUSY while first registering: what register() rejects with if it never clears. */
-  private lastRefusal: RegistrationRefusedError | undefined;
   private started: Promise<void> | undefined;
   /** SPEC 1.5: an address query under way, answered by the relay's `ADDR ip:port`. */
   private addressWaiter: ((a: { address: string; port: number } | undefined) => void) | undefined;
-  /** Counters for the sidecar's and probe's reports. */
   private readonly counts = { sent: 0, received: 0, sentDirect: 0, regsSent: 0, acks: 0, registrations: 0, refusals: 0, socketErrors: 0, swallowed: 0, unrelayed: 0 };
 
   /**
@@ -175,55 +148,66 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (!isValidSessionId(options.sessionId)) {
       throw new ConfigError('--session', 'must be 1-64 characters of A-Z a-z 0-9 - _');
     }
+    const transport = options.transport ?? 'auto';
+    if (!TRANSPORT_MODES.includes(transport)) throw new ConfigError('--transport', `must be one of ${TRANSPORT_MODES.join(', ')}`);
+    const keepaliveMs = (options.keepaliveSecs ?? DEFAULT_KEEPALIVE_SECS) * 1000;
+    if (!(keepaliveMs > 0)) throw new ConfigError('--keepalive-secs', 'must be more than 0');
     this.relays = options.relays !== undefined && options.relays.length > 0 ? [...options.relays] : [options.relay];
-    this.failoverMs = options.failoverMs ?? DEFAULT_FAILOVER_MS;
-    this.partnerWaitMs = options.partnerWaitMs ?? DEFAULT_PARTNER_WAIT_MS;
-    this.lostRelayMs = options.lostRelayMs ?? DEFAULT_LOST_RELAY_MS;
     this.trace = options.trace?.enabled === false ? undefined : options.trace;
     this.sessionId = options.sessionId;
     this.timers = timers;
     this.reg = encodeRegister(options.sessionId);
-    this.keepaliveMs = (options.keepaliveSecs ?? DEFAULT_KEEPALIVE_SECS) * 1000;
     this.registerTimeoutMs = options.registerTimeoutMs ?? DEFAULT_REGISTER_TIMEOUT_MS;
-    this.backoffInitialMs = options.backoffInitialMs ?? REGISTER_BACKOFF_INITIAL_MS;
-    this.backoffMaxMs = options.backoffMaxMs ?? REGISTER_BACKOFF_MAX_MS;
-    this.silenceMs = options.silenceReregisterMs ?? 1000;
-    this.backoffMs = this.backoffInitialMs;
-    this.transportMode = options.transport ?? 'auto';
-    if (!TRANSPORT_MODES.includes(this.transportMode)) throw new ConfigError('--transport', `must be one of ${TRANSPORT_MODES.join(', ')}`);
-    this.wsFallbackMs = options.wsFallbackMs ?? DEFAULT_WS_FALLBACK_MS;
+    this.machine = new Registration(
+      {
+        relays: this.relays.length,
+        transport,
+        timings: {
+          keepaliveMs,
+          registerTimeoutMs: this.registerTimeoutMs,
+          backoffInitialMs: options.backoffInitialMs ?? REGISTER_BACKOFF_INITIAL_MS,
+          backoffMaxMs: options.backoffMaxMs ?? REGISTER_BACKOFF_MAX_MS,
+          silenceMs: options.silenceReregisterMs ?? 1000,
+          failoverMs: options.failoverMs ?? DEFAULT_FAILOVER_MS,
+          lostRelayMs: options.lostRelayMs ?? DEFAULT_LOST_RELAY_MS,
+          partnerWaitMs: options.partnerWaitMs ?? DEFAULT_PARTNER_WAIT_MS,
+          wsFallbackMs: options.wsFallbackMs ?? DEFAULT_WS_FALLBACK_MS,
+        },
+      },
+      this.actions,
+    );
     this.carrier = new RelayCarrier(
       { relays: this.relays, stream: options.stream ?? {}, bindAddress: options.bindAddress, bindPort: options.bindPort ?? 0 },
       {
-        fromRelay: this.onRelayDatagram, unrelayed: this.onUnrelayed, streamOpened: this.onStreamOpened, streamClosed: this.onStreamClosed,
+        fromRelay: this.onRelayDatagram, unrelayed: this.onUnrelayed,
+        streamOpened: (i) => this.input(() => this.machine.streamOpened(i)),
+        streamClosed: (i, why) => {
+          this.trace?.('connection to %s ended: %s', this.nameOf(i), why);
+          this.input(() => this.machine.streamClosed(i, this.timers.now()));
+        },
         error: (err) => this.reportError(err),
       },
     );
-    this.carrier.onStream = this.transportMode === 'ws';
-    if (!(this.keepaliveMs > 0)) throw new ConfigError('--keepalive-secs', 'must be more than 0');
+    this.carrier.onStream = this.machine.onStream;
   }
 
   get registered(): boolean {
-    return this.state === 'registered';
+    return this.machine.isRegistered;
   }
 
   /** SPEC 6.4: how datagrams reach the relay now. */
   get transport(): 'udp' | 'ws' {
-    return this.carrier.onStream ? 'ws' : 'udp';
+    return this.machine.onStream ? 'ws' : 'udp';
   }
 
   /** The relay in use (SPEC 5.7: it may change when one fails). */
   get relay(): RelayEndpoint {
-    return this.relays[this.home]!;
-  }
-
-  private get multi(): boolean {
-    return this.relays.length > 1;
+    return this.relays[this.machine.home]!;
   }
 
   /** `host:port` of the relay, for messages. */
   get relayName(): string {
-    return formatAddress(this.relay.host, this.relay.port);
+    return this.nameOf(this.machine.home);
   }
 
   /** The local address of the socket that talks to the relay. */
@@ -235,7 +219,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   /**
    * Opens the socket and registers; resolves on the first ACK. Rejects with
-   * RegistrationRefusedError on ERR:FULL or ERR:BAD, and with
+   * RegistrationRefusedError on ERR:FULL, ERR:BAD or ERR:AUTH, and with
    * RegistrationTimeoutError (or the last ERR:BUSY) after registerTimeoutMs.
    */
   register(): Promise<void> {
@@ -244,8 +228,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         () =>
           new Promise<void>((resolve, reject) => {
             this.pending = { resolve, reject };
-            this.firstAttemptAt = this.timers.now();
-            this.enterRegistering();
+            this.input(() => this.machine.start(this.timers.now()));
           }),
       )
       .catch(async (err: unknown) => {
@@ -259,15 +242,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   /** Sends a datagram to the peer through the relay. */
   send(data: Buffer | Uint8Array): void {
-    if (!this.carrier.isOpen || this.state === 'closed') throw new ClosedError('RelayClient');
+    if (!this.carrier.isOpen || this.closed) throw new ClosedError('RelayClient');
     this.counts.sent++;
-    this.carrier.send(this.home, data);
-    if (this.silenceMs > 0 && this.state === 'registered' && !this.carrier.onStream) {
-      const now = this.timers.now();
-      // We keep talking and the relay has gone quiet: our NAT mapping may have
-      // changed. Re-register now rather than at the next keepalive.
-      if (now - this.lastHeardAt > this.silenceMs && now - this.lastRegAt > this.silenceMs) this.keepalive();
-    }
+    this.carrier.send(this.machine.home, data);
+    // A relay silent while we keep talking may have lost our NAT mapping (registration.ts decides).
+    if (this.machine.isRegistered) this.input(() => this.machine.sending(this.timers.now()));
   }
 
   /**
@@ -276,7 +255,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * from the socket whose NAT mapping the peer was told about.
    */
   sendTo(data: Buffer | Uint8Array, port: number, address: string): void {
-    if (!this.carrier.isOpen || this.state === 'closed') throw new ClosedError('RelayClient');
+    if (!this.carrier.isOpen || this.closed) throw new ClosedError('RelayClient');
     this.counts.sentDirect++;
     this.carrier.sendTo(data, port, address);
   }
@@ -288,7 +267,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * keepalive.
    */
   refresh(): void {
-    if (this.state === 'registered') this.keepalive();
+    this.input(() => this.machine.refresh(this.timers.now()));
   }
 
   /**
@@ -298,7 +277,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * the registered socket, so it names the mapping that carries the data.
    */
   queryAddress(timeoutMs = 1000): Promise<{ address: string; port: number } | undefined> {
-    if (!this.carrier.isOpen || this.state === 'closed') return Promise.reject(new ClosedError('RelayClient'));
+    if (!this.carrier.isOpen || this.closed) return Promise.reject(new ClosedError('RelayClient'));
     this.addressWaiter?.(undefined); // one query at a time: a newer one replaces it
     return new Promise((resolve) => {
       const timer = this.timers.setTimeout(() => done(undefined), timeoutMs);
@@ -309,31 +288,20 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         resolve(a);
       };
       this.addressWaiter = done;
-      this.carrier.send(this.home, ADDRESS_QUERY_DATAGRAM);
+      this.carrier.send(this.machine.home, ADDRESS_QUERY_DATAGRAM);
     });
   }
 
-  /** Stops timers and closes the socket. Safe to call twice. */
+  /** Stops the timer and closes the sockets. Safe to call twice. */
   async close(): Promise<void> {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    this.clearTimer();
-    if (this.partnerTimer !== undefined) this.timers.clearTimeout(this.partnerTimer);
-    this.partnerTimer = undefined;
+    if (this.closed) return;
+    this.closed = true;
+    this.machine.close();
+    this.rearm();
     this.pending?.reject(new ClosedError('RelayClient'));
     this.pending = undefined;
     this.addressWaiter?.(undefined);
     await this.carrier.close();
-  }
-
-  // ---- internals
-
-  private async open(): Promise<void> {
-    await this.carrier.open();
-    if (this.state === 'closed') {
-      await this.carrier.close();
-      throw new ClosedError('RelayClient');
-    }
   }
 
   /** Counts a socket error and tells whoever listens; never throws. */
@@ -342,27 +310,57 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
+  // ---- the shell
+
+  private async open(): Promise<void> {
+    await this.carrier.open();
+    if (this.closed) {
+      await this.carrier.close();
+      throw new ClosedError('RelayClient');
+    }
+  }
+
+  private nameOf(i: number): string {
+    return formatAddress(this.relays[i]!.host, this.relays[i]!.port);
+  }
+
+  /** Feeds the machine one input, then moves the timer to its next deadline. */
+  private input(feed: () => void): void {
+    if (this.closed) return;
+    feed();
+    this.rearm();
+  }
+
+  private rearm(): void {
+    const at = this.closed ? Infinity : this.machine.nextWake();
+    if (at === this.timerAt) return;
+    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = at;
+    if (at !== Infinity) this.timer = this.timers.setTimeout(this.onTimer, Math.max(0, at - this.timers.now()));
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    this.input(() => this.machine.tick(this.timers.now()));
+  };
+
   /** Not a relay: a peer's direct path, or nothing of ours. Never data here. */
   private readonly onUnrelayed = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     this.counts.unrelayed++;
     this.emit('unrelayed', msg, rinfo);
   };
 
-  private readonly onRelayDatagram = (from: number, msg: Buffer, udp: boolean): void => {
-    if (udp) {
-      this.udpHeard = true; // SPEC 6.4: UDP works here
-      if (this.fellBack) this.backToUdp();
-      if (this.askedOthers && parseAddressAnswer(msg) !== undefined && this.addressWaiter === undefined) {
-        this.counts.swallowed++; // the answer to "is UDP blocked?" (attempt()), never the peer's
-        return;
-      }
-    }
-    this.fromRelay(from, msg);
-  };
-
   /** A datagram from listed relay `from`, over UDP or its WebSocket. */
-  private fromRelay(from: number, msg: Buffer): void {
-    this.lastHeardAt = this.timers.now();
+  private readonly onRelayDatagram = (from: number, msg: Buffer, udp: boolean): void => {
+    if (this.closed) return;
+    const now = this.timers.now();
+    this.input(() => this.machine.heard(now, udp));
+    if (udp && this.machine.askedUdp && this.addressWaiter === undefined && parseAddressAnswer(msg) !== undefined) {
+      this.counts.swallowed++; // the answer to "does UDP answer here?" (SPEC 6.4), never the peer's
+      return;
+    }
     if (isAddressQuery(msg)) {
       // SPEC 5.3: a relay that does not answer address queries (the original)
       // forwards our peer's to us as data; it is never the QUIC program's.
@@ -379,239 +377,54 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
     const reply = parseReply(msg);
     if (reply === undefined) {
-      if (this.multi) this.partnerVia(from);
+      this.input(() => this.machine.partnerVia(from, now));
       this.counts.received++;
       this.emit('message', msg);
       return;
     }
-    if (from !== this.home) {
-      if (reply !== 'ack') this.standby.delete(from); // a standby that refuses is no standby
-      return; // an ACK from a standby, or a late answer from a relay left behind
+    if (from === this.machine.home) {
+      if (reply === 'ack') this.counts.acks++;
+      else this.counts.refusals++;
+      this.trace?.('%s from %s', reply === 'ack' ? 'ACK' : `ERR:${reply.toUpperCase()}`, this.nameOf(from));
     }
-    if (reply === 'ack') this.onAck();
-    else this.onRefused(reply);
-  }
-
-  /** SPEC 6.4: a WebSocket opened: the REG that went out while it connected was dropped, so send it now. */
-  private readonly onStreamOpened = (i: number): void => {
-    if (this.state !== 'closed' && this.state !== 'idle' && (i === this.home || this.standby.has(i))) this.sendRegTo(i);
+    if (reply === 'ack') this.input(() => this.machine.ack(from, now));
+    else this.input(() => this.machine.refused(from, reply, now));
   };
 
-  /**
-   * SPEC 6.4: a WebSocket ended. Registered through it: reconnect and
-   * register again now (the relay took us out of the session when it
-   * closed, SPEC 6.2); while registering, the next attempt opens a new one.
-   */
-  private readonly onStreamClosed = (i: number, why: string): void => {
-    this.trace?.('connection to relay %s ended: %s', formatAddress(this.relays[i]!.host, this.relays[i]!.port), why);
-    if (i === this.home && this.state === 'registered') this.enterRegistering(this.timers.now());
-  };
-
-  /** SPEC 6.4: no UDP answer from any listed relay: UDP is blocked here (or the relays were down); the WebSocket legs. */
-  private fallBackToStream(): void {
-    this.carrier.useStream(true);
-    this.fellBack = true;
-    this.failoverAt = this.timers.now() + this.failoverMs;
-    this.backoffMs = this.backoffInitialMs;
-    const why = `no UDP answer from ${this.multi ? `any of ${this.relays.length} relays` : this.relayName} in ${this.wsFallbackMs} ms`;
-    this.trace?.('WebSocket leg: %s', why);
-    this.emit('transport', 'ws', why);
-  }
-
-  /**
-   * After a fallback, UDP is still asked (ADDR?, which registers nothing) at
-   * each attempt and keepalive: a relay that was only down when we started
-   * answers once it is up, and then the session goes back to UDP.
-   */
-  private askUdp(): void {
-    if (!this.fellBack) return;
-    this.askedOthers = true;
-    this.carrier.sendUdp(this.home, ADDRESS_QUERY_DATAGRAM);
-  }
-
-  /** SPEC 6.4: UDP answered after all: register over it, and let the WebSockets go. */
-  private backToUdp(): void {
-    this.carrier.useStream(false);
-    this.fellBack = false;
-    this.trace?.('UDP answers: leaving the WebSocket leg');
-    this.emit('transport', 'udp', 'UDP answers again');
-    if (this.state === 'registered') this.keepalive(); // a REG over UDP now (a rebind at the relay)
-    else if (this.state === 'registering') this.attempt();
-  }
-
-  /**
-   * SPEC 5.7: the partner spoke through relay `i`. Through a standby, or
-   * through another relay while home has carried nothing from it for a
-   * while (the partner moved on first): that relay is home from now on.
-   * Through home: the session flows; standbys are let go. Never back while
-   * it flows.
-   */
-  private partnerVia(i: number): void {
-    const now = this.timers.now();
-    if (i !== this.home) {
-      if (this.partnerHeard && now - this.partnerHeardAt < this.failoverMs) return; // home flows: stay
-      this.home = i;
-      this.emit('relay', this.relay, 'the partner is there');
-    }
-    this.partnerHeard = true;
-    this.partnerHeardAt = now;
-    this.standby.clear();
-    if (this.partnerTimer !== undefined) this.timers.clearTimeout(this.partnerTimer);
-    this.partnerTimer = undefined;
-  }
-
-  /** SPEC 5.7: registering on `home` failed (no ACK in time, or ERR:BUSY): the next relay in order. */
-  private failOver(why: string): void {
-    this.home = (this.home + 1) % this.relays.length;
-    this.failoverAt = this.timers.now() + this.failoverMs;
-    this.partnerHeard = false;
-    this.standby.delete(this.home);
-    this.backoffMs = this.backoffInitialMs;
-    this.trace?.('failover to %s: %s', this.relayName, why);
-    this.emit('relay', this.relay, why);
-  }
-
-  /** SPEC 5.7: registered, and the partner not heard for partnerWaitMs: register on the next relay too. */
-  private awaitPartner(): void {
-    if (!this.multi || this.partnerHeard || this.partnerTimer !== undefined) return;
-    this.partnerTimer = this.timers.setTimeout(() => {
-      this.partnerTimer = undefined;
-      if (this.partnerHeard || this.state === 'closed') return;
-      for (let k = 1; k < this.relays.length; k++) {
-        const i = (this.home + k) % this.relays.length;
-        if (this.standby.has(i)) continue;
-        this.standby.add(i);
-        this.sendRegTo(i);
-        this.awaitPartner();
-        return;
-      }
-    }, this.partnerWaitMs);
-  }
-
-  private onAck(): void {
-    if (this.state === 'closed' || this.state === 'idle') return;
-    this.counts.acks++;
-    this.trace?.('ACK from %s', this.relayName);
-    this.clearTimer();
-    const wasRegistered = this.state === 'registered';
-    this.state = 'registered';
-    this.backoffMs = this.backoffInitialMs;
-    this.schedule(() => this.keepalive(), this.keepaliveMs);
-    this.awaitPartner();
-    if (!wasRegistered) {
-      this.everRegistered = true;
+  /** What the machine asks: sends, and the events callers see. */
+  private readonly actions: RegistrationActions = {
+    sendReg: (i, role) => {
+      this.counts.regsSent++;
+      this.trace?.('REG %s to %s%s (%s)', this.sessionId, this.nameOf(i), this.machine.onStream ? ' over WebSocket' : '', role === 'home' ? this.machine.phase : 'standby');
+      this.carrier.send(i, this.reg);
+    },
+    askUdp: (i) => this.carrier.sendUdp(i, ADDRESS_QUERY_DATAGRAM),
+    useStream: (on) => this.carrier.useStream(on),
+    dropLink: (i) => this.carrier.dropLink(i),
+    registered: () => {
       this.counts.registrations++;
       const p = this.pending;
       this.pending = undefined;
       p?.resolve();
       this.emit('registered');
-    }
-  }
-
-  private onRefused(reason: RefusalReason): void {
-    if (this.state === 'closed' || this.state === 'idle') return;
-    this.trace?.('ERR:%s from %s', reason.toUpperCase(), this.relayName);
-    this.counts.refusals++;
-    const err = new RegistrationRefusedError(reason, this.relayName, this.sessionId);
-    if (!this.everRegistered && reason !== 'busy') {
-      // FULL, BAD and AUTH will not change by retrying: fail the first registration.
-      this.clearTimer();
-      this.state = 'idle';
+    },
+    unregistered: () => this.emit('unregistered'),
+    refused: (reason, i) => this.emit('refused', new RegistrationRefusedError(reason, this.nameOf(i), this.sessionId)),
+    failed: ({ refused, relay }) => {
       const p = this.pending;
       this.pending = undefined;
-      p?.reject(err);
-      return;
-    }
-    this.lastRefusal = err;
-    if (this.everRegistered) this.emit('refused', err);
-    if (this.multi && reason === 'busy') {
-      // SPEC 5.7: full or draining: the next relay at once.
-      this.failOver('ERR:BUSY');
-      this.state = 'registering';
-      this.attempt();
-      return;
-    }
-    if (this.state === 'registered') this.enterRegistering();
-  }
-
-  private sendReg(): void {
-    this.lastRegAt = this.timers.now();
-    this.sendRegTo(this.home);
-    for (const i of this.standby) this.sendRegTo(i); // SPEC 5.7: standbys are kept alive too
-  }
-
-  private sendRegTo(i: number): void {
-    this.counts.regsSent++;
-    this.trace?.('REG %s to %s%s (%s)', this.sessionId, formatAddress(this.relays[i]!.host, this.relays[i]!.port), this.carrier.onStream ? ' over WebSocket' : '', i === this.home ? this.state : 'standby');
-    this.carrier.send(i, this.reg);
-  }
-
-  /** `lostAt`: when the relay was last known to answer (SPEC 5.7's grace counts from there). */
-  private enterRegistering(lostAt = this.lastRegAt): void {
-    const wasRegistered = this.state === 'registered';
-    if (wasRegistered) this.emit('unregistered');
-    // A WebSocket that let a keepalive go unanswered may be dead without a FIN: a fresh one.
-    if (wasRegistered && this.carrier.onStream) this.carrier.dropLink(this.home);
-    this.state = 'registering';
-    this.backoffMs = this.backoffInitialMs;
-    // SPEC 5.7: a relay that stopped answering a session it carried has lostRelayMs
-    // from the unanswered keepalive (it answered in milliseconds until then);
-    // a first registration has failoverMs.
-    this.failoverAt = wasRegistered ? lostAt + this.lostRelayMs : this.timers.now() + this.failoverMs;
-    this.attempt();
-  }
-
-  /** One REG, then the next after the current backoff, doubling up to the max. */
-  private attempt(): void {
-    this.clearTimer();
-    const now = this.timers.now();
-    // SPEC 6.4: UDP has had its time and no relay answered: the WebSocket legs.
-    const undecided = this.transportMode === 'auto' && !this.carrier.onStream && !this.udpHeard;
-    if (undecided && now - this.firstAttemptAt >= this.wsFallbackMs) this.fallBackToStream();
-    // SPEC 5.7: this relay's time is up: the next one, now.
-    else if (this.multi && now >= this.failoverAt) this.failOver(`no ACK from ${this.relayName}`);
-    this.sendReg();
-    this.askUdp();
-    if (undecided && this.multi && !this.carrier.onStream) {
-      // One relay down is not UDP blocked: any listed relay answering ADDR? keeps us on UDP.
-      this.askedOthers = true;
-      for (let i = 0; i < this.relays.length; i++) if (i !== this.home) this.carrier.sendUdp(i, ADDRESS_QUERY_DATAGRAM);
-    }
-    // ...and the next try comes no later than the new relay's failover time, or the fallback's.
-    let wait = this.backoffMs;
-    const left = this.failoverAt - this.timers.now();
-    if (this.multi && left > 0) wait = Math.min(wait, left);
-    const toFallback = this.firstAttemptAt + this.wsFallbackMs - this.timers.now();
-    if (this.transportMode === 'auto' && !this.carrier.onStream && !this.udpHeard && toFallback > 0) wait = Math.min(wait, toFallback);
-    this.backoffMs = Math.min(this.backoffMs * 2, this.backoffMaxMs);
-    this.schedule(() => {
-      if (!this.everRegistered && this.timers.now() - this.firstAttemptAt >= this.registerTimeoutMs) {
-        this.state = 'idle';
-        const p = this.pending;
-        this.pending = undefined;
-        p?.reject(this.lastRefusal ?? new RegistrationTimeoutError(this.relayName, this.sessionId, this.registerTimeoutMs));
-        return;
-      }
-      this.attempt();
-    }, wait);
-  }
-
-  /** A keepalive REG; if no ACK comes within the backoff cap (with several relays, lostRelayMs), register again with backoff. */
-  private keepalive(): void {
-    this.clearTimer();
-    this.sendReg();
-    this.askUdp();
-    const wait = Math.min(this.backoffMaxMs, this.keepaliveMs, this.multi ? this.lostRelayMs : Infinity);
-    this.schedule(() => this.enterRegistering(), wait);
-  }
-
-  private schedule(fn: () => void, ms: number): void {
-    this.timer = this.timers.setTimeout(fn, ms);
-  }
-
-  private clearTimer(): void {
-    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
-    this.timer = undefined;
-  }
+      p?.reject(refused !== undefined ? new RegistrationRefusedError(refused, this.nameOf(relay), this.sessionId) : new RegistrationTimeoutError(this.nameOf(relay), this.sessionId, this.registerTimeoutMs));
+    },
+    relayChanged: (to, from, why) => {
+      const text = why === 'no-ack' ? `no ACK from ${this.nameOf(from)}` : why === 'busy' ? 'ERR:BUSY' : 'the partner is there';
+      this.trace?.('failover to %s: %s', this.nameOf(to), text);
+      this.emit('relay', this.relays[to]!, text);
+    },
+    transportChanged: (transport) => {
+      const many = this.relays.length > 1 ? `any of ${this.relays.length} relays` : this.relayName;
+      const why = transport === 'ws' ? `no UDP answer from ${many} in ${this.machine.wsFallbackMs} ms` : 'UDP answers again';
+      this.trace?.('transport %s: %s', transport, why);
+      this.emit('transport', transport, why);
+    },
+  };
 }
-
