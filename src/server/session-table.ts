@@ -5,17 +5,14 @@
 //
 // A session holds its two peers inline (slot a, slot b): one object per
 // session and no object per peer, which is what memory per session is made
-// of (SPEC 4.1's "a thousand sessions", 100k in the benchmark). One index
-// serves both lookups the relay needs per datagram:
-//   ipIndex: ip -> the session of the only peer on that IP, or an IpGroup
-//   (port -> session) when several peers share it.
-// So "which session is ip:port in" is one Map lookup plus a compare, and "is
-// there exactly one peer on this IP" (SPEC 2.4) is the same lookup: no scan.
+// of (SPEC 4.1's "a thousand sessions", 100k in the benchmark). Which session
+// an address is in is peer-index.ts's: one Map lookup per datagram, no scan.
 // Every mutation of a session updates the index in the same method.
 
-import { ipKeyOf, limitKeyOf } from '../wire/address';
+import { ipKeyOf } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import { ExpirySchedule } from './expiry';
+import { PeerIndex, sameLimitKey } from './peer-index';
 import type { ExpiryEntry } from './expiry';
 
 /**
@@ -105,12 +102,6 @@ export class Session implements ExpiryEntry<Session> {
   }
 }
 
-/** Several peers on one IP: their sessions by port; `sessions` counts the distinct sessions they are in. */
-class IpGroup {
-  readonly byPort = new Map<number, Session>();
-  sessions = 1;
-}
-
 export interface SessionTableOptions {
   /** SPEC 2.5, in milliseconds. */
   sessionTimeoutMs: number;
@@ -167,9 +158,7 @@ const UNPAIRED = { outcome: 'unpaired' } as const;
 
 export class SessionTable {
   private readonly sessionsById = new Map<string, Session>();
-  private readonly ipIndex = new Map<IpKey, Session | IpGroup>();
-  /** SPEC 4.5: sessions per IPv6 /64 (IPv4 counts per address, in ipIndex). */
-  private readonly v6PrefixSessions = new Map<string, number>();
+  private readonly peers = new PeerIndex<Session>();
   private pairedSessions = 0;
   private readonly opts: SessionTableOptions;
   private readonly expiry: ExpirySchedule<Session>;
@@ -188,17 +177,13 @@ export class SessionTable {
 
   /** The session the address (ip, its spelling as received, port) is registered in: one Map lookup. */
   find(ip: IpKey, address: string, port: number): Session | undefined {
-    const v = this.ipIndex.get(ip);
-    if (v === undefined) return undefined;
-    const s = v instanceof Session ? v : v.byPort.get(port);
+    const s = this.peers.at(ip, port);
     return s !== undefined && s.slotOf(ip, address, port) >= 0 ? s : undefined;
   }
 
   /** SPEC 4.1, 4.5: how many sessions peers from this IP (IPv6: its /64) take part in. */
   sessionsOnIp(ip: IpKey): number {
-    if (typeof ip === 'string') return this.v6PrefixSessions.get(limitKeyOf(ip) as string) ?? 0;
-    const v = this.ipIndex.get(ip);
-    return v === undefined ? 0 : v instanceof Session ? 1 : v.sessions;
+    return this.peers.sessionsOnIp(ip);
   }
 
   /**
@@ -209,9 +194,7 @@ export class SessionTable {
    * An unpaired session's data is dropped by the caller. One Map lookup.
    */
   dataFrom(ip: IpKey, address: string, port: number, now: number): Session | undefined {
-    const v = this.ipIndex.get(ip);
-    if (v === undefined) return undefined;
-    const s = v instanceof Session ? v : v.byPort.get(port);
+    const s = this.peers.at(ip, port);
     if (s === undefined) return undefined;
     const slot = s.slotOf(ip, address, port);
     if (slot === -1) return undefined;
@@ -315,9 +298,9 @@ export class SessionTable {
    * IP index: O(1).
    */
   implicitRebind(ip: IpKey, address: string, port: number, now: number): ImplicitRebindResult {
-    const v = this.ipIndex.get(ip);
+    const v = this.peers.only(ip);
     if (v === undefined) return UNKNOWN;
-    if (!(v instanceof Session)) return AMBIGUOUS; // a host behind the same NAT cannot take over
+    if (v === 'several') return AMBIGUOUS; // a host behind the same NAT cannot take over
     if (!v.paired) return UNPAIRED;
     const slot: Slot = ipKeyOf(v.aAddress) === ip ? 0 : 1;
     // SPEC 6.2: a WebSocket peer's address is its connection, which no NAT
@@ -378,7 +361,7 @@ export class SessionTable {
     return Math.min(this.opts.unpairedTimeoutMs, this.opts.sessionTimeoutMs);
   }
 
-  // ---- mutations: each keeps sessionsById, ipIndex, v6PrefixSessions and pairedSessions in step
+  // ---- mutations: each keeps sessionsById, the peer index and pairedSessions in step
 
   /** X takes the free slot b of `s`, whose peer a is on `ipA`. */
   private join(s: Session, ip: IpKey, address: string, port: number, ipA: IpKey, now: number): void {
@@ -400,47 +383,11 @@ export class SessionTable {
 
   /** Indexes ip:port as a peer of `s`, whose other peer (if any) is on `otherIp`. */
   private index(ip: IpKey, port: number, s: Session, otherIp: IpKey | undefined): void {
-    if (typeof ip === 'string' && !sameLimitKey(otherIp, ip)) this.countPrefix(ip, 1);
-    const v = this.ipIndex.get(ip);
-    if (v === undefined) {
-      this.ipIndex.set(ip, s);
-      return;
-    }
-    let group: IpGroup;
-    if (v instanceof Session) {
-      group = new IpGroup(); // sessions = 1: v's
-      group.byPort.set(ipKeyOf(v.aAddress) === ip ? v.aPort : v.bPort, v); // v's one peer on this IP
-      this.ipIndex.set(ip, group);
-    } else {
-      group = v;
-    }
-    group.byPort.set(port, s);
-    // The IP takes part in one more session unless the partner is on it already.
-    if (otherIp !== ip) group.sessions++;
+    this.peers.add(ip, port, s, otherIp, (only) => (ipKeyOf(only.aAddress) === ip ? only.aPort : only.bPort));
   }
 
-  /** Removes ip:port (a peer of `s`, whose other peer is on `otherIp`) from the index. */
   private unindex(ip: IpKey, port: number, otherIp: IpKey | undefined): void {
-    if (typeof ip === 'string' && !sameLimitKey(otherIp, ip)) this.countPrefix(ip, -1);
-    const v = this.ipIndex.get(ip);
-    if (v instanceof Session) {
-      this.ipIndex.delete(ip);
-    } else if (v !== undefined) {
-      v.byPort.delete(port);
-      if (otherIp !== ip) v.sessions--;
-      if (v.byPort.size === 1) {
-        // Back to a single peer: its one session is implied.
-        for (const only of v.byPort.values()) this.ipIndex.set(ip, only);
-      }
-    }
-  }
-
-  /** SPEC 4.5: one more (or one fewer) session for the /64 of an IPv6 peer. */
-  private countPrefix(ip: string, delta: 1 | -1): void {
-    const key = limitKeyOf(ip) as string;
-    const n = (this.v6PrefixSessions.get(key) ?? 0) + delta;
-    if (n > 0) this.v6PrefixSessions.set(key, n);
-    else this.v6PrefixSessions.delete(key);
+    this.peers.remove(ip, port, otherIp);
   }
 
   /** Removes the peer in `slot` (on IP `ip`); removes the session when it empties. Returns true if it did. */
@@ -469,11 +416,7 @@ export class SessionTable {
 
   /** A rebind: the slot gets a new port (and address spelling) on the same IP. */
   private moveSlot(s: Session, slot: Slot, ip: IpKey, address: string, port: number): void {
-    const v = this.ipIndex.get(ip);
-    if (v instanceof IpGroup) {
-      v.byPort.delete(slot === 0 ? s.aPort : s.bPort);
-      v.byPort.set(port, s);
-    }
+    this.peers.move(ip, slot === 0 ? s.aPort : s.bPort, port, s);
     if (slot === 0) {
       s.aAddress = address;
       s.aPort = port;
@@ -500,12 +443,6 @@ export class SessionTable {
     this.sessionsById.delete(s.id);
     this.expiry.remove(s); // a no-op when expire() took it off already
   }
-}
-
-/** SPEC 4.5: whether two IPs count as one for the per-IP limits (IPv6: the same /64). */
-function sameLimitKey(a: IpKey | undefined, b: IpKey): boolean {
-  if (a === b) return true;
-  return typeof a === 'string' && typeof b === 'string' && limitKeyOf(a) === limitKeyOf(b);
 }
 
 function result(outcome: TableOutcome, session: Session | undefined): RegisterResult {
