@@ -14,6 +14,7 @@
 
 import * as net from 'node:net';
 import { decodeControl, encodeControl, MAX_CANDIDATES, NONCE_BYTES, SENDER_BYTES } from './control';
+import { DataReport, NonceWindow, PeerAddresses, RelayCheck } from './path-parts';
 import type { Candidate, ControlMessage } from './control';
 
 export interface PathTimings {
@@ -95,8 +96,6 @@ const RELAY = 'relay' as const;
 const MAX_PENDING_PROBES = 64;
 const MAX_REFLEXIVE = 2;
 const REPLAY_WINDOW = 64;
-const RELAY_CHECK_MAX_FACTOR = 8;
-const RELAY_ANSWER_WAIT_MS = 500;
 
 const keyOf = (address: string, port: number): string => `${address}/${port}`;
 
@@ -107,25 +106,19 @@ export class PathMachine {
   /** Our sender id: a datagram that carries it was reflected back to us. */
   readonly id: string;
 
-  /** Anything from the peer through the relay since the last relay check. */
-  private relayHeard = true;
+  /** End-to-end liveness through the relay (path-parts.ts). */
+  private readonly relayCheck: RelayCheck;
   /**
    * Every address whose answer to our probe proved it the peer's (this
    * incarnation of the peer): data from any of them is the peer's, at any
    * time (SPEC 5.4). Not only the one we send to: the peer picks its own
    * target among our candidates, and its data comes from wherever its route
    * to that target leaves (two interfaces, a VPN, a hairpinning router).
-   * address -> ports, so the per-datagram check builds no string.
    */
-  private readonly peerAddresses = new Map<string, number[]>();
-  private peerAddressCount = 0;
-  /** Direct data went out since the last tick / came in since our last probe or answer. */
-  private directDataSent = false;
-  private directDataReceived = false;
-  /** The peer's probes say whether our direct data reaches it (a peer of an older version says nothing). */
-  private peerReportsData = false;
-  /** Heartbeat periods in a row in which we sent direct data and the peer reported none arriving. */
-  private unseenDataPeriods = 0;
+  private readonly peerAddresses = new PeerAddresses(MAX_PEER_ADDRESSES);
+  /** SPEC 5.4: whether our direct data reaches the peer. */
+  private readonly data = new DataReport();
+  private readonly nonces = new NonceWindow(REPLAY_WINDOW);
 
   private readonly t: PathTimings;
   private readonly family: 4 | 6;
@@ -149,11 +142,6 @@ export class PathMachine {
   private retryAt: number | undefined;
   private retryGap: number;
   private reported = false;
-  private nextRelayCheckAt: number;
-  private relayCheckGap: number;
-  private relayProbeOut = false;
-  private readonly seen = new Set<string>();
-  private readonly seenOrder: string[] = [];
 
   constructor(
     private readonly key: Buffer,
@@ -166,8 +154,7 @@ export class PathMachine {
     this.family = options.family ?? 4;
     this.id = random(SENDER_BYTES).toString('hex');
     this.retryGap = this.t.retryInitialMs;
-    this.relayCheckGap = this.t.relayCheckMs;
-    this.nextRelayCheckAt = now + this.t.relayCheckMs;
+    this.relayCheck = new RelayCheck(this.t.relayCheckMs, now);
   }
 
   get path(): Path | undefined {
@@ -187,23 +174,22 @@ export class PathMachine {
 
   /** True when data from address:port is the peer's: an address that answered our probe (SPEC 5.4). Per datagram: no allocation. */
   acceptsFrom(address: string, port: number): boolean {
-    const ports = this.peerAddresses.get(address);
-    return ports?.includes(port) === true;
+    return this.peerAddresses.has(address, port);
   }
 
   /** Anything from the peer came through the relay (the relay check's input). */
   heardViaRelay(): void {
-    this.relayHeard = true;
+    this.relayCheck.heard();
   }
 
   /** A data datagram went out on the direct path. */
   noteDirectDataSent(): void {
-    this.directDataSent = true;
+    this.data.noteSent();
   }
 
   /** A data datagram came in from one of the peer's addresses. */
   noteDirectDataReceived(): void {
-    this.directDataReceived = true;
+    this.data.noteReceived();
   }
 
   /** Starts an attempt with our current candidates (the public address from the relay, and local ones). */
@@ -230,7 +216,7 @@ export class PathMachine {
   receive(now: number, viaRelay: boolean, address: string, port: number, datagram: Buffer): ControlOutcome {
     const msg = decodeControl(this.key, datagram);
     if (msg === undefined) return 'invalid';
-    if (msg.sender === this.id || (msg.type !== 'answer' && this.replayed(msg.nonce))) return 'ignored';
+    if (msg.sender === this.id || (msg.type !== 'answer' && this.nonces.replayed(msg.nonce))) return 'ignored';
     switch (msg.type) {
       case 'candidates':
         return viaRelay ? this.onCandidates(now, msg) : 'ignored'; // candidates travel through the relay only
@@ -247,7 +233,7 @@ export class PathMachine {
 
   /** The earliest time tick() has something to do. */
   nextWake(): number {
-    let at = this.nextRelayCheckAt;
+    let at = this.relayCheck.nextAt;
     const p = this.phase;
     if (p === 'waiting') {
       if (this.retryAt !== undefined) at = Math.min(at, this.retryAt);
@@ -281,7 +267,8 @@ export class PathMachine {
     if (p === 'direct' && this.direct !== undefined) {
       if (now - this.lastDirectAnswerAt >= this.t.directTimeoutMs) {
         this.fallBack(now, `no answer on the direct path for ${((now - this.lastDirectAnswerAt) / 1000).toFixed(1)} s`);
-      } else if (this.blackHoled(now)) {
+      } else if (now >= this.nextHeartbeatAt && this.data.blackHoled(this.t.heartbeatMs, this.t.directTimeoutMs)) {
+        // SPEC 5.4: the path answers probes, but for directTimeoutMs of heartbeats the peer saw none of our data.
         this.fallBack(now, `the peer got none of our direct data for ${(this.t.directTimeoutMs / 1000).toFixed(1)} s`);
       } else if (now >= this.nextHeartbeatAt) {
         this.nextHeartbeatAt = now + this.t.heartbeatMs;
@@ -292,7 +279,11 @@ export class PathMachine {
       this.retryAt = undefined;
       this.actions.attemptDue();
     }
-    if (now >= this.nextRelayCheckAt) this.relayCheck(now);
+    if (now >= this.relayCheck.nextAt) {
+      const verdict = this.relayCheck.due(now, this.phase !== 'direct' && this.peerId !== undefined);
+      if (verdict === 'probe') this.probe(now, RELAY);
+      else if (verdict === 'lost') this.actions.relayLost(); // our registration may be gone (a relay restart)
+    }
   }
 
   // ---- inputs
@@ -303,8 +294,7 @@ export class PathMachine {
       if (this.peerId !== undefined && this.phase === 'direct') this.fallBack(now, 'the peer restarted');
       this.peerId = msg.sender;
       this.peerAddresses.clear();
-      this.peerAddressCount = 0;
-      this.peerReportsData = false;
+      this.data.forgetPeer();
       this.targets.clear();
     }
     this.peerCandidates = msg.candidates;
@@ -327,14 +317,14 @@ export class PathMachine {
   private onProbe(now: number, viaRelay: boolean, address: string, port: number, msg: Extract<ControlMessage, { type: 'probe' }>): ControlOutcome {
     const key = keyOf(address, port);
     // Authentic, so answer it, and the same size: an answer never amplifies.
-    const answer = encodeControl(this.key, { type: 'answer', sender: this.id, nonce: msg.nonce, confirmed: !viaRelay && this.answeredFrom(key), dataSeen: this.takeDataSeen(viaRelay) });
+    const answer = encodeControl(this.key, { type: 'answer', sender: this.id, nonce: msg.nonce, confirmed: !viaRelay && this.answeredFrom(key), dataSeen: this.data.take(viaRelay) });
     if (viaRelay) {
       this.actions.viaRelay(answer);
       return msg.sender === this.peerId ? 'peer' : 'ignored';
     }
     this.actions.sendTo(address, port, answer);
     if (msg.sender !== this.peerId) return 'ignored'; // a restarted peer: its candidates will come first
-    this.peerDataReport(msg.dataSeen);
+    this.data.fromPeer(msg.dataSeen);
     if (msg.confirmed) this.peerConfirmed.add(key);
     if (this.phase === 'probing' && !this.targets.has(key)) {
       // Peer-reflexive: the peer reaches us from an address it did not list.
@@ -354,7 +344,7 @@ export class PathMachine {
     if (sent.key !== key) return 'ignored';
     this.pending.delete(msg.nonce);
     if (viaRelay) return 'peer';
-    this.peerDataReport(msg.dataSeen);
+    this.data.fromPeer(msg.dataSeen);
     const rttMs = now - sent.sentAt;
     const direct = this.direct;
     if (this.phase === 'direct' && direct !== undefined && direct.key === key) {
@@ -367,7 +357,7 @@ export class PathMachine {
     const first = target.answeredAt === 0;
     target.answeredAt = now;
     target.rttMs = rttMs;
-    this.rememberPeerAddress(address, port);
+    this.peerAddresses.add(address, port);
     if (msg.confirmed) this.peerConfirmed.add(key);
     this.evaluate(now);
     if (first) this.probe(now, target); // tell the peer at once that we have its answer: it may be waiting for that
@@ -375,58 +365,6 @@ export class PathMachine {
   }
 
   // ---- internals
-
-  private rememberPeerAddress(address: string, port: number): void {
-    const ports = this.peerAddresses.get(address);
-    if (ports?.includes(port) === true) return;
-    if (this.peerAddressCount >= MAX_PEER_ADDRESSES) {
-      // Bounded: forget the address learnt first (a peer that keeps moving).
-      const [oldest, oldPorts] = this.peerAddresses.entries().next().value!;
-      oldPorts.shift();
-      if (oldPorts.length === 0) this.peerAddresses.delete(oldest);
-      this.peerAddressCount--;
-    }
-    if (ports === undefined) this.peerAddresses.set(address, [port]);
-    else ports.push(port);
-    this.peerAddressCount++;
-  }
-
-  /** What our next probe or answer tells the peer: did its direct data reach us since the last one? */
-  private takeDataSeen(viaRelay: boolean): boolean | undefined {
-    if (viaRelay) return undefined;
-    const seen = this.directDataReceived;
-    this.directDataReceived = false;
-    return seen;
-  }
-
-  /** The peer's report on our direct data, from its probes and answers on the direct path. */
-  private peerDataReport(dataSeen: boolean | undefined): void {
-    if (dataSeen === undefined) return;
-    this.peerReportsData = true;
-    if (dataSeen) this.unseenDataPeriods = 0;
-  }
-
-  /**
-   * SPEC 5.4: the direct path answers probes but the peer says our data never
-   * arrives (a filter that passes our probes only, or an address mix-up): for
-   * directTimeoutMs of heartbeats we kept sending and it saw none. A lost
-   * datagram or an idle period does not count; only sending into silence.
-   */
-  private blackHoled(now: number): boolean {
-    if (now < this.nextHeartbeatAt) return false; // judged once per heartbeat period
-    if (this.directDataSent && this.peerReportsData) this.unseenDataPeriods++;
-    this.directDataSent = false;
-    return this.unseenDataPeriods * this.t.heartbeatMs > this.t.directTimeoutMs;
-  }
-
-  /** SPEC 5.3: each nonce is taken once; a replayed probe or candidate list is ignored. */
-  private replayed(nonce: string): boolean {
-    if (this.seen.has(nonce)) return true;
-    this.seen.add(nonce);
-    this.seenOrder.push(nonce);
-    if (this.seenOrder.length > REPLAY_WINDOW) this.seen.delete(this.seenOrder.shift()!);
-    return false;
-  }
 
   private answeredFrom(key: string): boolean {
     if (this.phase === 'direct') return this.direct?.key === key;
@@ -457,7 +395,7 @@ export class PathMachine {
     this.pending.set(nonce, { key, sentAt: now });
     // Bounded: the oldest unanswered probe is forgotten first.
     if (this.pending.size > MAX_PENDING_PROBES) this.pending.delete(this.pending.keys().next().value!);
-    const datagram = encodeControl(this.key, { type: 'probe', sender: this.id, nonce, confirmed: target !== RELAY && this.answeredFrom(key), dataSeen: this.takeDataSeen(target === RELAY) });
+    const datagram = encodeControl(this.key, { type: 'probe', sender: this.id, nonce, confirmed: target !== RELAY && this.answeredFrom(key), dataSeen: this.data.take(target === RELAY) });
     if (target === RELAY) this.actions.viaRelay(datagram);
     else this.actions.sendTo(target.address, target.port, datagram);
   }
@@ -481,8 +419,7 @@ export class PathMachine {
     this.phase = 'direct';
     this.direct = best;
     this.directSince = now;
-    this.unseenDataPeriods = 0;
-    this.directDataSent = false;
+    this.data.reset();
     this.lastDirectAnswerAt = now;
     this.nextHeartbeatAt = now + this.t.heartbeatMs;
     this.targets.clear();
@@ -515,37 +452,13 @@ export class PathMachine {
     this.scheduleRetry(now);
     this.actions.pathChanged({ kind: 'relay', reason });
     // The relay carried nothing for a while: check it end to end at once.
-    this.relayHeard = false;
-    this.relayProbeOut = true;
-    this.relayCheckGap = this.t.relayCheckMs;
-    this.nextRelayCheckAt = now + Math.min(this.relayCheckGap, RELAY_ANSWER_WAIT_MS);
+    this.relayCheck.probeNow(now);
     this.probe(now, RELAY);
   }
 
   private scheduleRetry(now: number): void {
     this.retryAt = now + this.retryGap;
     this.retryGap = Math.min(this.retryGap * 2, this.t.retryMaxMs);
-  }
-
-  /** End-to-end liveness through the relay (issue: recover at once after a relay restart). */
-  private relayCheck(now: number): void {
-    if (this.phase === 'direct' || this.peerId === undefined || this.relayHeard) {
-      this.relayHeard = false;
-      this.relayProbeOut = false;
-      this.relayCheckGap = this.t.relayCheckMs;
-    } else if (!this.relayProbeOut) {
-      this.relayProbeOut = true;
-      this.probe(now, RELAY);
-      // An answer takes one round trip: the verdict need not wait a whole period.
-      this.nextRelayCheckAt = now + Math.min(this.relayCheckGap, RELAY_ANSWER_WAIT_MS);
-      return;
-    } else {
-      // Probed and still nothing from the peer: our registration may be gone (a relay restart).
-      this.relayProbeOut = false;
-      this.relayCheckGap = Math.min(this.relayCheckGap * 2, this.t.relayCheckMs * RELAY_CHECK_MAX_FACTOR);
-      this.actions.relayLost();
-    }
-    this.nextRelayCheckAt = now + this.relayCheckGap;
   }
 
   private nonce(): string {

@@ -1,0 +1,170 @@
+// Small pure parts of the path machine (path-machine.ts), each with one job
+// and its own state: what the peer's addresses are, which nonces were seen,
+// whether our direct data reaches the peer, and whether the peer still
+// answers through the relay. No sockets, no clock: `now` comes in.
+
+/** Every address proved the peer's (its answer to our probe came from it), bounded; the oldest goes first. */
+export class PeerAddresses {
+  /** address -> ports, so the per-datagram check builds no string. */
+  private readonly byAddress = new Map<string, number[]>();
+  private count = 0;
+
+  constructor(private readonly max: number) {}
+
+  /** True when data from address:port is the peer's (SPEC 5.4). Per datagram: no allocation. */
+  has(address: string, port: number): boolean {
+    return this.byAddress.get(address)?.includes(port) === true;
+  }
+
+  add(address: string, port: number): void {
+    const ports = this.byAddress.get(address);
+    if (ports?.includes(port) === true) return;
+    if (this.count >= this.max) {
+      // Bounded: forget the address learnt first (a peer that keeps moving).
+      const [oldest, oldPorts] = this.byAddress.entries().next().value!;
+      oldPorts.shift();
+      if (oldPorts.length === 0) this.byAddress.delete(oldest);
+      this.count--;
+    }
+    if (ports === undefined) this.byAddress.set(address, [port]);
+    else ports.push(port);
+    this.count++;
+  }
+
+  clear(): void {
+    this.byAddress.clear();
+    this.count = 0;
+  }
+}
+
+/** SPEC 5.3: each nonce is taken once, within a window of the last `size`. */
+export class NonceWindow {
+  private readonly seen = new Set<string>();
+  private readonly order: string[] = [];
+
+  constructor(private readonly size: number) {}
+
+  /** True when `nonce` was seen before (a replay); else remembers it. */
+  replayed(nonce: string): boolean {
+    if (this.seen.has(nonce)) return true;
+    this.seen.add(nonce);
+    this.order.push(nonce);
+    if (this.order.length > this.size) this.seen.delete(this.order.shift()!);
+    return false;
+  }
+}
+
+/**
+ * SPEC 5.4: does our direct data reach the peer? Each probe and answer on
+ * the direct path says whether the other side's data arrived since the last
+ * one; a path that answers probes while our data vanishes is black-holed.
+ */
+export class DataReport {
+  private sent = false;
+  private received = false;
+  /** The peer reports at all (a peer of an older version says nothing). */
+  private peerReports = false;
+  /** Heartbeat periods in a row in which we sent direct data and the peer reported none arriving. */
+  private unseenPeriods = 0;
+
+  noteSent(): void {
+    this.sent = true;
+  }
+
+  noteReceived(): void {
+    this.received = true;
+  }
+
+  /** A new direct path: nothing is held against it. */
+  reset(): void {
+    this.unseenPeriods = 0;
+    this.sent = false;
+  }
+
+  /** A new peer: what the old one reported says nothing. */
+  forgetPeer(): void {
+    this.peerReports = false;
+  }
+
+  /** What our next probe or answer tells the peer: did its direct data reach us since the last one? */
+  take(viaRelay: boolean): boolean | undefined {
+    if (viaRelay) return undefined;
+    const seen = this.received;
+    this.received = false;
+    return seen;
+  }
+
+  /** The peer's report on our direct data, from its probes and answers on the direct path. */
+  fromPeer(dataSeen: boolean | undefined): void {
+    if (dataSeen === undefined) return;
+    this.peerReports = true;
+    if (dataSeen) this.unseenPeriods = 0;
+  }
+
+  /**
+   * Once per heartbeat period: true when for longer than `timeoutMs` we kept
+   * sending and the peer saw none of it (a filter that passes our probes only,
+   * or an address mix-up). A lost datagram or an idle period does not count.
+   */
+  blackHoled(heartbeatMs: number, timeoutMs: number): boolean {
+    if (this.sent && this.peerReports) this.unseenPeriods++;
+    this.sent = false;
+    return this.unseenPeriods * heartbeatMs > timeoutMs;
+  }
+}
+
+const RELAY_CHECK_MAX_FACTOR = 8;
+const RELAY_ANSWER_WAIT_MS = 500;
+
+/**
+ * End-to-end liveness through the relay: on the relay path, nothing from the
+ * peer for a period, a probe through the relay; no answer by the verdict, the
+ * registration may be gone (a relay restart): 'lost'. Gaps double while the
+ * peer stays silent. It is the peer's answer that counts, so this lives with
+ * the path (the probe is a signed control datagram), not with the registration.
+ */
+export class RelayCheck {
+  nextAt: number;
+  private heardSince = true;
+  private probeOut = false;
+  private gap: number;
+
+  constructor(private readonly periodMs: number, now: number) {
+    this.gap = periodMs;
+    this.nextAt = now + periodMs;
+  }
+
+  /** Anything from the peer came through the relay. */
+  heard(): void {
+    this.heardSince = true;
+  }
+
+  /** Probe at once (the direct path just failed: the relay has carried nothing for a while). */
+  probeNow(now: number): void {
+    this.heardSince = false;
+    this.probeOut = true;
+    this.gap = this.periodMs;
+    this.nextAt = now + Math.min(this.gap, RELAY_ANSWER_WAIT_MS);
+  }
+
+  /** Due at nextAt: 'probe' (send one through the relay), 'lost' (none answered), or 'none'. `idle`: nothing else keeps the relay path in view. */
+  due(now: number, applies: boolean): 'probe' | 'lost' | 'none' {
+    let verdict: 'probe' | 'lost' | 'none' = 'none';
+    if (!applies || this.heardSince) {
+      this.heardSince = false;
+      this.probeOut = false;
+      this.gap = this.periodMs;
+    } else if (!this.probeOut) {
+      this.probeOut = true;
+      // An answer takes one round trip: the verdict need not wait a whole period.
+      this.nextAt = now + Math.min(this.gap, RELAY_ANSWER_WAIT_MS);
+      return 'probe';
+    } else {
+      this.probeOut = false;
+      this.gap = Math.min(this.gap * 2, this.periodMs * RELAY_CHECK_MAX_FACTOR);
+      verdict = 'lost';
+    }
+    this.nextAt = now + this.gap;
+    return verdict;
+  }
+}
