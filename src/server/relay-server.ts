@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import { formatAddress } from '../wire/address';
-import { REAP_INTERVAL_MS, STREAM_HANDSHAKE_TIMEOUT_MS, STREAM_PATH } from '../wire/constants';
+import { REAP_INTERVAL_MS, STREAM_PATH } from '../wire/constants';
 import type { Endpoint } from '../wire/endpoint';
 import { RelayError } from '../wire/errors';
 import { VERSION } from '../wire/version';
@@ -30,7 +30,8 @@ import { Registrar } from './registrar';
 import { SessionTable } from './session-table';
 import { DatagramPath } from './datagram-path';
 import { describeSessions } from './debug-sessions';
-import { StreamLeg } from './stream-leg';
+import { startStreamLeg } from './stream-leg';
+import type { StreamLeg } from './stream-leg';
 import type { SessionsView } from './debug-sessions';
 
 /** What the relay is given, as opposed to how it is configured: tests substitute these. */
@@ -85,7 +86,6 @@ export class RelayServer {
   private readonly nativeModule: NativeModuleSource | undefined;
   private reaper: NodeJS.Timeout | undefined;
   private readonly streamSweepMs: number;
-  private streamSweeper: NodeJS.Timeout | undefined;
   /** SPEC 6: the WebSocket leg, when configured and started. */
   streams: StreamLeg | undefined;
   private wsAddress: AddressInfo | undefined;
@@ -146,7 +146,7 @@ export class RelayServer {
   private async doStart(): Promise<AddressInfo> {
     if (this.state !== 'new') throw new RelayError('QR_ERR_STATE', `relay cannot start: it is ${this.state}`);
     this.state = 'starting';
-    const { host, port } = this.config;
+    const { host } = this.config;
     // Resolve a host name once, here: every later send goes to an IP literal
     // from rinfo, so the socket's lookup can answer synchronously.
     const ip = net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address;
@@ -159,27 +159,16 @@ export class RelayServer {
       throw new RelayError('QR_ERR_CONFIG', `--peer-relays: ${(err as Error).message}`);
     }
     let io: DatagramIo;
-    if (this.givenIo !== undefined) {
-      io = this.givenIo;
-    } else {
-      try {
-        const chosen = chooseIo(this.config.io, family, this.nativeModule);
-        io = chosen.io;
-        this.ioFallbackReason = chosen.fallbackReason;
-      } catch (err) {
-        this.state = 'closed';
-        throw err;
-      }
-    }
-    this.io = io;
     try {
-      this.boundAddress = await io.bind(ip, port, family, this.config.recvBufferBytes, this.config.sendBufferBytes);
+      const opened = await openIo(this.config, ip, family, this.givenIo, this.nativeModule);
+      io = opened.io;
+      this.boundAddress = opened.bound;
+      this.ioFallbackReason = opened.fallbackReason;
     } catch (err) {
       this.state = 'closed';
-      this.io = undefined;
-      const e = err as NodeJS.ErrnoException;
-      throw new RelayError('QR_ERR_BIND', `cannot bind UDP ${formatAddress(ip, port)}: ${e.code ?? e.message}`);
+      throw err;
     }
+    this.io = io;
     // SPEC 4.2: a socket error is logged and counted, never fatal.
     const path = new DatagramPath(
       {
@@ -191,7 +180,8 @@ export class RelayServer {
     io.start(path.onDatagram, this.onSocketError);
     if (this.config.wsPort !== undefined) {
       try {
-        await this.startStreams(path, ip);
+        this.streams = await startStreamLeg(this.config, ip, path, this.counters, this.clock, this.streamSweepMs);
+        this.wsAddress = this.streams.address;
       } catch (err) {
         this.state = 'closed';
         await io.close();
@@ -220,32 +210,6 @@ export class RelayServer {
     if (this.ioFallbackReason !== undefined) this.log.relay('native I/O not in use (%s): datagrams go through node:dgram', this.ioFallbackReason);
     this.log.relay(settingsLine(cfg, this.loopSources.peers.length, this.recvBufferBytes, this.sendBufferBytes));
     return a;
-  }
-
-  /** SPEC 6: the WebSocket leg on its TCP port, its messages into the same datagram path. */
-  private async startStreams(path: DatagramPath, ip: string): Promise<void> {
-    const cfg = this.config;
-    const leg = new StreamLeg(
-      {
-        port: cfg.wsPort!, host: cfg.wsHost === cfg.host ? ip : cfg.wsHost, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey, trustedProxies: cfg.wsTrustedProxies,
-        // SPEC 6.3: each connection is a peer; a session holds two, so twice the session limits.
-        maxConnections: Math.min(cfg.wsMaxConnections, 2 * cfg.maxSessions), maxConnectionsPerIp: 2 * cfg.maxSessionsPerIp,
-        sendQueueBytes: cfg.wsQueueBytes, handshakeTimeoutMs: STREAM_HANDSHAKE_TIMEOUT_MS, pingIntervalMs: cfg.wsPingSecs * 1000,
-      },
-      path, this.counters, this.clock,
-    );
-    try {
-      this.wsAddress = await leg.listen();
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new RelayError('QR_ERR_BIND', `cannot listen on TCP ${formatAddress(cfg.wsHost === cfg.host ? ip : cfg.wsHost, cfg.wsPort!)} (--ws-port): ${e.code ?? e.message}`);
-    }
-    path.attachStreams(leg);
-    this.streams = leg;
-    if (this.streamSweepMs > 0) {
-      this.streamSweeper = setInterval(() => leg.sweep(this.clock()), this.streamSweepMs);
-      this.streamSweeper.unref();
-    }
   }
 
   /** SPEC 6.3: the WebSocket leg's deadlines and pings, now (the timer does this each second). */
@@ -324,8 +288,6 @@ export class RelayServer {
     this.reaper = undefined;
     if (this.reapMore !== undefined) clearImmediate(this.reapMore);
     this.reapMore = undefined;
-    if (this.streamSweeper !== undefined) clearInterval(this.streamSweeper);
-    this.streamSweeper = undefined;
     await this.streams?.close();
     const io = this.io;
     if (io !== undefined) {
@@ -388,6 +350,19 @@ export class RelayServer {
     if (this.log.refusal('socket-error', this.clock(), this.log.relay)) this.log.relay('socket error (relay continues): %s', err.message);
   };
 
+}
+
+/** Chooses the I/O path (--io, or the one given) and binds it; a bind failure says what and why. */
+async function openIo(
+  config: RelayConfig, ip: string, family: 4 | 6, given: DatagramIo | undefined, nativeModule: NativeModuleSource | undefined,
+): Promise<{ io: DatagramIo; bound: AddressInfo; fallbackReason: string | undefined }> {
+  const chosen = given !== undefined ? { io: given, fallbackReason: undefined } : chooseIo(config.io, family, nativeModule);
+  try {
+    return { io: chosen.io, bound: await chosen.io.bind(ip, config.port, family, config.recvBufferBytes, config.sendBufferBytes), fallbackReason: chosen.fallbackReason };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new RelayError('QR_ERR_BIND', `cannot bind UDP ${formatAddress(ip, config.port)}: ${e.code ?? e.message}`);
+  }
 }
 
 /** This host's interface addresses, every family (SPEC 4.4: a wildcard-bound relay is reachable on each). */

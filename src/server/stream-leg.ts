@@ -15,7 +15,9 @@ import * as tls from 'node:tls';
 import { WebSocketServer } from 'ws';
 import { ipKeyOf, limitKeyOf } from '../wire/address';
 import type { IpKey } from '../wire/address';
-import { MAX_DATAGRAM, STREAM_PATH } from '../wire/constants';
+import { formatAddress } from '../wire/address';
+import { MAX_DATAGRAM, STREAM_HANDSHAKE_TIMEOUT_MS, STREAM_PATH } from '../wire/constants';
+import type { RelayConfig } from './config';
 import { RelayError } from '../wire/errors';
 import type { RelayCounters } from './counters';
 import { STREAM_PORT_BASE } from './session-table';
@@ -52,6 +54,29 @@ interface PeerSocket {
   ping(): void;
   close(code: number, reason: string): void;
   terminate(): void;
+}
+
+/**
+ * SPEC 6: the leg of a relay, listening, its messages into `sink` (the
+ * datagram path, which must then be told where stream ports are). `ip` is
+ * the relay's resolved --host, used unless --ws-host differs.
+ */
+export async function startStreamLeg(
+  cfg: RelayConfig, ip: string, sink: StreamSink & { attachStreams(leg: StreamLeg): void }, counters: RelayCounters, clock: () => number, sweepMs: number,
+): Promise<StreamLeg> {
+  const leg = new StreamLeg(
+    {
+      port: cfg.wsPort!, host: cfg.wsHost === cfg.host ? ip : cfg.wsHost, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey, trustedProxies: cfg.wsTrustedProxies,
+      // SPEC 6.3: each connection is a peer; a session holds two, so twice the session limits.
+      maxConnections: Math.min(cfg.wsMaxConnections, 2 * cfg.maxSessions), maxConnectionsPerIp: 2 * cfg.maxSessionsPerIp,
+      sendQueueBytes: cfg.wsQueueBytes, handshakeTimeoutMs: STREAM_HANDSHAKE_TIMEOUT_MS, pingIntervalMs: cfg.wsPingSecs * 1000,
+    },
+    sink, counters, clock,
+  );
+  await leg.listen();
+  sink.attachStreams(leg);
+  leg.startSweeping(sweepMs);
+  return leg;
 }
 
 /** One connection: one peer address (SPEC 6.2). */
@@ -106,7 +131,10 @@ export class StreamLeg {
   datagramsOut = 0;
   bytesOut = 0;
   tlsReloads = 0;
+  /** Where it listens, once listening. */
+  address: AddressInfo | undefined;
   private readonly trusted: Set<string>;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly config: StreamLegConfig,
@@ -154,15 +182,26 @@ export class StreamLeg {
     return this.sockets.size;
   }
 
+  /** Listens; a failure says which port and why (--ws-port). */
   listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
+      this.server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(new RelayError('QR_ERR_BIND', `cannot listen on TCP ${formatAddress(this.config.host, this.config.port)} (--ws-port): ${err.code ?? err.message}`));
+      });
       this.server.listen({ port: this.config.port, host: this.config.host, ipv6Only: false }, () => {
-        this.server.off('error', reject);
+        this.server.removeAllListeners('error');
         this.server.on('error', () => undefined); // after listening, errors belong to connections
-        resolve(this.server.address() as AddressInfo);
+        this.address = this.server.address() as AddressInfo;
+        resolve(this.address);
       });
     });
+  }
+
+  /** SPEC 6.3: sweep() every `ms` (deadlines and pings); 0: never (tests call sweep()). */
+  startSweeping(ms: number): void {
+    if (ms <= 0) return;
+    this.sweeper = setInterval(() => this.sweep(this.clock()), ms);
+    this.sweeper.unref(); // never what keeps the process alive
   }
 
   /** SPEC 6.1: re-reads the certificate and key; open connections keep theirs. Throws (and keeps the old ones) when they do not load. */
@@ -255,6 +294,8 @@ export class StreamLeg {
   }
 
   async close(): Promise<void> {
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.sweeper = undefined;
     for (const peer of [...this.peers.values()]) this.end(peer, 'relay_closing', 1001, 'relay closing');
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
