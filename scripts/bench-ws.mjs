@@ -20,14 +20,34 @@ export async function wsBench({ root, smoke, log, cpuSecs, rssKb, children, free
   const ca = readFileSync(join(tls, 'cert.pem'));
   const udpPort = await freePort();
   const wsPort = await freePort();
-  const argv = onCpu(1, [process.execPath, '--optimize-for-size', 'dist/quic-relay.js', '--host', '127.0.0.1', '--port', String(udpPort),
-    '--ws-port', String(wsPort), '--tls-cert', join(tls, 'cert.pem'), '--tls-key', join(tls, 'key.pem'),
-    '--max-session-datagrams-per-sec', '0', '--ws-max-connections', '100000', '--metrics-port', String(await freePort())]);
+  const argv = onCpu(1, [
+    process.execPath,
+    '--optimize-for-size',
+    'dist/quic-relay.js',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(udpPort),
+    '--ws-port',
+    String(wsPort),
+    '--tls-cert',
+    join(tls, 'cert.pem'),
+    '--tls-key',
+    join(tls, 'key.pem'),
+    '--max-session-datagrams-per-sec',
+    '0',
+    '--ws-max-connections',
+    '100000',
+    '--metrics-port',
+    String(await freePort()),
+  ]);
   const relay = spawn(argv[0], argv.slice(1), { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DEBUG: '-quic-relay:*' } });
   children.add(relay);
   let stderr = '';
-  relay.stderr.on('data', (d) => { stderr += d; });
-  for (const end = Date.now() + 10_000; !(await listening(wsPort));) {
+  relay.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  for (const end = Date.now() + 10_000; !(await listening(wsPort)); ) {
     if (Date.now() > end || relay.exitCode !== null) throw new Error(`relay did not start: ${stderr.slice(-300)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -48,16 +68,20 @@ export async function wsBench({ root, smoke, log, cpuSecs, rssKb, children, free
       const cpu0 = cpuSecs(relay.pid);
       const total = rate * secs;
       const start = performance.now();
-      for (let sent = 0; sent < total;) {
+      for (let sent = 0; sent < total; ) {
         const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
         for (; sent < due; sent++) sender.send(payload);
         await new Promise((r) => setTimeout(r, 2));
       }
-      await until(() => got >= total, 5000, () => '').catch(() => undefined);
+      await until(
+        () => got >= total,
+        5000,
+        () => '',
+      ).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 200));
       const cpu = cpuSecs(relay.pid) - cpu0;
       out[kind] = { datagrams: total, received: got, relayCpuSecs: round(cpu, 3), cpuMicrosPerDatagram: round((cpu * 1e6) / total, 2) };
-      log(`ws: ${kind} ${total} x 1200 B at ${rate}/s: ${got} arrived; relay CPU ${(cpu * 1e6 / total).toFixed(2)} us per datagram`);
+      log(`ws: ${kind} ${total} x 1200 B at ${rate}/s: ${got} arrived; relay CPU ${((cpu * 1e6) / total).toFixed(2)} us per datagram`);
       sender.close();
       receiver.close();
     }
@@ -68,7 +92,9 @@ export async function wsBench({ root, smoke, log, cpuSecs, rssKb, children, free
     const conns = [];
     const batch = 200;
     for (let i = 0; i < n; i += batch) {
-      const opened = await Promise.all(Array.from({ length: Math.min(batch, n - i) }, (_, k) => wsPeer(WebSocket, wsPort, ca, `127.0.1.${1 + ((i + k) % 200)}`)));
+      const opened = await Promise.all(
+        Array.from({ length: Math.min(batch, n - i) }, (_, k) => wsPeer(WebSocket, wsPort, ca, `127.0.1.${1 + ((i + k) % 200)}`)),
+      );
       await Promise.all(opened.map((p, k) => p.register(`idle-${Math.floor((i + k) / 2)}`)));
       conns.push(...opened);
     }
@@ -76,7 +102,9 @@ export async function wsBench({ root, smoke, log, cpuSecs, rssKb, children, free
     const rss1 = rssKb(relay.pid);
     const perConn = ((rss1 - rss0) * 1024) / n;
     out.idle = { connections: n, rssBeforeKiB: rss0, rssAfterKiB: rss1, bytesPerConnection: Math.round(perConn) };
-    log(`ws: ${n} idle wss connections (registered, ${n / 2} sessions): relay RSS ${Math.round(rss0 / 1024)} -> ${Math.round(rss1 / 1024)} MiB, ${(perConn / 1024).toFixed(1)} KiB per connection`);
+    log(
+      `ws: ${n} idle wss connections (registered, ${n / 2} sessions): relay RSS ${Math.round(rss0 / 1024)} -> ${Math.round(rss1 / 1024)} MiB, ${(perConn / 1024).toFixed(1)} KiB per connection`,
+    );
     for (const c of conns) c.close();
   } finally {
     relay.kill('SIGTERM');
@@ -86,10 +114,14 @@ export async function wsBench({ root, smoke, log, cpuSecs, rssKb, children, free
   return out;
 }
 
-const listening = (port) => new Promise((resolve) => {
-  const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-  s.on('error', () => resolve(false));
-});
+const listening = (port) =>
+  new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
 
 const round = (v, d) => Math.round(v * 10 ** d) / 10 ** d;
 
@@ -116,9 +148,15 @@ async function udpPeer(port, host) {
     }
   });
   return {
-    register: (id) => new Promise((resolve) => { ack = resolve; s.send(`REG:${id}\n`, port, '127.0.0.1'); }),
+    register: (id) =>
+      new Promise((resolve) => {
+        ack = resolve;
+        s.send(`REG:${id}\n`, port, '127.0.0.1');
+      }),
     send: (b) => s.send(b, port, '127.0.0.1'),
-    onData: (f) => { onData = f; },
+    onData: (f) => {
+      onData = f;
+    },
     close: () => s.close(),
   };
 }
@@ -126,7 +164,10 @@ async function udpPeer(port, host) {
 /** A WebSocket peer of the relay (wss), from `host`. */
 async function wsPeer(WebSocket, port, ca, host) {
   const ws = new WebSocket(`wss://127.0.0.1:${port}/quic-relay`, { ca, localAddress: host, perMessageDeflate: false });
-  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
   let onData = () => {};
   let ack;
   ws.on('message', (m) => {
@@ -138,9 +179,15 @@ async function wsPeer(WebSocket, port, ca, host) {
     }
   });
   return {
-    register: (id) => new Promise((resolve) => { ack = resolve; ws.send(Buffer.from(`REG:${id}\n`)); }),
+    register: (id) =>
+      new Promise((resolve) => {
+        ack = resolve;
+        ws.send(Buffer.from(`REG:${id}\n`));
+      }),
     send: (b) => ws.send(b),
-    onData: (f) => { onData = f; },
+    onData: (f) => {
+      onData = f;
+    },
     close: () => ws.terminate(),
   };
 }

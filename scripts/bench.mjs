@@ -51,13 +51,24 @@ const relays = (compare.length > 0 ? compare : [`quic-relay|${process.execPath} 
 const log = (s) => process.stderr.write(`[bench] ${s}\n`);
 // A failure is one line that says what failed, not a stack trace (the children are killed on exit).
 const fail = (err) => {
-  log(`failed: ${String(err?.message ?? err).split('\n').filter(Boolean).slice(0, 2).join(' | ')}`);
+  log(
+    `failed: ${String(err?.message ?? err)
+      .split('\n')
+      .filter(Boolean)
+      .slice(0, 2)
+      .join(' | ')}`,
+  );
   process.exit(1);
 };
 process.on('uncaughtException', fail);
 process.on('unhandledRejection', fail);
 const children = new Set();
-process.on('exit', () => { for (const c of children) try { c.kill('SIGKILL'); } catch {} });
+process.on('exit', () => {
+  for (const c of children)
+    try {
+      c.kill('SIGKILL');
+    } catch {}
+});
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
 const pin = os.cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
@@ -86,18 +97,31 @@ function cpuSecs(pid) {
   return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
-const freePort = () => new Promise((res) => {
-  const s = dgram.createSocket('udp4');
-  s.bind(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
-});
+const freePort = () =>
+  new Promise((res) => {
+    const s = dgram.createSocket('udp4');
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
 
 /** Resolves once the relay answers a registration, or rejects after 10 s. */
 function relayAnswers(port) {
   return new Promise((res, rej) => {
     const s = dgram.createSocket('udp4');
-    const deadline = setTimeout(() => { clearInterval(t); s.close(); rej(new Error(`relay on ${port} did not answer within 10 s`)); }, 10_000);
+    const deadline = setTimeout(() => {
+      clearInterval(t);
+      s.close();
+      rej(new Error(`relay on ${port} did not answer within 10 s`));
+    }, 10_000);
     const t = setInterval(() => s.send('REG:bench-ready-probe\n', port, '127.0.0.1'), 100);
-    s.on('message', () => { clearTimeout(deadline); clearInterval(t); s.close(); res(); });
+    s.on('message', () => {
+      clearTimeout(deadline);
+      clearInterval(t);
+      s.close();
+      res();
+    });
     s.send('REG:bench-ready-probe\n', port, '127.0.0.1');
   });
 }
@@ -117,20 +141,35 @@ async function startRelay(relay) {
 async function startRelayOnce(relay) {
   const port = await freePort();
   const argv = relay.command.replaceAll('{port}', String(port)).split(/\s+/).filter(Boolean);
-  const child = spawn(onCpu(1, argv)[0], onCpu(1, argv).slice(1), { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DEBUG: '-quic-relay:*' } });
+  const child = spawn(onCpu(1, argv)[0], onCpu(1, argv).slice(1), {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, DEBUG: '-quic-relay:*' },
+  });
   children.add(child);
   let stderr = '';
-  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
-  const exited = new Promise((_, rej) => child.on('exit', (code) => rej(new Error(`relay exited (${code}) before answering: ${stderr.trim().split('\n').pop() ?? ''}`))));
+  child.stderr.on('data', (d) => {
+    stderr = (stderr + d).slice(-4000);
+  });
+  const exited = new Promise((_, rej) =>
+    child.on('exit', (code) => rej(new Error(`relay exited (${code}) before answering: ${stderr.trim().split('\n').pop() ?? ''}`))),
+  );
   exited.catch(() => {}); // only raced against the answer
-  await Promise.race([relayAnswers(port), exited]).catch((e) => { child.kill('SIGKILL'); throw new Error(`${e.message}\n${stderr}`); });
+  await Promise.race([relayAnswers(port), exited]).catch((e) => {
+    child.kill('SIGKILL');
+    throw new Error(`${e.message}\n${stderr}`);
+  });
   // the taskset wrapper execs, so the pid is the relay's
   return { child, port, pid: child.pid };
 }
 
 async function stopRelay(r) {
   r.child.kill('SIGTERM');
-  await new Promise((res) => { if (r.child.exitCode !== null) res(); else r.child.on('exit', res); setTimeout(res, 3000).unref(); });
+  await new Promise((res) => {
+    if (r.child.exitCode !== null) res();
+    else r.child.on('exit', res);
+    setTimeout(res, 3000).unref();
+  });
   children.delete(r.child);
 }
 
@@ -146,9 +185,14 @@ function generate(bin, mode, port, extra, onLine = () => {}) {
       out += d;
       const lines = out.split('\n');
       out = lines.pop();
-      for (const l of lines) { onLine(l); if (l.startsWith('RESULT ')) child.result = JSON.parse(l.slice(7)); }
+      for (const l of lines) {
+        onLine(l);
+        if (l.startsWith('RESULT ')) child.result = JSON.parse(l.slice(7));
+      }
     });
-    child.stderr.on('data', (d) => { err += d; });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
     child.on('exit', (code) => {
       children.delete(child);
       if (code === 0 && child.result) res(child.result);
@@ -157,7 +201,10 @@ function generate(bin, mode, port, extra, onLine = () => {}) {
   });
 }
 
-const median = (xs) => { const s = xs.filter(Number.isFinite).sort((a, b) => a - b); return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN; };
+const median = (xs) => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
+};
 
 /**
  * The highest rate with under 0.5% loss: doubling, then bisection. A trial
@@ -169,15 +216,22 @@ async function zeroLossRate(bin, port, sessions, size) {
   let generatorBound = false;
   const trial = async (pps) => {
     const r = await generate(bin, 'rate', port, ['--sessions', sessions, '--size', size, '--pps', pps, '--secs', 1]);
-    if (r.sent < 0.98 * pps) { generatorBound = true; return false; }
+    if (r.sent < 0.98 * pps) {
+      generatorBound = true;
+      return false;
+    }
     return r.loss_pct < 0.5;
   };
   let lo = 0;
   let hi = 20_000;
-  while (hi <= 1_600_000 && (await trial(hi))) { lo = hi; hi *= 2; }
+  while (hi <= 1_600_000 && (await trial(hi))) {
+    lo = hi;
+    hi *= 2;
+  }
   for (let i = 0; i < 5; i++) {
     const mid = Math.round((lo + hi) / 2);
-    if (await trial(mid)) lo = mid; else hi = mid;
+    if (await trial(mid)) lo = mid;
+    else hi = mid;
   }
   return { pps: lo, generatorBound };
 }
@@ -205,7 +259,14 @@ async function suite(bin, relay) {
   const f = { rss_idle_mib: rssKb(r.pid) / 1024 };
   try {
     if (!/--auth-secret/.test(relay.command)) await generate(bin, 'rate', r.port, ['--sessions', 10, '--size', 1200, '--pps', 20_000, '--secs', 1]); // warm-up: JIT, buffers
-    for (const [sessions, size] of part('rate') ? [[1, 64], [1, 1200], [1000, 64], [1000, 1200]] : []) {
+    for (const [sessions, size] of part('rate')
+      ? [
+          [1, 64],
+          [1, 1200],
+          [1000, 64],
+          [1000, 1200],
+        ]
+      : []) {
       const key = `zero_loss_pps_${size}B_${sessions}s`;
       if (smoke) {
         const t = await generate(bin, 'rate', r.port, ['--sessions', sessions, '--size', size, '--pps', 5000, '--secs', 1]);
@@ -215,7 +276,9 @@ async function suite(bin, relay) {
         f[key] = z.pps;
         if (z.generatorBound) f[`${key}_generator_bound`] = true;
       }
-      log(`${relay.name}: ${smoke ? `loss at 5k/s, ${size} B, ${sessions} sessions: ${f[key.replace('zero_loss_pps', 'loss_pct_at_5k')]}%` : `${key} ${f[key]}${f[`${key}_generator_bound`] ? ' (the generator could offer no more: a floor)' : ''}`}`);
+      log(
+        `${relay.name}: ${smoke ? `loss at 5k/s, ${size} B, ${sessions} sessions: ${f[key.replace('zero_loss_pps', 'loss_pct_at_5k')]}%` : `${key} ${f[key]}${f[`${key}_generator_bound`] ? ' (the generator could offer no more: a floor)' : ''}`}`,
+      );
     }
     if (part('latency')) {
       if (part('rate')) await new Promise((res) => setTimeout(res, 1000)); // let the last overload trial's backlog drain
@@ -224,7 +287,14 @@ async function suite(bin, relay) {
       const cpu0 = cpuSecs(r.pid);
       const lat = await generate(bin, 'rate', r.port, ['--sessions', 100, '--size', 1200, '--pps', pps, '--secs', secs]);
       const cpu = cpuSecs(r.pid) - cpu0;
-      Object.assign(f, { latency_pps: pps, p50_us: lat.p50_us, p99_us: lat.p99_us, p999_us: lat.p999_us, latency_loss_pct: lat.loss_pct, cpu_us_per_datagram: (cpu * 1e6) / Math.max(1, lat.received) });
+      Object.assign(f, {
+        latency_pps: pps,
+        p50_us: lat.p50_us,
+        p99_us: lat.p99_us,
+        p999_us: lat.p999_us,
+        latency_loss_pct: lat.loss_pct,
+        cpu_us_per_datagram: (cpu * 1e6) / Math.max(1, lat.received),
+      });
     }
     if (part('registrations')) {
       const reg = await registrationRate(bin, r.port, relay);
@@ -265,29 +335,67 @@ async function soakRun(bin, relay) {
   return curve;
 }
 
-const fmt = (v) => (typeof v === 'boolean' ? String(v) : !Number.isFinite(v) ? 'n/a' : Math.abs(v) >= 1000 ? `${(v / 1000).toFixed(1)}k` : v.toFixed(v < 10 ? 2 : 0));
+const fmt = (v) =>
+  typeof v === 'boolean' ? String(v) : !Number.isFinite(v) ? 'n/a' : Math.abs(v) >= 1000 ? `${(v / 1000).toFixed(1)}k` : v.toFixed(v < 10 ? 2 : 0);
 
 const bin = buildGenerator();
-const results = { date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model, cores: os.cpus().length, pinned: pin, root: isRoot, smoke, soak, reps, relays, runs: {} };
+const results = {
+  date: new Date().toISOString(),
+  node: process.version,
+  cpu: os.cpus()[0]?.model,
+  cores: os.cpus().length,
+  pinned: pin,
+  root: isRoot,
+  smoke,
+  soak,
+  reps,
+  relays,
+  runs: {},
+};
 for (const relay of relays) results.runs[relay.name] = [];
 
 if (soak) {
-  if (!isRoot) { log('--soak needs root (raw sockets send from 1000 loopback addresses)'); process.exit(3); }
+  if (!isRoot) {
+    log('--soak needs root (raw sockets send from 1000 loopback addresses)');
+    process.exit(3);
+  }
   for (let rep = 0; rep < reps; rep++) for (const relay of relays) results.runs[relay.name].push(await soakRun(bin, relay));
   const lines = [`| registrations | ${relays.map((r) => `${r.name} RSS MiB`).join(' | ')} |`, `|---|${relays.map(() => '---|').join('')}`];
   const first = results.runs[relays[0].name][0];
-  first.forEach((point, i) => void lines.push(`| ${point.registrations} | ${relays.map((r) => median(results.runs[r.name].map((c) => c[i]?.rss_mib)).toFixed(1)).join(' | ')} |`));
+  first.forEach(
+    (point, i) =>
+      void lines.push(`| ${point.registrations} | ${relays.map((r) => median(results.runs[r.name].map((c) => c[i]?.rss_mib)).toFixed(1)).join(' | ')} |`),
+  );
   console.log(lines.join('\n'));
 } else {
   // interleaved: rep 1 of every relay, then rep 2, so drift hits all alike
   for (let rep = 0; rep < reps; rep++) for (const relay of relays) results.runs[relay.name].push(await suite(bin, relay));
   const keys = [...new Set(relays.flatMap((r) => results.runs[r.name].flatMap((f) => Object.keys(f))))];
-  const med = (name, key) => { const v = results.runs[name].map((f) => f[key]); return typeof v[0] === 'boolean' ? v.every(Boolean) : median(v); };
-  const header = `| figure | ${relays.map((r) => r.name).join(' | ')}${relays.length > 1 ? ` | ${relays.slice(1).map((r) => `${r.name}/${relays[0].name}`).join(' | ')}` : ''} |`;
-  const lines = [header, `|---|${relays.map(() => '---|').join('')}${relays.slice(1).map(() => '---|').join('')}`];
+  const med = (name, key) => {
+    const v = results.runs[name].map((f) => f[key]);
+    return typeof v[0] === 'boolean' ? v.every(Boolean) : median(v);
+  };
+  const header = `| figure | ${relays.map((r) => r.name).join(' | ')}${
+    relays.length > 1
+      ? ` | ${relays
+          .slice(1)
+          .map((r) => `${r.name}/${relays[0].name}`)
+          .join(' | ')}`
+      : ''
+  } |`;
+  const lines = [
+    header,
+    `|---|${relays.map(() => '---|').join('')}${relays
+      .slice(1)
+      .map(() => '---|')
+      .join('')}`,
+  ];
   for (const key of keys) {
     const base = med(relays[0].name, key);
-    const ratios = relays.slice(1).map((r) => { const v = med(r.name, key); return typeof v === 'number' && Number.isFinite(v) && typeof base === 'number' && base ? `${(v / base).toFixed(2)}x` : ''; });
+    const ratios = relays.slice(1).map((r) => {
+      const v = med(r.name, key);
+      return typeof v === 'number' && Number.isFinite(v) && typeof base === 'number' && base ? `${(v / base).toFixed(2)}x` : '';
+    });
     lines.push(`| ${key} | ${relays.map((r) => fmt(med(r.name, key))).join(' | ')}${ratios.length ? ` | ${ratios.join(' | ')}` : ''} |`);
   }
   console.log(lines.join('\n'));
@@ -295,9 +403,17 @@ if (soak) {
     const { wsBench } = await import('./bench-ws.mjs');
     results.ws = await wsBench({ root, smoke, log, cpuSecs, rssKb, children, freePort, onCpu });
     const w = results.ws;
-    console.log(['', '| WebSocket leg (wss) | figure |', '|---|---|',
-      ...['udp-udp', 'udp-ws', 'ws-udp'].map((k) => `| relay CPU per 1200 B datagram, ${k} | ${w[k].cpuMicrosPerDatagram} us (${w[k].received}/${w[k].datagrams} arrived) |`),
-      `| relay memory per idle connection (${w.idle.connections} registered) | ${(w.idle.bytesPerConnection / 1024).toFixed(1)} KiB |`].join('\n'));
+    console.log(
+      [
+        '',
+        '| WebSocket leg (wss) | figure |',
+        '|---|---|',
+        ...['udp-udp', 'udp-ws', 'ws-udp'].map(
+          (k) => `| relay CPU per 1200 B datagram, ${k} | ${w[k].cpuMicrosPerDatagram} us (${w[k].received}/${w[k].datagrams} arrived) |`,
+        ),
+        `| relay memory per idle connection (${w.idle.connections} registered) | ${(w.idle.bytesPerConnection / 1024).toFixed(1)} KiB |`,
+      ].join('\n'),
+    );
   }
 }
 mkdirSync(join(root, 'bench-results'), { recursive: true });

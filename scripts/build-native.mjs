@@ -15,8 +15,9 @@ import os from 'node:os';
 const CROSS = { x64: 'x86_64-linux-gnu-gcc', arm64: 'aarch64-linux-gnu-gcc' };
 
 function compile(cc, include, source, out) {
-  execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-std=c11', '-shared', '-fPIC', '-fvisibility=hidden', '-I', include, source, '-o', out],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(cc, ['-O2', '-Wall', '-Wextra', '-std=c11', '-shared', '-fPIC', '-fvisibility=hidden', '-I', include, source, '-o', out], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
 }
 
 export function buildNative(root) {
@@ -39,7 +40,17 @@ export function buildNative(root) {
     try {
       compile(cc, include, source, out);
     } catch (err) {
-      missing.push(`${target}: ${err.code === 'ENOENT' ? `no ${cc}` : `${cc} failed: ${String(err.stderr ?? err.message).trim().split('\n')[0]}`}`);
+      missing.push(
+        `${target}: ${
+          err.code === 'ENOENT'
+            ? `no ${cc}`
+            : `${cc} failed: ${
+                String(err.stderr ?? err.message)
+                  .trim()
+                  .split('\n')[0]
+              }`
+        }`,
+      );
       continue;
     }
     if (arch === os.arch()) copyFileSync(out, join(root, 'build', 'udp_batch.node'));

@@ -30,4 +30,6 @@ await rm('dist/types', { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 const { size } = await stat('dist/quic-relay.js');
-console.log(`dist/quic-relay.js ${(size / 1024).toFixed(0)} KiB, dist/index.js, dist/types/; native I/O: ${native.built.map((m) => `${m.target} (${(m.bytes.length / 1024).toFixed(0)} KiB)`).join(', ') || 'none'} embedded${native.missing.length ? `; not built: ${native.missing.join('; ')}` : ''}`);
+console.log(
+  `dist/quic-relay.js ${(size / 1024).toFixed(0)} KiB, dist/index.js, dist/types/; native I/O: ${native.built.map((m) => `${m.target} (${(m.bytes.length / 1024).toFixed(0)} KiB)`).join(', ') || 'none'} embedded${native.missing.length ? `; not built: ${native.missing.join('; ')}` : ''}`,
+);

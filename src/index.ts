@@ -3,8 +3,14 @@
 export * from './wire/errors';
 export * from './wire/constants';
 export {
-  classify, encodeRegister, isValidSessionId, parseReply,
-  ADDRESS_QUERY_DATAGRAM, isAddressQuery, encodeAddressAnswer, parseAddressAnswer,
+  classify,
+  encodeRegister,
+  isValidSessionId,
+  parseReply,
+  ADDRESS_QUERY_DATAGRAM,
+  isAddressQuery,
+  encodeAddressAnswer,
+  parseAddressAnswer,
 } from './wire/protocol';
 export type { Classified, Reply } from './wire/protocol';
 export { makeTicket, checkTicket, ticketExpiry, TICKET_LENGTH } from './wire/tickets';

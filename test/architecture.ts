@@ -51,8 +51,11 @@ t.test('the rules themselves catch what they must', async (t) => {
   t.equal(violation('io', 'server/config'), 'io/ imports only wire/');
   t.equal(violation('server', 'io/native-io'), undefined);
   t.equal(violation('cli', 'server/relay-server'), undefined);
-  t.same(localImports(join(src, 'client', 'x.ts'), "import type { A } from '../server/a';\nexport { B } from './b';\nconst c = require('./c');"),
-    ['server/a', 'client/b', 'client/c']);
+  t.same(localImports(join(src, 'client', 'x.ts'), "import type { A } from '../server/a';\nexport { B } from './b';\nconst c = require('./c');"), [
+    'server/a',
+    'client/b',
+    'client/c',
+  ]);
 });
 
 t.test('every module keeps to its layer', async (t) => {
@@ -74,6 +77,9 @@ t.test('every module keeps to its layer', async (t) => {
 
 t.test('index.ts re-exports and implements nothing', async (t) => {
   const code = readFileSync(join(src, 'index.ts'), 'utf8').replace(/\/\/.*$/gm, '');
-  const statements = code.split(';').map((s) => s.trim()).filter((s) => s !== '');
+  const statements = code
+    .split(';')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   for (const s of statements) t.match(s, /^export (type )?(\*|\{[^}]*\}) from '\.\/[a-z/-]+'$/, s.slice(0, 60));
 });

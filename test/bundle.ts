@@ -70,7 +70,11 @@ t.test('start line, one forwarded datagram, metrics, SIGTERM -> exit 0 within 1 
   const m = await r.waitFor(/UDP relay listening on 127\.0\.0\.1:(\d+)/);
   t.match(r.stderr(), /^\d{4}-\d\d-\d\dT[\d:.]+Z quic-relay:relay UDP relay listening on/m, 'timestamped when not a terminal');
   const io = existsSync(join(__dirname, '..', 'build', 'udp_batch.node')) ? 'native' : 'dgram';
-  t.match(r.stderr(), new RegExp(`listening on 127\\.0\\.0\\.1:\\d+ \\(quic-relay ${version.replace(/\./g, '\\.')}, ${io} I/O\\)`), 'the start line names the version and the I/O path');
+  t.match(
+    r.stderr(),
+    new RegExp(`listening on 127\\.0\\.0\\.1:\\d+ \\(quic-relay ${version.replace(/\./g, '\\.')}, ${io} I/O\\)`),
+    'the start line names the version and the I/O path',
+  );
   const port = Number(m[1]);
   const relay = { address: '127.0.0.1', port, family: 'IPv4' };
   const a = await bindPeer(t, relay, '127.0.0.2');
@@ -268,7 +272,25 @@ t.test('--help and --version', async (t) => {
   let out = '';
   h.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   t.equal((await h.exit).code, 0);
-  for (const flag of ['--port', '--host', '--session-timeout-secs', '--metrics-port', '--metrics-host', '--max-sessions', '--max-sessions-per-ip', '--registrations-per-sec-per-ip', '--no-implicit-rebind', '--auth-secret', '--drain-timeout-secs', '--max-session-bytes-per-sec', '--unpaired-timeout-secs', '--max-session-datagrams-per-sec', '--public-address', '--peer-relays', '--implicit-rebind']) {
+  for (const flag of [
+    '--port',
+    '--host',
+    '--session-timeout-secs',
+    '--metrics-port',
+    '--metrics-host',
+    '--max-sessions',
+    '--max-sessions-per-ip',
+    '--registrations-per-sec-per-ip',
+    '--no-implicit-rebind',
+    '--auth-secret',
+    '--drain-timeout-secs',
+    '--max-session-bytes-per-sec',
+    '--unpaired-timeout-secs',
+    '--max-session-datagrams-per-sec',
+    '--public-address',
+    '--peer-relays',
+    '--implicit-rebind',
+  ]) {
     t.match(out, flag, `help lists ${flag}`);
   }
   t.match(out, /QUIC_RELAY_PORT/, 'help names the variables');
@@ -308,7 +330,11 @@ t.test('peer and probe from the same bundle', async (t) => {
   fwd.child.kill('SIGTERM');
   lis.child.kill('SIGTERM');
   t.equal((await fwd.exit).code, 0, 'sidecar exits 0 on SIGTERM');
-  t.match(fwd.stderr(), /stopped: \d+ datagrams \([\d.]+ MB\) to the peer, .*direct for [\d.]+ s of [\d.]+ s; 0 relay changes/, 'with a summary of what it carried');
+  t.match(
+    fwd.stderr(),
+    /stopped: \d+ datagrams \([\d.]+ MB\) to the peer, .*direct for [\d.]+ s of [\d.]+ s; 0 relay changes/,
+    'with a summary of what it carried',
+  );
   t.equal((await lis.exit).code, 0);
 
   const p = run(t, ['probe', '--relay', relay, '--count', '10', '--interval-ms', '1']);
@@ -323,33 +349,37 @@ t.test('peer and probe from the same bundle', async (t) => {
   t.equal((await dead.exit).code, 1, 'probe exits 1 when nothing answers');
 });
 
-t.test('native I/O that cannot load: auto says why and uses dgram; --io native exits naming it', { skip: existsSync(join(__dirname, '..', 'build', 'udp_batch.node')) ? false : 'built without the native module' }, async (t) => {
-  // --no-addons is one of the failures to expect (also: a noexec temp dir, the permission model)
-  const auto = run(t, ['--port', '0', '--host', '127.0.0.1'], { NODE_OPTIONS: '--no-addons' });
-  await auto.waitFor(/UDP relay listening on 127\.0\.0\.1:\d+ \(quic-relay [^,]+, dgram I\/O\)/);
-  await auto.waitFor(/native I\/O not in use \(.*\): datagrams go through node:dgram/);
-  auto.child.kill('SIGTERM');
-  t.equal((await auto.exit).code, 0);
-  if (process.getuid?.() === 0) {
-    // a noexec temp dir, as on hardened hosts: mounted here, inside our own temp dir, and unmounted in teardown
-    const noexec = mkdtempSync(join(tmpdir(), 'quic-relay-noexec-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'noexec,size=16m', 'tmpfs', noexec]);
-    t.teardown(() => {
-      execFileSync('umount', [noexec]);
-      rmSync(noexec, { recursive: true, force: true });
-    });
-    const ne = run(t, ['--port', '0', '--host', '127.0.0.1'], { TMPDIR: noexec });
-    await ne.waitFor(/native I\/O not in use \(ERR_DLOPEN_FAILED: .*failed to map segment/);
-    await ne.waitFor(/dgram I\/O/);
-    ne.child.kill('SIGTERM');
-    t.equal((await ne.exit).code, 0, 'noexec TMPDIR: falls back, runs, exits cleanly');
-    t.same(readdirSync(noexec), [], 'and leaves nothing behind there');
-  }
-  const strict = run(t, ['--port', '0', '--host', '127.0.0.1', '--io', 'native'], { NODE_OPTIONS: '--no-addons' });
-  const { code } = await strict.exit;
-  t.not(code, 0, 'exits non-zero');
-  t.match(strict.stderr(), /--io native: /, 'naming the option and why');
-  const bad = run(t, ['--io', 'fast']);
-  t.not((await bad.exit).code, 0);
-  t.match(bad.stderr(), /--io.*fast.*Allowed choices are auto, native, dgram/);
-});
+t.test(
+  'native I/O that cannot load: auto says why and uses dgram; --io native exits naming it',
+  { skip: existsSync(join(__dirname, '..', 'build', 'udp_batch.node')) ? false : 'built without the native module' },
+  async (t) => {
+    // --no-addons is one of the failures to expect (also: a noexec temp dir, the permission model)
+    const auto = run(t, ['--port', '0', '--host', '127.0.0.1'], { NODE_OPTIONS: '--no-addons' });
+    await auto.waitFor(/UDP relay listening on 127\.0\.0\.1:\d+ \(quic-relay [^,]+, dgram I\/O\)/);
+    await auto.waitFor(/native I\/O not in use \(.*\): datagrams go through node:dgram/);
+    auto.child.kill('SIGTERM');
+    t.equal((await auto.exit).code, 0);
+    if (process.getuid?.() === 0) {
+      // a noexec temp dir, as on hardened hosts: mounted here, inside our own temp dir, and unmounted in teardown
+      const noexec = mkdtempSync(join(tmpdir(), 'quic-relay-noexec-'));
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'noexec,size=16m', 'tmpfs', noexec]);
+      t.teardown(() => {
+        execFileSync('umount', [noexec]);
+        rmSync(noexec, { recursive: true, force: true });
+      });
+      const ne = run(t, ['--port', '0', '--host', '127.0.0.1'], { TMPDIR: noexec });
+      await ne.waitFor(/native I\/O not in use \(ERR_DLOPEN_FAILED: .*failed to map segment/);
+      await ne.waitFor(/dgram I\/O/);
+      ne.child.kill('SIGTERM');
+      t.equal((await ne.exit).code, 0, 'noexec TMPDIR: falls back, runs, exits cleanly');
+      t.same(readdirSync(noexec), [], 'and leaves nothing behind there');
+    }
+    const strict = run(t, ['--port', '0', '--host', '127.0.0.1', '--io', 'native'], { NODE_OPTIONS: '--no-addons' });
+    const { code } = await strict.exit;
+    t.not(code, 0, 'exits non-zero');
+    t.match(strict.stderr(), /--io native: /, 'naming the option and why');
+    const bad = run(t, ['--io', 'fast']);
+    t.not((await bad.exit).code, 0);
+    t.match(bad.stderr(), /--io.*fast.*Allowed choices are auto, native, dgram/);
+  },
+);

@@ -15,7 +15,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-interface Parsed { options?: RelayServerOptions; run?: RelayRun; error?: string; exitCode?: number; out: string[]; help: string }
+interface Parsed {
+  options?: RelayServerOptions;
+  run?: RelayRun;
+  error?: string;
+  exitCode?: number;
+  out: string[];
+  help: string;
+}
 
 /** Parses argv with `env` as process.env (commander reads process.env itself); returns what the relay would run with, or the error. */
 async function parse(args: string[], env: Record<string, string> = {}): Promise<Parsed> {
@@ -27,7 +34,16 @@ async function parse(args: string[], env: Record<string, string> = {}): Promise<
   const out: string[] = [];
   let run: RelayRun | undefined;
   let exitCode: number | undefined;
-  const program = buildProgram({ env: process.env, runRelay: (r) => { run = r; }, print: (l) => out.push(l), exitCode: (c) => { exitCode = c; } });
+  const program = buildProgram({
+    env: process.env,
+    runRelay: (r) => {
+      run = r;
+    },
+    print: (l) => out.push(l),
+    exitCode: (c) => {
+      exitCode = c;
+    },
+  });
   const all = [program, ...program.commands];
   for (const c of all) c.exitOverride().configureOutput({ writeErr: (s) => (err += s), writeOut: (s) => (help += s) });
   try {
@@ -42,7 +58,7 @@ async function parse(args: string[], env: Record<string, string> = {}): Promise<
   }
 }
 
-t.test('no flags: the original\'s defaults', async (t) => {
+t.test("no flags: the original's defaults", async (t) => {
   const { options } = await parse([]);
   const c = validateConfig(options);
   t.equal(c.port, DEFAULT_PORT);
@@ -56,7 +72,7 @@ t.test('no flags: the original\'s defaults', async (t) => {
   t.equal(run?.drainTimeoutSecs, DEFAULT_DRAIN_TIMEOUT_SECS);
 });
 
-t.test('the original\'s command line works as it did', async (t) => {
+t.test("the original's command line works as it did", async (t) => {
   const { options } = await parse(['--port', '5000', '--session-timeout-secs', '60']);
   t.equal(options?.port, 5000);
   t.equal(options?.sessionTimeoutSecs, 60);
@@ -83,15 +99,31 @@ t.test('every option is read, from its flag and from its variable', async (t) =>
   t.equal((await parse(['--no-implicit-rebind'])).options?.implicitRebind, false, '--no-implicit-rebind');
   t.equal((await parse([], { QUIC_RELAY_NO_IMPLICIT_REBIND: 'true' })).options?.implicitRebind, false, 'QUIC_RELAY_NO_IMPLICIT_REBIND=true');
   t.equal((await parse([], { QUIC_RELAY_NO_IMPLICIT_REBIND: 'false' })).options?.implicitRebind, true, 'QUIC_RELAY_NO_IMPLICIT_REBIND=false');
-  t.same((await parse(['--metrics-port', '9100', '--metrics-host', '10.0.0.1'])).run?.metrics, { host: '10.0.0.1', port: 9100 }, '--metrics-port, --metrics-host');
-  t.same((await parse([], { QUIC_RELAY_METRICS_PORT: '9100' })).run?.metrics, { host: '127.0.0.1', port: 9100 }, 'QUIC_RELAY_METRICS_PORT, loopback by default');
+  t.same(
+    (await parse(['--metrics-port', '9100', '--metrics-host', '10.0.0.1'])).run?.metrics,
+    { host: '10.0.0.1', port: 9100 },
+    '--metrics-port, --metrics-host',
+  );
+  t.same(
+    (await parse([], { QUIC_RELAY_METRICS_PORT: '9100' })).run?.metrics,
+    { host: '127.0.0.1', port: 9100 },
+    'QUIC_RELAY_METRICS_PORT, loopback by default',
+  );
   t.equal((await parse(['--drain-timeout-secs', '30'])).run?.drainTimeoutSecs, 30, '--drain-timeout-secs');
   t.equal((await parse([], { QUIC_RELAY_DRAIN_TIMEOUT_SECS: '31' })).run?.drainTimeoutSecs, 31, 'QUIC_RELAY_DRAIN_TIMEOUT_SECS');
   t.equal((await parse(['relay', '--port', '4501'])).options?.port, 4501, 'the relay is also `quic-relay relay`');
   // SPEC 4.4
-  t.same((await parse(['--public-address', '203.0.113.7, 203.0.113.8:5000'])).options?.publicAddresses, ['203.0.113.7', '203.0.113.8:5000'], '--public-address');
+  t.same(
+    (await parse(['--public-address', '203.0.113.7, 203.0.113.8:5000'])).options?.publicAddresses,
+    ['203.0.113.7', '203.0.113.8:5000'],
+    '--public-address',
+  );
   t.same((await parse([], { QUIC_RELAY_PUBLIC_ADDRESS: '203.0.113.7' })).options?.publicAddresses, ['203.0.113.7'], 'QUIC_RELAY_PUBLIC_ADDRESS');
-  t.same((await parse(['--peer-relays', 'relay-b.example.com,198.51.100.9:4434'])).options?.peerRelays, ['relay-b.example.com', '198.51.100.9:4434'], '--peer-relays');
+  t.same(
+    (await parse(['--peer-relays', 'relay-b.example.com,198.51.100.9:4434'])).options?.peerRelays,
+    ['relay-b.example.com', '198.51.100.9:4434'],
+    '--peer-relays',
+  );
   t.same((await parse([], { QUIC_RELAY_PEER_RELAYS: '198.51.100.9' })).options?.peerRelays, ['198.51.100.9'], 'QUIC_RELAY_PEER_RELAYS');
   // SPEC 2.4: unset leaves the library's default (on, or off with tickets); a flag beats a variable
   t.equal((await parse([])).options?.implicitRebind, undefined, 'neither: the default');
@@ -149,13 +181,15 @@ t.test('--help shows the relay options, as the original does', async (t) => {
 t.test('each command reads only its own variables; QUIC_RELAY_PORT means the relay port on both sides', async (t) => {
   const client = ['probe', '--count', '1'];
   // relay variables, even bad ones, do not reach the client commands
-  for (const env of [{ QUIC_RELAY_SESSION_TIMEOUT_SECS: '0' }, { QUIC_RELAY_MAX_SESSIONS: 'x' }, { QUIC_RELAY_HOST: 'not a host' }] as Array<Record<string, string>>) {
+  for (const env of [{ QUIC_RELAY_SESSION_TIMEOUT_SECS: '0' }, { QUIC_RELAY_MAX_SESSIONS: 'x' }, { QUIC_RELAY_HOST: 'not a host' }] as Array<
+    Record<string, string>
+  >) {
     const r = await parse(['peer', '--session', 'abcde', '--listen', '1', '--relay', 'bad host!'], env);
     t.match(r.error, /--relay/, `${JSON.stringify(env)}: the client's own error, not the relay's`);
   }
   const badPort = await parse(['peer', '--session', 'abcde', '--listen', '1'], { QUIC_RELAY_PORT: 'abc', QUIC_RELAY_IP: '127.0.0.1' });
   t.match(badPort.error, /QUIC_RELAY_PORT/, 'QUIC_RELAY_PORT=abc: named as the variable');
-  t.notMatch(badPort.error, /--port/, 'not as the relay\'s --port');
+  t.notMatch(badPort.error, /--port/, "not as the relay's --port");
   const zero = await parse([...client], { QUIC_RELAY_PORT: '0', QUIC_RELAY_IP: '127.0.0.1' });
   t.match(zero.error, /QUIC_RELAY_PORT.*any free port/, 'QUIC_RELAY_PORT=0: what 0 means, and why a client cannot use it');
   t.equal((await parse([], { QUIC_RELAY_PORT: '0' })).options?.port, 0, 'while the relay takes 0 as any free port');
@@ -247,7 +281,10 @@ t.test('peer: exactly one of --listen and --forward, and a session', async (t) =
     [['peer', '--session', 'bad id', '--listen', '1'], /--session/],
     [['peer', '--session', 'abcde', '--listen', '1'], /QUIC_RELAY_IP/],
     [['peer', '--session', 'abcde', '--listen', '1', '--keepalive-secs', '0'], /--keepalive-secs/],
-    [['peer', '--session', 'abcde', '--relay', '127.0.0.1:4433', '--listen', '1', '--candidates', '10.0.0.1,eth0'], /--candidates.*"eth0" is not an IP address/],
+    [
+      ['peer', '--session', 'abcde', '--relay', '127.0.0.1:4433', '--listen', '1', '--candidates', '10.0.0.1,eth0'],
+      /--candidates.*"eth0" is not an IP address/,
+    ],
   ] as Array<[string[], RegExp]>) {
     const r = await parse(args);
     t.not(r.exitCode, 0, args.join(' '));
@@ -290,14 +327,33 @@ t.test('probe with several relays: a netcheck of each, the NAT check, and exit 1
   const hole = await startRelay(t);
   const holePort = hole.address.port;
   await hole.relay.close(); // nothing listens there any more
-  const down = await parse(['probe', '--transport', 'udp', '--relay', `127.0.0.1:${one.address.port},127.0.0.1:${holePort}`, '--count', '1', '--interval-ms', '1', '--timeout-secs', '1']);
+  const down = await parse([
+    'probe',
+    '--transport',
+    'udp',
+    '--relay',
+    `127.0.0.1:${one.address.port},127.0.0.1:${holePort}`,
+    '--count',
+    '1',
+    '--interval-ms',
+    '1',
+    '--timeout-secs',
+    '1',
+  ]);
   t.not(down.exitCode, 0, 'one relay down: exit non-zero');
   t.match(down.out.join('\n'), new RegExp(`relay 127\\.0\\.0\\.1:${holePort}: no answer`));
   t.match(down.out.at(-1), /^1 of 2 relays work/);
   const json = await parse(['probe', '--transport', 'udp', '--relay', list, '--count', '1', '--interval-ms', '1', '--json']);
   const parsed = JSON.parse(json.out.join('')) as { ok: boolean; relays: Array<{ ok: boolean; received: number }>; nat: { mapping: string } };
   t.equal(parsed.ok, true);
-  t.same(parsed.relays.map((x) => [x.ok, x.received]), [[true, 1], [true, 1]], '--json: one object for scripts');
+  t.same(
+    parsed.relays.map((x) => [x.ok, x.received]),
+    [
+      [true, 1],
+      [true, 1],
+    ],
+    '--json: one object for scripts',
+  );
   t.equal(parsed.nat.mapping, 'consistent');
 });
 
@@ -310,11 +366,17 @@ t.test('SPEC 6.4: probe says which transports answer from here', async (t) => {
   t.match(both.out[0], /^relay 127\.0\.0\.1:\d+: .*2\/2 round trips/);
   t.match(both.out[1], /^relay 127\.0\.0\.1:\d+ over WebSocket: .*2\/2 round trips.*the WebSocket leg works from here$/);
   t.same(both.out.slice(2), ['UDP: 1 of 1 relays answer from here', 'WebSocket: 1 of 1 relays answer from here']);
-  const noWs = await parse(['probe', '--relay', `127.0.0.1:${udpOnly.address.port}`, '--count', '1', '--interval-ms', '1'], { QUIC_RELAY_WS_PORT: '1', QUIC_RELAY_WS_TLS: 'false' });
+  const noWs = await parse(['probe', '--relay', `127.0.0.1:${udpOnly.address.port}`, '--count', '1', '--interval-ms', '1'], {
+    QUIC_RELAY_WS_PORT: '1',
+    QUIC_RELAY_WS_TLS: 'false',
+  });
   t.equal(noWs.exitCode, 0, 'UDP works: the relay works');
   t.match(noWs.out[1], /over WebSocket: no answer \(WebSocket leg: ws:\/\/127\.0\.0\.1:1\/quic-relay: .*ECONNREFUSED/);
   t.equal(noWs.out[3], 'WebSocket: 0 of 1 relays answer from here');
-  const wsOnly = await parse(['probe', '--transport', 'ws', '--relay', `127.0.0.1:${udpOnly.address.port}`, '--count', '1'], { QUIC_RELAY_WS_PORT: '1', QUIC_RELAY_WS_TLS: 'false' });
+  const wsOnly = await parse(['probe', '--transport', 'ws', '--relay', `127.0.0.1:${udpOnly.address.port}`, '--count', '1'], {
+    QUIC_RELAY_WS_PORT: '1',
+    QUIC_RELAY_WS_TLS: 'false',
+  });
   t.equal(wsOnly.exitCode, 1, '--transport ws and no WebSocket leg: exit 1');
 });
 
@@ -324,7 +386,9 @@ t.test('probe of a relay that wants tickets: ERR:AUTH said as such, and a ticket
   const without = await parse(['probe', '--transport', 'udp', '--relay', `127.0.0.1:${address.port}`, '--count', '1', '--interval-ms', '1']);
   t.not(without.exitCode, 0);
   t.match(without.out[0], /answered ERR:AUTH: it wants a ticket/);
-  const withTicket = await parse(['probe', '--transport', 'udp', '--relay', `127.0.0.1:${address.port}`, '--count', '1', '--interval-ms', '1'], { QUIC_RELAY_TICKET: makeTicket(secret) });
+  const withTicket = await parse(['probe', '--transport', 'udp', '--relay', `127.0.0.1:${address.port}`, '--count', '1', '--interval-ms', '1'], {
+    QUIC_RELAY_TICKET: makeTicket(secret),
+  });
   t.equal(withTicket.exitCode, 0, 'QUIC_RELAY_TICKET');
   t.match(withTicket.out[0], /1\/1 round trips/);
 });

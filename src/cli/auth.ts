@@ -11,8 +11,12 @@ import { ConfigError } from '../wire/errors';
 export function addAuthOptions(cmd: Command): Command {
   return cmd
     .addOption(
-      new Option('--auth-secret <list>', 'accept only tickets made with one of these secrets (comma-separated, current first); prefer the variable or a file, arguments show in ps')
-        .env('QUIC_RELAY_AUTH_SECRET').conflicts('authSecretFile'),
+      new Option(
+        '--auth-secret <list>',
+        'accept only tickets made with one of these secrets (comma-separated, current first); prefer the variable or a file, arguments show in ps',
+      )
+        .env('QUIC_RELAY_AUTH_SECRET')
+        .conflicts('authSecretFile'),
     )
     .addOption(new Option('--auth-secret-file <path>', 'the same, one secret a line (e.g. a systemd credential)').env('QUIC_RELAY_AUTH_SECRET_FILE'));
 }
@@ -30,7 +34,10 @@ export function authSecretsFrom(cmd: Command): readonly string[] {
     } catch (err) {
       cmd.error(`error: option '--auth-secret-file' cannot read ${o.authSecretFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    secrets = text!.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.trim() !== '');
+    secrets = text!
+      .split('\n')
+      .map((l) => l.replace(/\r$/, ''))
+      .filter((l) => l.trim() !== '');
     if (secrets.length === 0) cmd.error(`error: option '--auth-secret-file': ${o.authSecretFile} holds no secret`);
   } else if (o.authSecret !== undefined) {
     secrets = o.authSecret.split(',').filter((s) => s.trim() !== '');

@@ -95,7 +95,9 @@ async function runRelay(r: RelayRun): Promise<void> {
   // SPEC 6.1: SIGHUP re-reads the TLS files; a bad pair is reported and the old one kept.
   ignoreStraySignals(log, () => {
     try {
-      return relay.reloadTls() ? 'TLS certificate and key reloaded; open connections keep theirs' : 'nothing to reload (restart to change options; drain first with SIGUSR2); carrying on';
+      return relay.reloadTls()
+        ? 'TLS certificate and key reloaded; open connections keep theirs'
+        : 'nothing to reload (restart to change options; drain first with SIGUSR2); carrying on';
     } catch (err) {
       return `TLS reload failed, the old certificate stays: ${(err as Error).message}`;
     }

@@ -41,7 +41,10 @@ export function parseBoolean(value: string): boolean {
 /** A comma-separated list of `host[:port]` (IPs only when `ipOnly`), checked as the library checks it. */
 export function endpointListParser(ipOnly: boolean): (value: string) => string[] {
   return (value) => {
-    const list = value.split(',').map((p) => p.trim()).filter((p) => p !== '');
+    const list = value
+      .split(',')
+      .map((p) => p.trim())
+      .filter((p) => p !== '');
     if (list.length === 0) throw new InvalidArgumentError('no address given');
     wrap(() => checkEndpoints(list, '', ipOnly));
     return list;

@@ -59,17 +59,38 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
     .addOption(new Option('--relay <host:port>', 'relay address (or a comma-separated list); default: QUIC_RELAY_IP / QUIC_RELAY_PORT'))
     .addOption(new Option('--listen <ip:port>', 'dialling side: local UDP address your QUIC client sends to').argParser(parseEndpointArg).conflicts('forward'))
     .addOption(new Option('--forward <ip:port>', 'listening side: local address of your QUIC server').argParser(parseEndpointArg))
-    .addOption(new Option('--keepalive-secs <n>', 'resend REG this often (the worst-case recovery after a NAT change)').default(DEFAULT_KEEPALIVE_SECS).argParser(integerParser(1, 3600)))
-    .addOption(new Option('--register-timeout-secs <n>', 'give up when the first registration is not acknowledged in time').default(30).argParser(integerParser(1, 86400)))
+    .addOption(
+      new Option('--keepalive-secs <n>', 'resend REG this often (the worst-case recovery after a NAT change)')
+        .default(DEFAULT_KEEPALIVE_SECS)
+        .argParser(integerParser(1, 3600)),
+    )
+    .addOption(
+      new Option('--register-timeout-secs <n>', 'give up when the first registration is not acknowledged in time')
+        .default(30)
+        .argParser(integerParser(1, 86400)),
+    )
     .addOption(
       new Option('--app-idle-ms <n>', 'listen mode: serve another local address once the current QUIC client has been silent this long')
-        .default(DEFAULT_APP_IDLE_MS).argParser(integerParser(1, 3_600_000)),
+        .default(DEFAULT_APP_IDLE_MS)
+        .argParser(integerParser(1, 3_600_000)),
     )
     .addOption(new Option('--status-secs <n>', 'print a status line (path, relay, what was carried) this often').argParser(integerParser(1, 86400)))
     .addOption(new Option('--bind <ip:port>', 'local address of the socket that talks to the relay').argParser(parseEndpointArg))
     .addOption(new Option('--relay-only', 'never try a direct path: only relay traffic (default: QUIC_RELAY_ONLY)'))
-    .addOption(new Option('--transport <mode>', 'reach the relay over udp, ws (its WebSocket leg, for networks that block UDP), or auto: UDP, then ws if UDP gets no answer (default: QUIC_RELAY_TRANSPORT, else auto)').choices(['auto', 'udp', 'ws']))
-    .addOption(new Option('--candidates <ips>', "local IPs offered to the peer for a direct path, joined by commas, or 'none' (default: this host's interface addresses)").env('QUIC_RELAY_CANDIDATES').argParser(parseCandidates))
+    .addOption(
+      new Option(
+        '--transport <mode>',
+        'reach the relay over udp, ws (its WebSocket leg, for networks that block UDP), or auto: UDP, then ws if UDP gets no answer (default: QUIC_RELAY_TRANSPORT, else auto)',
+      ).choices(['auto', 'udp', 'ws']),
+    )
+    .addOption(
+      new Option(
+        '--candidates <ips>',
+        "local IPs offered to the peer for a direct path, joined by commas, or 'none' (default: this host's interface addresses)",
+      )
+        .env('QUIC_RELAY_CANDIDATES')
+        .argParser(parseCandidates),
+    )
     .action(async (flags: PeerFlags, cmd: Command) => {
       const { env, say, running } = io();
       if ((flags.listen === undefined) === (flags.forward === undefined)) cmd.error("error: give exactly one of '--listen <ip:port>' or '--forward <ip:port>'");
@@ -104,7 +125,13 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
       // SPEC 5.4: each change of path, one line; and once the other side has answered.
       // SPEC 6.4: the relay path names its transport: relay (UDP) or relay-ws.
       const relayPath = (): string => (sidecar.client.transport === 'ws' ? 'relay-ws' : 'relay');
-      sidecar.link.on('path', (p) => say(p.kind === 'direct' ? `path direct ${formatAddress(p.address, p.port)} rtt ${p.rttMs.toFixed(2)}` : `path ${relayPath()} ${p.reason} (via ${sidecar.client.relayName})`));
+      sidecar.link.on('path', (p) =>
+        say(
+          p.kind === 'direct'
+            ? `path direct ${formatAddress(p.address, p.port)} rtt ${p.rttMs.toFixed(2)}`
+            : `path ${relayPath()} ${p.reason} (via ${sidecar.client.relayName})`,
+        ),
+      );
       sidecar.link.on('peer', (via) => say(`peer ${flags.session} reachable via ${via}`));
       const c = sidecar.client;
       c.on('registered', () => say(`registered ${c.sessionId} via ${c.relayName}`));
@@ -127,6 +154,8 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
         throw err;
       }
       const l = sidecar.localAddress();
-      say(flags.listen ? `point your QUIC client at ${l.address}:${l.port}` : `forwarding the peer's datagrams to ${flags.forward!.host}:${flags.forward!.port}`);
+      say(
+        flags.listen ? `point your QUIC client at ${l.address}:${l.port}` : `forwarding the peer's datagrams to ${flags.forward!.host}:${flags.forward!.port}`,
+      );
     });
 }

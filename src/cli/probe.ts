@@ -25,16 +25,31 @@ function parseTicket(value: string): string {
   return value;
 }
 
-export function addProbeCommand(program: Command, io: () => { env: Record<string, string | undefined>; print(line: string): void; exit(code: number): void }): Command {
+export function addProbeCommand(
+  program: Command,
+  io: () => { env: Record<string, string | undefined>; print(line: string): void; exit(code: number): void },
+): Command {
   return program
     .command('probe')
-    .description('check every listed relay (a netcheck): register two peers on each, round-trip datagrams, print RTT, loss and the public address each sees; with several relays, whether this NAT allows hole punching; exit 0 when every relay works')
+    .description(
+      'check every listed relay (a netcheck): register two peers on each, round-trip datagrams, print RTT, loss and the public address each sees; with several relays, whether this NAT allows hole punching; exit 0 when every relay works',
+    )
     .addOption(new Option('--relay <host:port>', 'relay address, or a comma-separated list; default: QUIC_RELAY_IP / QUIC_RELAY_PORT'))
     .addOption(new Option('--count <n>', 'round trips per relay').default(20).argParser(integerParser(1, 100000)))
     .addOption(new Option('--interval-ms <n>', 'between datagrams').default(10).argParser(integerParser(0, 60000)))
     .addOption(new Option('--timeout-secs <n>', 'wait this long for each relay to answer').default(5).argParser(integerParser(1, 600)))
-    .addOption(new Option('--ticket <ticket>', 'a ticket, for relays that want one (quic-relay ticket on the relay makes one)').env('QUIC_RELAY_TICKET').argParser(parseTicket))
-    .addOption(new Option('--transport <mode>', 'udp, ws (the WebSocket leg), or auto: both, and say which work (default: QUIC_RELAY_TRANSPORT, else auto)').choices(['auto', 'udp', 'ws']))
+    .addOption(
+      new Option('--ticket <ticket>', 'a ticket, for relays that want one (quic-relay ticket on the relay makes one)')
+        .env('QUIC_RELAY_TICKET')
+        .argParser(parseTicket),
+    )
+    .addOption(
+      new Option('--transport <mode>', 'udp, ws (the WebSocket leg), or auto: both, and say which work (default: QUIC_RELAY_TRANSPORT, else auto)').choices([
+        'auto',
+        'udp',
+        'ws',
+      ]),
+    )
     .addOption(new Option('--json', 'one JSON object on stdout instead of lines, for scripts'))
     .action(async (flags: ProbeFlags, cmd: Command) => {
       const { env, print, exit } = io();
@@ -51,14 +66,26 @@ export function addProbeCommand(program: Command, io: () => { env: Record<string
       const transports: Array<'udp' | 'ws'> = mode === 'auto' ? ['udp', 'ws'] : [mode];
       // Every relay at once: a netcheck of the fleet, each probe on its own sockets.
       const perRelay = await Promise.all(
-        all.map((relay) => Promise.all(transports.map((transport) => probe({
-          relay, count: flags.count, intervalMs: flags.intervalMs, timeoutMs: flags.timeoutSecs * 1000, transport, stream: streams!.stream,
-          ...(flags.ticket !== undefined ? { ticket: flags.ticket } : {}),
-        })))),
+        all.map((relay) =>
+          Promise.all(
+            transports.map((transport) =>
+              probe({
+                relay,
+                count: flags.count,
+                intervalMs: flags.intervalMs,
+                timeoutMs: flags.timeoutSecs * 1000,
+                transport,
+                stream: streams!.stream,
+                ...(flags.ticket !== undefined ? { ticket: flags.ticket } : {}),
+              }),
+            ),
+          ),
+        ),
       );
       const results = perRelay.flat();
       // With several relays (IP literals of one family), how this NAT maps one socket to each.
-      const nat = all.length >= 2 && all.every((e) => net.isIP(e.host) === net.isIP(all[0]!.host) && net.isIP(e.host) !== 0) ? await natCheck(all, 1000) : undefined;
+      const nat =
+        all.length >= 2 && all.every((e) => net.isIP(e.host) === net.isIP(all[0]!.host) && net.isIP(e.host) !== 0) ? await natCheck(all, 1000) : undefined;
       // A relay works when one of the transports tried reaches it.
       const ok = perRelay.every((rs) => rs.some(probePassed));
       if (flags.json === true) {
@@ -67,9 +94,13 @@ export function addProbeCommand(program: Command, io: () => { env: Record<string
         for (const r of results) print(formatProbe(r));
         if (nat !== undefined) print(formatNatCheck(nat));
         if (transports.length > 1) {
-          for (const t of transports) print(`${t === 'udp' ? 'UDP' : 'WebSocket'}: ${results.filter((r) => r.transport === t && probePassed(r)).length} of ${all.length} relays answer from here`);
+          for (const t of transports)
+            print(
+              `${t === 'udp' ? 'UDP' : 'WebSocket'}: ${results.filter((r) => r.transport === t && probePassed(r)).length} of ${all.length} relays answer from here`,
+            );
         }
-        if (all.length > 1) print(`${perRelay.filter((rs) => rs.some(probePassed)).length} of ${all.length} relays work${ok ? '' : ': the others are listed above'}`);
+        if (all.length > 1)
+          print(`${perRelay.filter((rs) => rs.some(probePassed)).length} of ${all.length} relays work${ok ? '' : ': the others are listed above'}`);
       }
       exit(ok ? 0 : 1);
     });

@@ -14,11 +14,16 @@ export function addTicketCommand(program: Command, io: () => TicketIo): Command 
   const cmd = program
     .command('ticket')
     .description('print a new ticket (a session id a relay with --auth-secret accepts); give it to both peers')
-    .addOption(new Option('--ttl-secs <n>', 'seconds the ticket may create or join a session').default(DEFAULT_TICKET_TTL_SECS).argParser(integerParser(1, 10 * 365 * 86400)));
+    .addOption(
+      new Option('--ttl-secs <n>', 'seconds the ticket may create or join a session')
+        .default(DEFAULT_TICKET_TTL_SECS)
+        .argParser(integerParser(1, 10 * 365 * 86400)),
+    );
   addAuthOptions(cmd);
   return cmd.action((flags: { ttlSecs: number }, c: Command) => {
     const secrets = authSecretsFrom(c);
-    if (secrets.length === 0) c.error("error: option '--auth-secret' (or '--auth-secret-file', QUIC_RELAY_AUTH_SECRET, QUIC_RELAY_AUTH_SECRET_FILE) is needed to make a ticket");
+    if (secrets.length === 0)
+      c.error("error: option '--auth-secret' (or '--auth-secret-file', QUIC_RELAY_AUTH_SECRET, QUIC_RELAY_AUTH_SECRET_FILE) is needed to make a ticket");
     io().print(makeTicket(secrets[0]!, { ttlSecs: flags.ttlSecs }));
   });
 }

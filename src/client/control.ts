@@ -33,7 +33,9 @@ export const PROBE_BYTES = HEADER_BYTES + MAC_BYTES;
 /** SPEC 5.3: "a few candidates". More are not sent, and not accepted. */
 export const MAX_CANDIDATES = 8;
 
-const TYPE_CANDIDATES = 1, TYPE_PROBE = 2, TYPE_ANSWER = 3;
+const TYPE_CANDIDATES = 1,
+  TYPE_PROBE = 2,
+  TYPE_ANSWER = 3;
 
 export interface Candidate {
   readonly address: string;
@@ -45,7 +47,9 @@ export type ControlMessage =
   | { readonly type: 'probe'; readonly sender: string; readonly nonce: string; readonly confirmed: boolean; readonly dataSeen?: boolean }
   | { readonly type: 'answer'; readonly sender: string; readonly nonce: string; readonly confirmed: boolean; readonly dataSeen?: boolean };
 
-const FLAG_FIRST = 1, FLAG_REPORTS_DATA = 2, FLAG_DATA_SEEN = 4;
+const FLAG_FIRST = 1,
+  FLAG_REPORTS_DATA = 2,
+  FLAG_DATA_SEEN = 4;
 
 /** The MAC key of a session: both peers derive it from the id they share (SPEC 5.3). */
 export function controlKey(sessionId: string): Buffer {
@@ -59,10 +63,7 @@ export function controlKey(sessionId: string): Buffer {
 export function looksLikeControl(buf: Uint8Array): boolean {
   if (buf.length < PROBE_BYTES) return false;
   const b = buf;
-  return (
-    ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0 === MAGIC_HI &&
-    ((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0 === MAGIC_LO
-  );
+  return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0 === MAGIC_HI && ((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0 === MAGIC_LO;
 }
 
 function mac(key: Buffer, signed: Uint8Array): Buffer {
@@ -70,7 +71,13 @@ function mac(key: Buffer, signed: Uint8Array): Buffer {
 }
 
 function encodeCandidates(list: readonly Candidate[]): Buffer {
-  return Buffer.from(list.slice(0, MAX_CANDIDATES).map((c) => `${c.address}/${c.port}`).join(' '), 'latin1');
+  return Buffer.from(
+    list
+      .slice(0, MAX_CANDIDATES)
+      .map((c) => `${c.address}/${c.port}`)
+      .join(' '),
+    'latin1',
+  );
 }
 
 function parseCandidates(text: string): Candidate[] | undefined {

@@ -317,7 +317,13 @@ export class PathMachine {
   private onProbe(now: number, viaRelay: boolean, address: string, port: number, msg: Extract<ControlMessage, { type: 'probe' }>): ControlOutcome {
     const key = keyOf(address, port);
     // Authentic, so answer it, and the same size: an answer never amplifies.
-    const answer = encodeControl(this.key, { type: 'answer', sender: this.id, nonce: msg.nonce, confirmed: !viaRelay && this.answeredFrom(key), dataSeen: this.data.take(viaRelay) });
+    const answer = encodeControl(this.key, {
+      type: 'answer',
+      sender: this.id,
+      nonce: msg.nonce,
+      confirmed: !viaRelay && this.answeredFrom(key),
+      dataSeen: this.data.take(viaRelay),
+    });
     if (viaRelay) {
       this.actions.viaRelay(answer);
       return msg.sender === this.peerId ? 'peer' : 'ignored';
@@ -395,7 +401,13 @@ export class PathMachine {
     this.pending.set(nonce, { key, sentAt: now });
     // Bounded: the oldest unanswered probe is forgotten first.
     if (this.pending.size > MAX_PENDING_PROBES) this.pending.delete(this.pending.keys().next().value!);
-    const datagram = encodeControl(this.key, { type: 'probe', sender: this.id, nonce, confirmed: target !== RELAY && this.answeredFrom(key), dataSeen: this.data.take(target === RELAY) });
+    const datagram = encodeControl(this.key, {
+      type: 'probe',
+      sender: this.id,
+      nonce,
+      confirmed: target !== RELAY && this.answeredFrom(key),
+      dataSeen: this.data.take(target === RELAY),
+    });
     if (target === RELAY) this.actions.viaRelay(datagram);
     else this.actions.sendTo(target.address, target.port, datagram);
   }
@@ -437,10 +449,13 @@ export class PathMachine {
     if (this.reported) return; // only the first outcome is news; later failures change nothing
     this.reported = true;
     const reason =
-      this.peerId === undefined ? 'no candidates from the peer (relay-only, or an older client)'
-      : tried === 0 ? 'the peer offered no candidate this socket can reach'
-      : answered ? 'probes were answered one way only'
-      : `no answer from the peer's ${tried} candidate${tried === 1 ? '' : 's'}`;
+      this.peerId === undefined
+        ? 'no candidates from the peer (relay-only, or an older client)'
+        : tried === 0
+          ? 'the peer offered no candidate this socket can reach'
+          : answered
+            ? 'probes were answered one way only'
+            : `no answer from the peer's ${tried} candidate${tried === 1 ? '' : 's'}`;
     this.actions.pathChanged({ kind: 'relay', reason });
   }
 

@@ -129,7 +129,10 @@ export class RelayCheck {
   private probeOut = false;
   private gap: number;
 
-  constructor(private readonly periodMs: number, now: number) {
+  constructor(
+    private readonly periodMs: number,
+    now: number,
+  ) {
     this.gap = periodMs;
     this.nextAt = now + periodMs;
   }

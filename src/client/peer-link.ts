@@ -88,7 +88,12 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
 
   /** The current path; 'relay' until a direct one is confirmed. */
   get path(): Path {
-    return this.machine?.path ?? { kind: 'relay', reason: this.relayOnly ? 'relay-only' : this.client.transport === 'ws' ? 'UDP gets no answer here: over WebSocket' : 'no direct path yet' };
+    return (
+      this.machine?.path ?? {
+        kind: 'relay',
+        reason: this.relayOnly ? 'relay-only' : this.client.transport === 'ws' ? 'UDP gets no answer here: over WebSocket' : 'no direct path yet',
+      }
+    );
   }
 
   /** Registers (resolves on the first ACK), then looks for a direct path unless relay-only. */
@@ -105,7 +110,10 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       return;
     }
     const family = net.isIPv6(this.client.address().address) ? 6 : 4;
-    this.machine = new PathMachine(this.key, this.actions, this.random, this.timers.now(), { family, ...(this.options.pathTimings ? { timings: this.options.pathTimings } : {}) });
+    this.machine = new PathMachine(this.key, this.actions, this.random, this.timers.now(), {
+      family,
+      ...(this.options.pathTimings ? { timings: this.options.pathTimings } : {}),
+    });
     void this.attempt();
   }
 

@@ -54,12 +54,29 @@ const quantile = (sorted: number[], q: number): number | undefined =>
 export async function probe(o: ProbeOptions): Promise<ProbeResult> {
   const session = o.ticket ?? `probe-${randomBytes(12).toString('hex')}`;
   const transport = o.transport ?? 'udp';
-  const opts = { relay: o.relay, sessionId: session, registerTimeoutMs: o.timeoutMs, keepaliveSecs: 15, transport, ...(o.stream !== undefined ? { stream: o.stream } : {}) };
+  const opts = {
+    relay: o.relay,
+    sessionId: session,
+    registerTimeoutMs: o.timeoutMs,
+    keepaliveSecs: 15,
+    transport,
+    ...(o.stream !== undefined ? { stream: o.stream } : {}),
+  };
   const a = new RelayClient(opts);
   const b = new RelayClient(opts);
   const result: ProbeResult = {
-    relay: a.relayName, transport, answered: false, registerMs: undefined, sent: 0, received: 0, lossPct: 100,
-    rttP50Ms: undefined, rttP99Ms: undefined, publicAddress: undefined, refused: undefined, error: undefined,
+    relay: a.relayName,
+    transport,
+    answered: false,
+    registerMs: undefined,
+    sent: 0,
+    received: 0,
+    lossPct: 100,
+    rttP50Ms: undefined,
+    rttP99Ms: undefined,
+    publicAddress: undefined,
+    refused: undefined,
+    error: undefined,
   };
   try {
     const t0 = realTimers.now();
@@ -147,13 +164,17 @@ export function formatProbe(r: ProbeResult): string {
   if (r.refused === 'auth') return `relay ${r.relay}: answered ERR:AUTH: it wants a ticket (--ticket or QUIC_RELAY_TICKET)`;
   if (r.refused !== undefined) return `relay ${r.relay}: answered ERR:${r.refused.toUpperCase()}${r.refused === 'busy' ? ' (full, or draining)' : ''}`;
   if (r.error !== undefined && r.registerMs === undefined) return `relay ${r.relay}: answered, but the second peer could not register (${r.error})`;
-  const seen = r.transport === 'ws' ? 'the WebSocket leg works from here' : r.publicAddress === undefined ? 'no address query answer (an older relay)' : `public address ${formatAddress(r.publicAddress.address, r.publicAddress.port)}`;
+  const seen =
+    r.transport === 'ws'
+      ? 'the WebSocket leg works from here'
+      : r.publicAddress === undefined
+        ? 'no address query answer (an older relay)'
+        : `public address ${formatAddress(r.publicAddress.address, r.publicAddress.port)}`;
   return (
     `relay ${r.relay}: answered, both peers registered in ${ms(r.registerMs)}; ` +
     `${r.received}/${r.sent} round trips, loss ${r.lossPct.toFixed(1)}%, RTT p50 ${ms(r.rttP50Ms)} p99 ${ms(r.rttP99Ms)}; ${seen}`
   );
 }
-
 
 export interface NatCheck {
   /** Per relay, the address it saw our one socket as (undefined: no answer). */
@@ -204,10 +225,14 @@ export async function natCheck(relays: ReadonlyArray<{ host: string; port: numbe
 }
 
 export function formatNatCheck(c: NatCheck): string {
-  const each = c.seen.map((s) => `${s.relay} sees ${s.address === undefined ? 'nothing (no answer)' : formatAddress(s.address.address, s.address.port)}`).join(', ');
+  const each = c.seen
+    .map((s) => `${s.relay} sees ${s.address === undefined ? 'nothing (no answer)' : formatAddress(s.address.address, s.address.port)}`)
+    .join(', ');
   const verdict =
-    c.mapping === 'consistent' ? 'one public port for every destination: hole punching can work from here'
-      : c.mapping === 'varies' ? 'a new public port per destination (symmetric NAT): hole punching cannot work from here, the relay will carry'
+    c.mapping === 'consistent'
+      ? 'one public port for every destination: hole punching can work from here'
+      : c.mapping === 'varies'
+        ? 'a new public port per destination (symmetric NAT): hole punching cannot work from here, the relay will carry'
         : 'fewer than two relays answered: cannot tell';
   return `NAT check: ${each}; ${verdict}`;
 }

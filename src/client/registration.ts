@@ -354,7 +354,8 @@ export class Registration {
     this.fellBack = false;
     this.actions.useStream(false);
     this.actions.transportChanged('udp');
-    if (this.phase === 'registered' || this.phase === 'confirming') this.keepalive(now); // a REG over UDP now (a rebind at the relay)
+    if (this.phase === 'registered' || this.phase === 'confirming')
+      this.keepalive(now); // a REG over UDP now (a rebind at the relay)
     else if (this.phase === 'registering') this.attempt(now);
   }
 }

@@ -82,7 +82,8 @@ export class RelayCarrier {
 
   /** One datagram to relay `i` over the current transport. Never throws. */
   send(i: number, data: Buffer | Uint8Array): void {
-    if (this.onStream) this.linkTo(i).send(data); // while it connects, dropped: the client sends its REG on open
+    if (this.onStream)
+      this.linkTo(i).send(data); // while it connects, dropped: the client sends its REG on open
     else this.sendUdp(i, data);
   }
 

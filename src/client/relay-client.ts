@@ -14,8 +14,14 @@ import type { AddressInfo } from 'node:net';
 import { formatAddress } from '../wire/address';
 import type { Endpoint } from '../wire/endpoint';
 import {
-  DEFAULT_FAILOVER_MS, DEFAULT_KEEPALIVE_SECS, DEFAULT_WS_FALLBACK_MS, DEFAULT_LOST_RELAY_MS, DEFAULT_PARTNER_WAIT_MS, DEFAULT_REGISTER_TIMEOUT_MS,
-  REGISTER_BACKOFF_INITIAL_MS, REGISTER_BACKOFF_MAX_MS,
+  DEFAULT_FAILOVER_MS,
+  DEFAULT_KEEPALIVE_SECS,
+  DEFAULT_WS_FALLBACK_MS,
+  DEFAULT_LOST_RELAY_MS,
+  DEFAULT_PARTNER_WAIT_MS,
+  DEFAULT_REGISTER_TIMEOUT_MS,
+  REGISTER_BACKOFF_INITIAL_MS,
+  REGISTER_BACKOFF_MAX_MS,
 } from '../wire/constants';
 import { ClosedError, ConfigError, RegistrationRefusedError, RegistrationTimeoutError } from '../wire/errors';
 import { ADDRESS_QUERY_DATAGRAM, encodeRegister, isAddressQuery, isValidSessionId, parseAddressAnswer, parseReply } from '../wire/protocol';
@@ -133,7 +139,18 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private started: Promise<void> | undefined;
   /** SPEC 1.5: an address query under way, answered by the relay's `ADDR ip:port`. */
   private addressWaiter: ((a: { address: string; port: number } | undefined) => void) | undefined;
-  private readonly counts = { sent: 0, received: 0, sentDirect: 0, regsSent: 0, acks: 0, registrations: 0, refusals: 0, socketErrors: 0, swallowed: 0, unrelayed: 0 };
+  private readonly counts = {
+    sent: 0,
+    received: 0,
+    sentDirect: 0,
+    regsSent: 0,
+    acks: 0,
+    registrations: 0,
+    refusals: 0,
+    socketErrors: 0,
+    swallowed: 0,
+    unrelayed: 0,
+  };
 
   /**
    * Counters for the sidecar's and probe's reports, the carrier's included
@@ -179,7 +196,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.carrier = new RelayCarrier(
       { relays: this.relays, stream: options.stream ?? {}, bindAddress: options.bindAddress, bindPort: options.bindPort ?? 0 },
       {
-        fromRelay: this.onRelayDatagram, unrelayed: this.onUnrelayed,
+        fromRelay: this.onRelayDatagram,
+        unrelayed: this.onUnrelayed,
         streamOpened: (i) => this.input(() => this.machine.streamOpened(i)),
         streamClosed: (i, why) => {
           this.trace?.('connection to %s ended: %s', this.nameOf(i), why);
@@ -395,7 +413,13 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly actions: RegistrationActions = {
     sendReg: (i, role) => {
       this.counts.regsSent++;
-      this.trace?.('REG %s to %s%s (%s)', this.sessionId, this.nameOf(i), this.machine.onStream ? ' over WebSocket' : '', role === 'home' ? this.machine.phase : 'standby');
+      this.trace?.(
+        'REG %s to %s%s (%s)',
+        this.sessionId,
+        this.nameOf(i),
+        this.machine.onStream ? ' over WebSocket' : '',
+        role === 'home' ? this.machine.phase : 'standby',
+      );
       this.carrier.send(i, this.reg);
     },
     askUdp: (i) => this.carrier.sendUdp(i, ADDRESS_QUERY_DATAGRAM),
@@ -413,7 +437,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     failed: ({ refused, relay }) => {
       const p = this.pending;
       this.pending = undefined;
-      p?.reject(refused !== undefined ? new RegistrationRefusedError(refused, this.nameOf(relay), this.sessionId) : new RegistrationTimeoutError(this.nameOf(relay), this.sessionId, this.registerTimeoutMs));
+      p?.reject(
+        refused !== undefined
+          ? new RegistrationRefusedError(refused, this.nameOf(relay), this.sessionId)
+          : new RegistrationTimeoutError(this.nameOf(relay), this.sessionId, this.registerTimeoutMs),
+      );
     },
     relayChanged: (to, from, why) => {
       const text = why === 'no-ack' ? `no ACK from ${this.nameOf(from)}` : why === 'busy' ? 'ERR:BUSY' : 'the partner is there';

@@ -62,7 +62,11 @@ export function pickRelay(relays: readonly RelayEndpoint[], sessionId: string): 
  * they meet on the same one. Ties (practically impossible) keep the listed order.
  */
 export function rankRelays(relays: readonly RelayEndpoint[], sessionId: string): RelayEndpoint[] {
-  const weighed = relays.map((r, i) => ({ r, i, w: createHash('sha256').update(`${sessionId}\n${r.host.toLowerCase()}\n${r.port}`).digest().readBigUInt64BE(0) }));
+  const weighed = relays.map((r, i) => ({
+    r,
+    i,
+    w: createHash('sha256').update(`${sessionId}\n${r.host.toLowerCase()}\n${r.port}`).digest().readBigUInt64BE(0),
+  }));
   weighed.sort((x, y) => (x.w === y.w ? x.i - y.i : x.w > y.w ? -1 : 1));
   return weighed.map((x) => x.r);
 }

@@ -55,14 +55,28 @@ export class Sidecar {
   private appHeardAt = 0;
   private readonly appIdleMs: number;
   private readonly timers: Timers;
-  readonly stats = { toPeer: 0, toPeerBytes: 0, fromPeer: 0, fromPeerBytes: 0, droppedNoApp: 0, localSendErrors: 0, droppedForeign: 0, droppedProtocol: 0, droppedPortZero: 0, relayChanges: 0 };
+  readonly stats = {
+    toPeer: 0,
+    toPeerBytes: 0,
+    fromPeer: 0,
+    fromPeerBytes: 0,
+    droppedNoApp: 0,
+    localSendErrors: 0,
+    droppedForeign: 0,
+    droppedProtocol: 0,
+    droppedPortZero: 0,
+    relayChanges: 0,
+  };
   private readonly startedAt: number;
   /** Time spent on the direct path before the current stretch, and when the current one began (undefined: on the relay). */
   private directMs = 0;
   private directSince: number | undefined;
   private closed = false;
 
-  constructor(private readonly options: SidecarOptions, timers: Timers = realTimers) {
+  constructor(
+    private readonly options: SidecarOptions,
+    timers: Timers = realTimers,
+  ) {
     this.timers = timers;
     this.link = new PeerLink(options, timers);
     this.client = this.link.client;

@@ -23,7 +23,8 @@ type Env = Record<string, string | undefined>;
 /** QUIC_RELAY_TRANSPORT, QUIC_RELAY_WS_PORT, QUIC_RELAY_WS_TLS and the proxy variables; a bad value throws a ConfigError naming it. */
 export function streamEnvironment(env: Env): StreamEnvironment {
   const transport = (env.QUIC_RELAY_TRANSPORT?.trim() || 'auto') as TransportMode;
-  if (!TRANSPORT_MODES.includes(transport)) throw new ConfigError('QUIC_RELAY_TRANSPORT', `must be one of ${TRANSPORT_MODES.join(', ')}, got ${JSON.stringify(env.QUIC_RELAY_TRANSPORT)}`);
+  if (!TRANSPORT_MODES.includes(transport))
+    throw new ConfigError('QUIC_RELAY_TRANSPORT', `must be one of ${TRANSPORT_MODES.join(', ')}, got ${JSON.stringify(env.QUIC_RELAY_TRANSPORT)}`);
   const portText = env.QUIC_RELAY_WS_PORT?.trim();
   const port = portText ? parsePortText(portText, 'QUIC_RELAY_WS_PORT') : DEFAULT_CLIENT_WS_PORT;
   const tls = parseBooleanText(env.QUIC_RELAY_WS_TLS?.trim() || 'true');
@@ -38,7 +39,10 @@ export function proxyFromEnvironment(env: Env): (url: string) => string | undefi
   const https = read('https_proxy');
   const http = read('http_proxy');
   const noProxy = (read('no_proxy') ?? '').split(/[\s,]+/).filter((e) => e !== '');
-  for (const [name, value] of [['HTTPS_PROXY', https], ['HTTP_PROXY', http]] as const) {
+  for (const [name, value] of [
+    ['HTTPS_PROXY', https],
+    ['HTTP_PROXY', http],
+  ] as const) {
     if (value === undefined) continue;
     try {
       const u = new URL(value.includes('://') ? value : `http://${value}`);

@@ -66,7 +66,8 @@ export class StreamLink extends EventEmitter<StreamLinkEvents> {
       // (an IP is no SNI name), and Node would check the certificate against
       // "localhost": check it against the relay we asked for.
       // (@types/ws types this hook as Node's before v12; Node calls it as tls.connect documents.)
-      checkServerIdentity: ((_name: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(host, cert)) as unknown as WebSocket.ClientOptions['checkServerIdentity'],
+      checkServerIdentity: ((_name: string, cert: tls.PeerCertificate) =>
+        tls.checkServerIdentity(host, cert)) as unknown as WebSocket.ClientOptions['checkServerIdentity'],
       ...(options.ca !== undefined ? { ca: options.ca } : {}),
     });
     this.ws.on('open', () => this.emit('open'));

@@ -3,9 +3,22 @@
 // bad value reads the same from a flag, a variable or the library (SPEC 3.1).
 
 import {
-  DEFAULT_HOST, DEFAULT_MAX_SESSION_DATAGRAMS_PER_SEC, DEFAULT_MAX_SESSIONS, DEFAULT_UNPAIRED_TIMEOUT_SECS, DEFAULT_MAX_SESSIONS_PER_IP, DEFAULT_PORT,
-  DEFAULT_RECV_BUFFER_BYTES, DEFAULT_REGISTRATIONS_PER_SEC_PER_IP, DEFAULT_SEND_BUFFER_BYTES,
-  DEFAULT_SESSION_TIMEOUT_SECS, DEFAULT_WS_MAX_CONNECTIONS, DEFAULT_WS_PING_SECS, DEFAULT_WS_QUEUE_BYTES, MAX_DATAGRAM, MAX_SESSION_TIMEOUT_SECS, REGISTRATION_BURST_SECS,
+  DEFAULT_HOST,
+  DEFAULT_MAX_SESSION_DATAGRAMS_PER_SEC,
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_UNPAIRED_TIMEOUT_SECS,
+  DEFAULT_MAX_SESSIONS_PER_IP,
+  DEFAULT_PORT,
+  DEFAULT_RECV_BUFFER_BYTES,
+  DEFAULT_REGISTRATIONS_PER_SEC_PER_IP,
+  DEFAULT_SEND_BUFFER_BYTES,
+  DEFAULT_SESSION_TIMEOUT_SECS,
+  DEFAULT_WS_MAX_CONNECTIONS,
+  DEFAULT_WS_PING_SECS,
+  DEFAULT_WS_QUEUE_BYTES,
+  MAX_DATAGRAM,
+  MAX_SESSION_TIMEOUT_SECS,
+  REGISTRATION_BURST_SECS,
 } from '../wire/constants';
 import * as net from 'node:net';
 import type { IoMode } from '../io/choose-io';
@@ -84,7 +97,9 @@ export interface RelayServerOptions {
 export type { IoMode };
 export const IO_MODES: readonly IoMode[] = ['auto', 'native', 'dgram'];
 
-export type RelayConfig = Required<Omit<RelayServerOptions, 'publicAddresses' | 'peerRelays' | 'wsPort' | 'tlsCert' | 'tlsKey' | 'wsHost' | 'wsTrustedProxies'>> & {
+export type RelayConfig = Required<
+  Omit<RelayServerOptions, 'publicAddresses' | 'peerRelays' | 'wsPort' | 'tlsCert' | 'tlsKey' | 'wsHost' | 'wsTrustedProxies'>
+> & {
   wsHost: string;
   wsTrustedProxies: readonly string[];
   /** SPEC 6.1: undefined: no WebSocket leg. */
@@ -108,7 +123,8 @@ export function checkAuthSecrets(value: unknown, option: string): readonly strin
     if (typeof secret !== 'string' || Buffer.byteLength(secret, 'utf8') < MIN_AUTH_SECRET_BYTES) {
       throw new ConfigError(option, `secret ${i + 1} of ${value.length} is shorter than ${MIN_AUTH_SECRET_BYTES} bytes`);
     }
-    if (/[\r\n,]/.test(secret) || secret.trim() !== secret) throw new ConfigError(option, `secret ${i + 1} of ${value.length} has blanks, commas or line breaks at its ends or inside`);
+    if (/[\r\n,]/.test(secret) || secret.trim() !== secret)
+      throw new ConfigError(option, `secret ${i + 1} of ${value.length} has blanks, commas or line breaks at its ends or inside`);
   });
   return Object.freeze([...(value as string[])]);
 }
@@ -132,7 +148,12 @@ export function validateConfig(o: RelayServerOptions = {}): RelayConfig {
     authSecrets,
     publicAddresses: checkEndpoints(o.publicAddresses ?? [], '--public-address', true),
     peerRelays: checkEndpoints(o.peerRelays ?? [], '--peer-relays', false),
-    maxSessionDatagramsPerSec: checkInteger(o.maxSessionDatagramsPerSec ?? DEFAULT_MAX_SESSION_DATAGRAMS_PER_SEC, '--max-session-datagrams-per-sec', 0, 100_000_000),
+    maxSessionDatagramsPerSec: checkInteger(
+      o.maxSessionDatagramsPerSec ?? DEFAULT_MAX_SESSION_DATAGRAMS_PER_SEC,
+      '--max-session-datagrams-per-sec',
+      0,
+      100_000_000,
+    ),
     maxSessionBytesPerSec: checkInteger(o.maxSessionBytesPerSec ?? 0, '--max-session-bytes-per-sec', 0, 10_000_000_000),
     recvBufferBytes: checkInteger(o.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES, '--recv-buffer-bytes', 0, 1 << 30),
     sendBufferBytes: checkInteger(o.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES, '--send-buffer-bytes', 0, 1 << 30),
@@ -149,10 +170,14 @@ export function validateConfig(o: RelayServerOptions = {}): RelayConfig {
 
 /** SPEC 6.1: both files or neither (reading them is the leg's, at start and on SIGHUP). */
 function checkTls(cert: unknown, key: unknown): { tlsCert: string | undefined; tlsKey: string | undefined } {
-  for (const [v, flag] of [[cert, '--tls-cert'], [key, '--tls-key']] as const) {
+  for (const [v, flag] of [
+    [cert, '--tls-cert'],
+    [key, '--tls-key'],
+  ] as const) {
     if (v !== undefined && (typeof v !== 'string' || v === '')) throw new ConfigError(flag, 'must be a file path');
   }
-  if ((cert === undefined) !== (key === undefined)) throw new ConfigError(cert === undefined ? '--tls-cert' : '--tls-key', 'is needed with --tls-cert and --tls-key alike');
+  if ((cert === undefined) !== (key === undefined))
+    throw new ConfigError(cert === undefined ? '--tls-cert' : '--tls-key', 'is needed with --tls-cert and --tls-key alike');
   return { tlsCert: cert as string | undefined, tlsKey: key as string | undefined };
 }
 

@@ -3,7 +3,19 @@
 // scrape time by metrics-http.ts from these and from the session table.
 
 /** The label values of quic_relay_registrations_total, in the order the metrics list them. */
-export const REGISTRATION_RESULTS = ['created', 'joined', 'keepalive', 'rebound', 'full', 'bad', 'auth', 'busy_rate', 'busy_sessions', 'busy_ip', 'busy_draining'] as const;
+export const REGISTRATION_RESULTS = [
+  'created',
+  'joined',
+  'keepalive',
+  'rebound',
+  'full',
+  'bad',
+  'auth',
+  'busy_rate',
+  'busy_sessions',
+  'busy_ip',
+  'busy_draining',
+] as const;
 export type RegistrationResult = (typeof REGISTRATION_RESULTS)[number];
 const REFUSALS: readonly RegistrationResult[] = ['full', 'bad', 'auth', 'busy_rate', 'busy_sessions', 'busy_ip', 'busy_draining'];
 
@@ -34,7 +46,10 @@ export class RelayCounters {
   sendErrors = 0;
   socketErrors = 0;
   /** Registrations by result (quic_relay_registrations_total{result}); registrar.ts's OUTCOMES says which is which. */
-  readonly registrations: Record<RegistrationResult, number> = Object.fromEntries(REGISTRATION_RESULTS.map((r) => [r, 0])) as Record<RegistrationResult, number>;
+  readonly registrations: Record<RegistrationResult, number> = Object.fromEntries(REGISTRATION_RESULTS.map((r) => [r, 0])) as Record<
+    RegistrationResult,
+    number
+  >;
   /** SPEC 1.5: address queries answered (or suppressed, see repliesSuppressed). */
   addressQueries = 0;
   /** Replies not sent because they would be longer than the request (SPEC 1.3). */
@@ -46,7 +61,15 @@ export class RelayCounters {
   sessionsEmptied = 0;
 
   get droppedDatagrams(): number {
-    return this.droppedUnpaired + this.droppedUnknownSource + this.droppedAmbiguousSource + this.droppedRate + this.droppedPortZero + this.droppedLoop + this.droppedBackpressure;
+    return (
+      this.droppedUnpaired +
+      this.droppedUnknownSource +
+      this.droppedAmbiguousSource +
+      this.droppedRate +
+      this.droppedPortZero +
+      this.droppedLoop +
+      this.droppedBackpressure
+    );
   }
   /** A session is created by exactly one registration. */
   get sessionsCreated(): number {

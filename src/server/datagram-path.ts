@@ -57,10 +57,21 @@ export class DatagramPath implements StreamSink {
   /** SPEC 6: the WebSocket leg, when --ws-port is set: where datagrams to a stream port go. */
   private streams: StreamLeg | undefined;
 
-  constructor(parts: DatagramPathParts, private readonly io: DatagramIo) {
+  constructor(
+    parts: DatagramPathParts,
+    private readonly io: DatagramIo,
+  ) {
     ({
-      config: this.config, counters: this.counters, table: this.table, registrar: this.registrar, budget: this.budget,
-      loopGuard: this.loopGuard, log: this.log, clock: this.clock, wallClock: this.wallClock, draining: this.draining,
+      config: this.config,
+      counters: this.counters,
+      table: this.table,
+      registrar: this.registrar,
+      budget: this.budget,
+      loopGuard: this.loopGuard,
+      log: this.log,
+      clock: this.clock,
+      wallClock: this.wallClock,
+      draining: this.draining,
       sessionsGone: this.sessionsGone,
     } = parts);
   }
@@ -133,7 +144,8 @@ export class DatagramPath implements StreamSink {
   private dropLoop(len: number, address: string, port: number): void {
     this.counters.droppedLoop++;
     this.counters.droppedLoopBytes += len;
-    if (this.log.refusal('loop', this.clock())) this.log.limits('%d bytes from %s dropped: that address leads back to a relay (SPEC 4.4)', len, formatAddress(address, port));
+    if (this.log.refusal('loop', this.clock()))
+      this.log.limits('%d bytes from %s dropped: that address leads back to a relay (SPEC 4.4)', len, formatAddress(address, port));
   }
 
   /** Sends to the partner of the slot that sent last (the table has just recorded it). */
@@ -168,7 +180,8 @@ export class DatagramPath implements StreamSink {
       const r = this.table.implicitRebind(ip, address, port, now);
       if (r.outcome === 'rebound') {
         c.rebindsImplicit++;
-        if (this.log.event('rebound', now)) this.log.session('session %s: %s rebound to %s (data)', r.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(address, port));
+        if (this.log.event('rebound', now))
+          this.log.session('session %s: %s rebound to %s (data)', r.session.id, formatAddress(r.previousAddress, r.previousPort), formatAddress(address, port));
         this.forward(data, len, slot, r.session, now);
         return;
       }
@@ -190,7 +203,8 @@ export class DatagramPath implements StreamSink {
     const r = this.registrar.register(ip, address, port, id, now, Math.floor(this.wallClock() / 1000), this.draining());
     if (r.left !== undefined) {
       if (r.leftRemoved) this.counters.sessionsEmptied++;
-      if (this.log.event('left', now)) this.log.session('%s left session %s%s', this.who(address, port), r.left.id, r.leftRemoved ? ' (now empty, removed)' : '');
+      if (this.log.event('left', now))
+        this.log.session('%s left session %s%s', this.who(address, port), r.left.id, r.leftRemoved ? ' (now empty, removed)' : '');
     }
     this.settle(r, OUTCOMES[r.outcome], msg, ip, address, port, id, now);
     if (r.leftRemoved) this.sessionsGone(); // X may have left, and emptied, the last session
@@ -210,7 +224,13 @@ export class DatagramPath implements StreamSink {
   }
 
   private logContext(ip: IpKey): LogContext {
-    return { ip, registrationsPerSecPerIp: this.config.registrationsPerSecPerIp, sessionsOpen: this.table.size, sessionsOnIp: (x) => this.table.sessionsOnIp(x), format: (a, p) => this.who(a, p) };
+    return {
+      ip,
+      registrationsPerSecPerIp: this.config.registrationsPerSecPerIp,
+      sessionsOpen: this.table.size,
+      sessionsOnIp: (x) => this.table.sessionsOnIp(x),
+      format: (a, p) => this.who(a, p),
+    };
   }
 
   /** SPEC 1.3: one reply datagram to the source, never longer than the request (`requestLength` bytes). */
@@ -283,7 +303,13 @@ export class DatagramPath implements StreamSink {
     if (r === undefined) return;
     const now = this.clock();
     if (r.removed) this.counters.sessionsEmptied++;
-    if (this.log.event('left', now)) this.log.session('%s closed its connection and left session %s%s', this.who(peer.address, peer.port), r.session.id, r.removed ? ' (now empty, removed)' : '');
+    if (this.log.event('left', now))
+      this.log.session(
+        '%s closed its connection and left session %s%s',
+        this.who(peer.address, peer.port),
+        r.session.id,
+        r.removed ? ' (now empty, removed)' : '',
+      );
     if (r.removed) this.sessionsGone();
   }
 }

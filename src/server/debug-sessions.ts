@@ -40,8 +40,13 @@ export function describeSessions(all: Iterable<Session>, total: number, paired: 
   for (const s of all) {
     if (list.length >= limit) break;
     list.push({
-      id: redactId(s.id), ageSecs: secs(now - s.createdAt), idleSecs: secs(now - s.lastActive), paired: s.paired,
-      datagrams: s.forwardedDatagrams, bytes: s.forwardedBytes, transport: 'udp',
+      id: redactId(s.id),
+      ageSecs: secs(now - s.createdAt),
+      idleSecs: secs(now - s.lastActive),
+      paired: s.paired,
+      datagrams: s.forwardedDatagrams,
+      bytes: s.forwardedBytes,
+      transport: 'udp',
     });
   }
   return { sessions: total, paired, oldestAgeSecs: list[0]?.ageSecs ?? 0, shown: list.length, truncated: total > list.length, list };

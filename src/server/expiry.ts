@@ -83,7 +83,9 @@ export class ExpirySchedule<T extends ExpiryEntry<T>> {
       ticks = [...this.buckets.keys()].filter((tick) => tick <= last).sort((x, y) => x - y);
     } else {
       const from = this.sweptThrough + 1;
-      ticks = (function* range() { for (let tick = from; tick <= last; tick++) yield tick; })();
+      ticks = (function* range() {
+        for (let tick = from; tick <= last; tick++) yield tick;
+      })();
     }
     this.sweptThrough = last; // entries visit() adds again land after every due bucket
     let taken = 0;

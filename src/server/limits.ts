@@ -15,7 +15,10 @@ export class RegistrationRateLimiter {
    * @param perSecond sustained registrations per second per IP; 0 disables the limit.
    * @param burst how many may arrive at once (the bucket's size), at least 1.
    */
-  constructor(readonly perSecond: number, readonly burst: number) {
+  constructor(
+    readonly perSecond: number,
+    readonly burst: number,
+  ) {
     this.intervalMs = perSecond > 0 ? 1000 / perSecond : 0;
     this.toleranceMs = this.intervalMs * (Math.max(1, burst) - 1);
   }

@@ -132,6 +132,8 @@ export function settingsLine(cfg: RelayConfig, peerRelays: number, recvBufferByt
     `per-session cap ${cfg.maxSessionBytesPerSec > 0 ? `${cfg.maxSessionBytesPerSec} bytes/s` : 'no byte cap'} and ${cfg.maxSessionDatagramsPerSec > 0 ? `${cfg.maxSessionDatagramsPerSec} datagrams/s` : 'no datagram budget'}`,
     `${peerRelays} peer relays`,
     `socket buffers recv ${recvBufferBytes} send ${sendBufferBytes} bytes`,
-    cfg.wsPort === undefined ? 'WebSocket leg off' : `WebSocket leg ${cfg.tlsCert !== undefined ? 'wss' : 'ws (no TLS)'}, ${cfg.wsMaxConnections} connections, queue ${cfg.wsQueueBytes} bytes, ping ${cfg.wsPingSecs} s`,
+    cfg.wsPort === undefined
+      ? 'WebSocket leg off'
+      : `WebSocket leg ${cfg.tlsCert !== undefined ? 'wss' : 'ws (no TLS)'}, ${cfg.wsMaxConnections} connections, queue ${cfg.wsQueueBytes} bytes, ping ${cfg.wsPingSecs} s`,
   ].join(', ');
 }

@@ -53,28 +53,90 @@ export function createRegistry(src: MetricsSource): Registry {
   const c = src.counters;
   const counter = (name: string, help: string, read: () => number): void => {
     new Counter({
-      name, help, registers: [registry],
-      collect() { this.reset(); this.inc(read()); },
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
     });
   };
   const labelled = (name: string, help: string, label: string, values: Record<string, () => number>): void => {
     new Counter({
-      name, help, labelNames: [label], registers: [registry],
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
       collect() {
         this.reset();
         for (const [v, read] of Object.entries(values)) this.inc({ [label]: v }, read());
       },
     });
   };
-  new Gauge({ name: 'quic_relay_build_info', help: 'The running build: always 1, labelled with its version', labelNames: ['version'], registers: [registry], collect() { this.set({ version: src.version }, 1); } });
-  new Gauge({ name: 'quic_relay_io_info', help: 'The I/O path in use: always 1, labelled native or dgram', labelNames: ['path'], registers: [registry], collect() { this.reset(); if (src.ioKind !== undefined) this.set({ path: src.ioKind }, 1); } });
+  new Gauge({
+    name: 'quic_relay_build_info',
+    help: 'The running build: always 1, labelled with its version',
+    labelNames: ['version'],
+    registers: [registry],
+    collect() {
+      this.set({ version: src.version }, 1);
+    },
+  });
+  new Gauge({
+    name: 'quic_relay_io_info',
+    help: 'The I/O path in use: always 1, labelled native or dgram',
+    labelNames: ['path'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      if (src.ioKind !== undefined) this.set({ path: src.ioKind }, 1);
+    },
+  });
   counter('quic_relay_receive_errors_total', 'Errors the kernel reported on receive (the socket carries on)', () => src.ioCounts?.().receiveErrors ?? 0);
-  counter('quic_relay_sends_queued_total', 'Datagrams that waited for the socket to take them (EAGAIN; dropped past the queue bound, counted as send errors)', () => src.ioCounts?.().sendsQueued ?? 0);
-  new Gauge({ name: 'quic_relay_sessions', help: 'Sessions open', registers: [registry], collect() { this.set(src.table.size); } });
-  new Gauge({ name: 'quic_relay_sessions_paired', help: 'Sessions with both peers registered', registers: [registry], collect() { this.set(src.table.pairedCount); } });
-  new Gauge({ name: 'quic_relay_rate_limited_ips', help: 'Source IPs the registration rate limiter holds a bucket for', registers: [registry], collect() { this.set(src.rateTrackedIps); } });
-  new Gauge({ name: 'quic_relay_draining', help: '1 while draining (SIGUSR2): no new sessions', registers: [registry], collect() { this.set(src.draining ? 1 : 0); } });
-  labelled('quic_relay_registrations_total', 'Registrations by result', 'result', Object.fromEntries(REGISTRATION_RESULTS.map((r) => [r, () => c.registrations[r]])));
+  counter(
+    'quic_relay_sends_queued_total',
+    'Datagrams that waited for the socket to take them (EAGAIN; dropped past the queue bound, counted as send errors)',
+    () => src.ioCounts?.().sendsQueued ?? 0,
+  );
+  new Gauge({
+    name: 'quic_relay_sessions',
+    help: 'Sessions open',
+    registers: [registry],
+    collect() {
+      this.set(src.table.size);
+    },
+  });
+  new Gauge({
+    name: 'quic_relay_sessions_paired',
+    help: 'Sessions with both peers registered',
+    registers: [registry],
+    collect() {
+      this.set(src.table.pairedCount);
+    },
+  });
+  new Gauge({
+    name: 'quic_relay_rate_limited_ips',
+    help: 'Source IPs the registration rate limiter holds a bucket for',
+    registers: [registry],
+    collect() {
+      this.set(src.rateTrackedIps);
+    },
+  });
+  new Gauge({
+    name: 'quic_relay_draining',
+    help: '1 while draining (SIGUSR2): no new sessions',
+    registers: [registry],
+    collect() {
+      this.set(src.draining ? 1 : 0);
+    },
+  });
+  labelled(
+    'quic_relay_registrations_total',
+    'Registrations by result',
+    'result',
+    Object.fromEntries(REGISTRATION_RESULTS.map((r) => [r, () => c.registrations[r]])),
+  );
   counter('quic_relay_address_queries_total', 'Address queries (ADDR?) answered or suppressed', () => c.addressQueries);
   counter('quic_relay_received_datagrams_total', 'Datagrams received', () => c.datagramsReceived);
   counter('quic_relay_received_bytes_total', 'Bytes received', () => c.bytesReceived);
@@ -91,27 +153,61 @@ export function createRegistry(src: MetricsSource): Registry {
     backpressure: [() => c.droppedBackpressure, () => c.droppedBackpressureBytes],
   };
   const pick = (i: 0 | 1): Record<string, () => number> => Object.fromEntries(Object.entries(dropped).map(([reason, reads]) => [reason, reads[i]]));
-  labelled('quic_relay_dropped_datagrams_total', 'Datagrams dropped, by reason (data not forwarded; loop and source_port_zero: anything from such a source)', 'reason', pick(0));
+  labelled(
+    'quic_relay_dropped_datagrams_total',
+    'Datagrams dropped, by reason (data not forwarded; loop and source_port_zero: anything from such a source)',
+    'reason',
+    pick(0),
+  );
   labelled('quic_relay_dropped_bytes_total', 'Bytes of the datagrams dropped, by reason', 'reason', pick(1));
   labelled('quic_relay_rebinds_total', 'Peers moved to a new port after a NAT change', 'kind', {
-    explicit: () => c.rebindsExplicit, implicit: () => c.rebindsImplicit,
+    explicit: () => c.rebindsExplicit,
+    implicit: () => c.rebindsImplicit,
   });
   // SPEC 6: by transport. The totals above count both; these split them.
   const ws = (read: (f: StreamFigures) => number) => (): number => (src.streams === undefined ? 0 : read(src.streams));
   labelled('quic_relay_received_datagrams_by_transport_total', 'Datagrams received, by transport (udp, ws)', 'transport', {
-    udp: () => c.datagramsReceived - ws((f) => f.datagramsIn)(), ws: ws((f) => f.datagramsIn),
+    udp: () => c.datagramsReceived - ws((f) => f.datagramsIn)(),
+    ws: ws((f) => f.datagramsIn),
   });
   labelled('quic_relay_received_bytes_by_transport_total', 'Bytes received, by transport (udp, ws)', 'transport', {
-    udp: () => c.bytesReceived - ws((f) => f.bytesIn)(), ws: ws((f) => f.bytesIn),
+    udp: () => c.bytesReceived - ws((f) => f.bytesIn)(),
+    ws: ws((f) => f.bytesIn),
   });
-  counter('quic_relay_ws_sent_datagrams_total', 'Datagrams sent to WebSocket peers (forwards and replies)', ws((f) => f.datagramsOut));
-  counter('quic_relay_ws_sent_bytes_total', 'Bytes sent to WebSocket peers', ws((f) => f.bytesOut));
-  new Gauge({ name: 'quic_relay_ws_connections', help: 'WebSocket connections open (upgraded)', registers: [registry], collect() { this.set(src.streams?.connections ?? 0); } });
-  counter('quic_relay_ws_connections_accepted_total', 'WebSocket connections upgraded', ws((f) => f.accepted));
-  labelled('quic_relay_ws_connections_closed_total', 'WebSocket connections refused or closed, by reason', 'reason', Object.fromEntries(
-    STREAM_CLOSE_REASONS.map((r) => [r, ws((f) => f.closedBy[r] ?? 0)]),
-  ));
-  counter('quic_relay_tls_reloads_total', 'Times the TLS certificate and key were re-read (SIGHUP)', ws((f) => f.tlsReloads));
+  counter(
+    'quic_relay_ws_sent_datagrams_total',
+    'Datagrams sent to WebSocket peers (forwards and replies)',
+    ws((f) => f.datagramsOut),
+  );
+  counter(
+    'quic_relay_ws_sent_bytes_total',
+    'Bytes sent to WebSocket peers',
+    ws((f) => f.bytesOut),
+  );
+  new Gauge({
+    name: 'quic_relay_ws_connections',
+    help: 'WebSocket connections open (upgraded)',
+    registers: [registry],
+    collect() {
+      this.set(src.streams?.connections ?? 0);
+    },
+  });
+  counter(
+    'quic_relay_ws_connections_accepted_total',
+    'WebSocket connections upgraded',
+    ws((f) => f.accepted),
+  );
+  labelled(
+    'quic_relay_ws_connections_closed_total',
+    'WebSocket connections refused or closed, by reason',
+    'reason',
+    Object.fromEntries(STREAM_CLOSE_REASONS.map((r) => [r, ws((f) => f.closedBy[r] ?? 0)])),
+  );
+  counter(
+    'quic_relay_tls_reloads_total',
+    'Times the TLS certificate and key were re-read (SIGHUP)',
+    ws((f) => f.tlsReloads),
+  );
   counter('quic_relay_sessions_created_total', 'Sessions created', () => c.sessionsCreated);
   counter('quic_relay_sessions_reaped_total', 'Sessions removed after the session timeout', () => c.sessionsReaped);
   counter('quic_relay_sessions_emptied_total', 'Sessions removed because their last peer moved to another session', () => c.sessionsEmptied);
@@ -153,7 +249,10 @@ export class MetricsHttpServer {
   private nextRender: Promise<string> | undefined;
   private renderTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly src: MetricsSource, options: MetricsHttpOptions = {}) {
+  constructor(
+    private readonly src: MetricsSource,
+    options: MetricsHttpOptions = {},
+  ) {
     this.registry = createRegistry(src);
     this.minRenderGapMs = options.minRenderGapMs ?? 100;
     this.clock = options.clock ?? (() => performance.now());

@@ -56,26 +56,89 @@ const partnerOf = (s: Session | undefined, c: LogContext): string => (s === unde
 export const OUTCOMES: Readonly<Record<RegistrationOutcome, OutcomeSpec>> = {
   keepalive: { reply: ACK, result: 'keepalive', log: { kind: 'event', cause: 'keepalive', line: () => '' } },
   created: { reply: ACK, result: 'created', log: { kind: 'event', cause: 'created', line: (_r, w) => `session ${w.id} created by ${w.who}` } },
-  joined: { reply: ACK, result: 'joined', log: { kind: 'event', cause: 'paired', line: (r, w, c) => `session ${w.id} paired: ${partnerOf(r.session, c)} <-> ${w.who}` } },
-  'replaced-quiet': {
-    reply: ACK, result: 'joined',
-    log: { kind: 'event', cause: 'paired', line: (r, w, c) => `session ${w.id} paired: ${w.who} took the slot of ${previous(r, c)}, silent since the same peer came back from a new port` },
+  joined: {
+    reply: ACK,
+    result: 'joined',
+    log: { kind: 'event', cause: 'paired', line: (r, w, c) => `session ${w.id} paired: ${partnerOf(r.session, c)} <-> ${w.who}` },
   },
-  rebound: { reply: ACK, result: 'rebound', rebind: true, log: { kind: 'event', cause: 'rebound', line: (r, w, c) => `session ${w.id}: ${previous(r, c)} rebound to ${w.who} (REG)` } },
-  full: { reply: ERR_FULL, result: 'full', log: { kind: 'refusal', cause: 'full', line: (_r, w) => `ERR:FULL to ${w.who}: session ${w.id} already holds two other peers` } },
-  'busy-sessions': { reply: ERR_BUSY, result: 'busy_sessions', log: { kind: 'refusal', cause: 'busy-sessions', line: (_r, w, c) => `ERR:BUSY to ${w.who} for session ${w.id}: ${c.sessionsOpen} sessions open (--max-sessions)` } },
-  'busy-ip': { reply: ERR_BUSY, result: 'busy_ip', log: { kind: 'refusal', cause: 'busy-ip', line: (_r, w, c) => `ERR:BUSY to ${w.who} for session ${w.id}: its IP is in ${c.sessionsOnIp(c.ip)} sessions (--max-sessions-per-ip)` } },
-  'busy-draining': { reply: ERR_BUSY, result: 'busy_draining', log: { kind: 'refusal', cause: 'busy-draining', line: (_r, w) => `ERR:BUSY to ${w.who} for session ${w.id}: draining, no new sessions` } },
-  'busy-rate': { reply: ERR_BUSY, result: 'busy_rate', log: { kind: 'refusal', cause: 'busy-rate', line: (_r, w, c) => `ERR:BUSY to ${w.who} for session ${w.id}: over ${c.registrationsPerSecPerIp} registrations/s from its IP` } },
+  'replaced-quiet': {
+    reply: ACK,
+    result: 'joined',
+    log: {
+      kind: 'event',
+      cause: 'paired',
+      line: (r, w, c) => `session ${w.id} paired: ${w.who} took the slot of ${previous(r, c)}, silent since the same peer came back from a new port`,
+    },
+  },
+  rebound: {
+    reply: ACK,
+    result: 'rebound',
+    rebind: true,
+    log: { kind: 'event', cause: 'rebound', line: (r, w, c) => `session ${w.id}: ${previous(r, c)} rebound to ${w.who} (REG)` },
+  },
+  full: {
+    reply: ERR_FULL,
+    result: 'full',
+    log: { kind: 'refusal', cause: 'full', line: (_r, w) => `ERR:FULL to ${w.who}: session ${w.id} already holds two other peers` },
+  },
+  'busy-sessions': {
+    reply: ERR_BUSY,
+    result: 'busy_sessions',
+    log: {
+      kind: 'refusal',
+      cause: 'busy-sessions',
+      line: (_r, w, c) => `ERR:BUSY to ${w.who} for session ${w.id}: ${c.sessionsOpen} sessions open (--max-sessions)`,
+    },
+  },
+  'busy-ip': {
+    reply: ERR_BUSY,
+    result: 'busy_ip',
+    log: {
+      kind: 'refusal',
+      cause: 'busy-ip',
+      line: (_r, w, c) => `ERR:BUSY to ${w.who} for session ${w.id}: its IP is in ${c.sessionsOnIp(c.ip)} sessions (--max-sessions-per-ip)`,
+    },
+  },
+  'busy-draining': {
+    reply: ERR_BUSY,
+    result: 'busy_draining',
+    log: { kind: 'refusal', cause: 'busy-draining', line: (_r, w) => `ERR:BUSY to ${w.who} for session ${w.id}: draining, no new sessions` },
+  },
+  'busy-rate': {
+    reply: ERR_BUSY,
+    result: 'busy_rate',
+    log: {
+      kind: 'refusal',
+      cause: 'busy-rate',
+      line: (_r, w, c) => `ERR:BUSY to ${w.who} for session ${w.id}: over ${c.registrationsPerSecPerIp} registrations/s from its IP`,
+    },
+  },
   // A ticket is no secret (its MAC proves only that we made it): the id may be logged.
-  'bad-ticket': { reply: ERR_AUTH, result: 'auth', log: { kind: 'refusal', cause: 'auth', line: (_r, w) => `ERR:AUTH to ${w.who} for session ${w.id}: not a ticket made with our secrets` } },
-  expired: { reply: ERR_AUTH, result: 'auth', log: { kind: 'refusal', cause: 'auth', line: (_r, w) => `ERR:AUTH to ${w.who} for session ${w.id}: expired ticket (it may only keep its own session alive)` } },
+  'bad-ticket': {
+    reply: ERR_AUTH,
+    result: 'auth',
+    log: { kind: 'refusal', cause: 'auth', line: (_r, w) => `ERR:AUTH to ${w.who} for session ${w.id}: not a ticket made with our secrets` },
+  },
+  expired: {
+    reply: ERR_AUTH,
+    result: 'auth',
+    log: {
+      kind: 'refusal',
+      cause: 'auth',
+      line: (_r, w) => `ERR:AUTH to ${w.who} for session ${w.id}: expired ticket (it may only keep its own session alive)`,
+    },
+  },
   // SPEC 1.3: decided by classify(), before the registrar; here for its reply, label and line.
   bad: { reply: ERR_BAD, result: 'bad', log: { kind: 'refusal', cause: 'bad', line: (_r, w) => `ERR:BAD to ${w.who}: malformed registration` } },
 };
 
 const refused = (outcome: RegistrationOutcome): Registration => ({
-  outcome, session: undefined, left: undefined, leftRemoved: false, previousAddress: undefined, previousPort: undefined,
+  outcome,
+  session: undefined,
+  left: undefined,
+  leftRemoved: false,
+  previousAddress: undefined,
+  previousPort: undefined,
 });
 
 /** SPEC 1.3: a malformed registration from an unregistered address. */

@@ -62,7 +62,6 @@ const INTERFACE_REFRESH_MS = 10_000;
 
 type State = 'new' | 'starting' | 'running' | 'closing' | 'closed';
 
-
 export class RelayServer {
   readonly config: RelayConfig;
   readonly counters = new RelayCounters();
@@ -172,8 +171,17 @@ export class RelayServer {
     // SPEC 4.2: a socket error is logged and counted, never fatal.
     const path = new DatagramPath(
       {
-        config: this.config, counters: this.counters, table: this.table, registrar: this.registrar, budget: this.budget, loopGuard: this.loopGuard,
-        log: this.log, clock: this.clock, wallClock: this.wallClock, draining: () => this.draining, sessionsGone: () => this.checkDrained(),
+        config: this.config,
+        counters: this.counters,
+        table: this.table,
+        registrar: this.registrar,
+        budget: this.budget,
+        loopGuard: this.loopGuard,
+        log: this.log,
+        clock: this.clock,
+        wallClock: this.wallClock,
+        draining: () => this.draining,
+        sessionsGone: () => this.checkDrained(),
       },
       io,
     );
@@ -206,7 +214,13 @@ export class RelayServer {
     const cfg = this.config;
     // SPEC 3.2: the start line, as the original prints it, and the version.
     this.log.relay('UDP relay listening on %s (quic-relay %s, %s I/O)', formatAddress(a.address, a.port), VERSION, io.kind);
-    if (this.wsAddress !== undefined) this.log.relay('WebSocket leg (%s) listening on %s, path %s', this.streams!.tls ? 'wss' : 'ws, no TLS', formatAddress(this.wsAddress.address, this.wsAddress.port), STREAM_PATH);
+    if (this.wsAddress !== undefined)
+      this.log.relay(
+        'WebSocket leg (%s) listening on %s, path %s',
+        this.streams!.tls ? 'wss' : 'ws, no TLS',
+        formatAddress(this.wsAddress.address, this.wsAddress.port),
+        STREAM_PATH,
+      );
     if (this.ioFallbackReason !== undefined) this.log.relay('native I/O not in use (%s): datagrams go through node:dgram', this.ioFallbackReason);
     this.log.relay(settingsLine(cfg, this.loopSources.peers.length, this.recvBufferBytes, this.sendBufferBytes));
     return a;
@@ -326,7 +340,8 @@ export class RelayServer {
     const removed = this.table.expire(now, max);
     this.limiter.sweep(now);
     this.counters.sessionsReaped += removed.length;
-    for (const s of removed) if (this.log.event('reaped', now)) this.log.session('session %s reaped after %d s idle', s.id, Math.round((now - s.lastActive) / 1000));
+    for (const s of removed)
+      if (this.log.event('reaped', now)) this.log.session('session %s reaped after %d s idle', s.id, Math.round((now - s.lastActive) / 1000));
     if (this.loopSources?.wildcard === true && this.boundAddress !== undefined && now - this.interfacesReadAt >= INTERFACE_REFRESH_MS) {
       this.interfacesReadAt = now;
       this.loopGuard.update(loopAddresses(this.loopSources, this.boundAddress.port, this.hostAddresses));
@@ -349,16 +364,23 @@ export class RelayServer {
     this.counters.socketErrors++;
     if (this.log.refusal('socket-error', this.clock(), this.log.relay)) this.log.relay('socket error (relay continues): %s', err.message);
   };
-
 }
 
 /** Chooses the I/O path (--io, or the one given) and binds it; a bind failure says what and why. */
 async function openIo(
-  config: RelayConfig, ip: string, family: 4 | 6, given: DatagramIo | undefined, nativeModule: NativeModuleSource | undefined,
+  config: RelayConfig,
+  ip: string,
+  family: 4 | 6,
+  given: DatagramIo | undefined,
+  nativeModule: NativeModuleSource | undefined,
 ): Promise<{ io: DatagramIo; bound: AddressInfo; fallbackReason: string | undefined }> {
   const chosen = given !== undefined ? { io: given, fallbackReason: undefined } : chooseIo(config.io, family, nativeModule);
   try {
-    return { io: chosen.io, bound: await chosen.io.bind(ip, config.port, family, config.recvBufferBytes, config.sendBufferBytes), fallbackReason: chosen.fallbackReason };
+    return {
+      io: chosen.io,
+      bound: await chosen.io.bind(ip, config.port, family, config.recvBufferBytes, config.sendBufferBytes),
+      fallbackReason: chosen.fallbackReason,
+    };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new RelayError('QR_ERR_BIND', `cannot bind UDP ${formatAddress(ip, config.port)}: ${e.code ?? e.message}`);

@@ -62,16 +62,30 @@ interface PeerSocket {
  * the relay's resolved --host, used unless --ws-host differs.
  */
 export async function startStreamLeg(
-  cfg: RelayConfig, ip: string, sink: StreamSink & { attachStreams(leg: StreamLeg): void }, counters: RelayCounters, clock: () => number, sweepMs: number,
+  cfg: RelayConfig,
+  ip: string,
+  sink: StreamSink & { attachStreams(leg: StreamLeg): void },
+  counters: RelayCounters,
+  clock: () => number,
+  sweepMs: number,
 ): Promise<StreamLeg> {
   const leg = new StreamLeg(
     {
-      port: cfg.wsPort!, host: cfg.wsHost === cfg.host ? ip : cfg.wsHost, tlsCert: cfg.tlsCert, tlsKey: cfg.tlsKey, trustedProxies: cfg.wsTrustedProxies,
+      port: cfg.wsPort!,
+      host: cfg.wsHost === cfg.host ? ip : cfg.wsHost,
+      tlsCert: cfg.tlsCert,
+      tlsKey: cfg.tlsKey,
+      trustedProxies: cfg.wsTrustedProxies,
       // SPEC 6.3: each connection is a peer; a session holds two, so twice the session limits.
-      maxConnections: Math.min(cfg.wsMaxConnections, 2 * cfg.maxSessions), maxConnectionsPerIp: 2 * cfg.maxSessionsPerIp,
-      sendQueueBytes: cfg.wsQueueBytes, handshakeTimeoutMs: STREAM_HANDSHAKE_TIMEOUT_MS, pingIntervalMs: cfg.wsPingSecs * 1000,
+      maxConnections: Math.min(cfg.wsMaxConnections, 2 * cfg.maxSessions),
+      maxConnectionsPerIp: 2 * cfg.maxSessionsPerIp,
+      sendQueueBytes: cfg.wsQueueBytes,
+      handshakeTimeoutMs: STREAM_HANDSHAKE_TIMEOUT_MS,
+      pingIntervalMs: cfg.wsPingSecs * 1000,
     },
-    sink, counters, clock,
+    sink,
+    counters,
+    clock,
   );
   await leg.listen();
   sink.attachStreams(leg);
@@ -186,7 +200,9 @@ export class StreamLeg {
   listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', (err: NodeJS.ErrnoException) => {
-        reject(new RelayError('QR_ERR_BIND', `cannot listen on TCP ${formatAddress(this.config.host, this.config.port)} (--ws-port): ${err.code ?? err.message}`));
+        reject(
+          new RelayError('QR_ERR_BIND', `cannot listen on TCP ${formatAddress(this.config.host, this.config.port)} (--ws-port): ${err.code ?? err.message}`),
+        );
       });
       this.server.listen({ port: this.config.port, host: this.config.host, ipv6Only: false }, () => {
         this.server.removeAllListeners('error');

@@ -6,11 +6,16 @@
 
 export type IpKey = number | string;
 
-const DOT = 0x2e, ZERO = 0x30, NINE = 0x39;
+const DOT = 0x2e,
+  ZERO = 0x30,
+  NINE = 0x39;
 
 /** Parses dotted-quad IPv4 from `start` to the end; -1 when it is not one. Returns an unsigned value. */
 function parseIPv4(s: string, start: number): number {
-  let value = 0, octet = 0, digits = 0, dots = 0;
+  let value = 0,
+    octet = 0,
+    digits = 0,
+    dots = 0;
   for (let i = start; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c >= ZERO && c <= NINE) {

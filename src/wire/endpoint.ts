@@ -59,8 +59,10 @@ export function parseEndpoint(text: string, defaultPort: number, variable: strin
 
 /** A comma-separated list of endpoints (at least one). */
 export function parseRelayList(text: string, defaultPort: number, variable = 'QUIC_RELAY_IP'): Endpoint[] {
-  const parts = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const parts = text
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
   if (parts.length === 0) throw new ConfigError(variable, 'no relay address given');
   return parts.map((p) => parseEndpoint(p, defaultPort, variable));
 }
-

@@ -15,8 +15,16 @@ const DATA: Classified = Object.freeze({ kind: 'data' });
 const BAD_REGISTER: Classified = Object.freeze({ kind: 'bad-register' });
 const ADDRESS_QUERY: Classified = Object.freeze({ kind: 'address-query' });
 
-const R = 0x52, E = 0x45, G = 0x47, COLON = 0x3a, CR = 0x0d, LF = 0x0a;
-const A = 0x41, D = 0x44, QUESTION = 0x3f, SPACE = 0x20;
+const R = 0x52,
+  E = 0x45,
+  G = 0x47,
+  COLON = 0x3a,
+  CR = 0x0d,
+  LF = 0x0a;
+const A = 0x41,
+  D = 0x44,
+  QUESTION = 0x3f,
+  SPACE = 0x20;
 
 /** SPEC 1.5: an address query is `ADDR?` padded with spaces to at least this many bytes. */
 export const ADDRESS_QUERY_MIN_BYTES = 64;

@@ -16,7 +16,17 @@ t.test('each message survives a round trip', async (t) => {
     { type: 'probe', sender, nonce, confirmed: true },
     { type: 'answer', sender, nonce, confirmed: true },
     { type: 'candidates', sender, nonce, haveYours: false, candidates: [] },
-    { type: 'candidates', sender, nonce, haveYours: true, candidates: [{ address: '198.51.100.7', port: 40000 }, { address: '2001:db8::1', port: 1 }, { address: '10.0.0.2', port: 65535 }] },
+    {
+      type: 'candidates',
+      sender,
+      nonce,
+      haveYours: true,
+      candidates: [
+        { address: '198.51.100.7', port: 40000 },
+        { address: '2001:db8::1', port: 1 },
+        { address: '10.0.0.2', port: 65535 },
+      ],
+    },
   ];
   for (const m of messages) {
     const wire = encodeControl(key, m);

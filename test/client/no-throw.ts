@@ -57,10 +57,12 @@ t.test('no error listener: the relay vanishes, sends fail, the socket reports er
   t.teardown(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
-  await new Promise<void>((res) => child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (out.includes('registered')) res();
-  }));
+  await new Promise<void>((res) =>
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('registered')) res();
+    }),
+  );
   await relay.close(); // the relay vanishes
   child.stdin.write('gone\n');
   const code = await exited;

@@ -46,7 +46,10 @@ class Sim {
   readonly a: Side;
   readonly b: Side;
 
-  constructor(timings: Partial<PathTimings> = {}, readonly latencyMs = 1) {
+  constructor(
+    timings: Partial<PathTimings> = {},
+    readonly latencyMs = 1,
+  ) {
     this.a = this.side('A', { address: '198.51.100.1', port: 40001 }, timings);
     this.b = this.side('B', { address: '198.51.100.2', port: 40002 }, timings);
   }
@@ -120,12 +123,15 @@ t.test('two peers go direct once probes have crossed both ways, and each names t
   const sim = new Sim();
   sim.start();
   sim.run(1000);
-  for (const [s, peer] of [[sim.a, sim.b], [sim.b, sim.a]] as const) {
+  for (const [s, peer] of [
+    [sim.a, sim.b],
+    [sim.b, sim.a],
+  ] as const) {
     const d = directPaths(s);
     t.equal(d.length, 1, `${s.name} reports one change, to direct`);
     t.match(d[0]?.path, { kind: 'direct', address: peer.at.address, port: peer.at.port }, `${s.name} goes straight to its peer`);
     t.ok(d[0]!.at < 20, `${s.name} direct after ${d[0]!.at} ms of 1 ms links`);
-    t.ok(s.machine.acceptsFrom(peer.at.address, peer.at.port), 'data from the peer\'s address is accepted');
+    t.ok(s.machine.acceptsFrom(peer.at.address, peer.at.port), "data from the peer's address is accepted");
     t.notOk(s.machine.acceptsFrom(peer.at.address, peer.at.port + 1), 'from another port of its IP it is not');
   }
   t.equal(sim.a.machine.directTarget?.port, sim.b.at.port);
@@ -239,15 +245,45 @@ t.test('forged, reflected, replayed and misdirected control datagrams change not
   const other = controlKey('another-session');
   const forged = encodeControl(other, { type: 'probe', sender: 'ffffffffffffffff', nonce: '00'.repeat(12), confirmed: true });
   t.equal(a.machine.receive(sim.now, false, attacker.address, attacker.port, forged), 'invalid', 'wrong key: invalid');
-  t.equal(a.machine.receive(sim.now, true, '', 0, encodeControl(other, { type: 'candidates', sender: 'ffffffffffffffff', nonce: '01'.repeat(12), haveYours: false, candidates: [attacker] })), 'invalid', 'candidates under another key');
+  t.equal(
+    a.machine.receive(
+      sim.now,
+      true,
+      '',
+      0,
+      encodeControl(other, { type: 'candidates', sender: 'ffffffffffffffff', nonce: '01'.repeat(12), haveYours: false, candidates: [attacker] }),
+    ),
+    'invalid',
+    'candidates under another key',
+  );
   // An answer the attacker cannot have: a right key but no probe of ours carried its nonce.
   const peerId = sim.b.machine.id;
-  t.equal(a.machine.receive(sim.now, false, attacker.address, attacker.port, encodeControl(key, { type: 'answer', sender: peerId, nonce: '02'.repeat(12), confirmed: true })), 'ignored', 'unsolicited answer');
+  t.equal(
+    a.machine.receive(
+      sim.now,
+      false,
+      attacker.address,
+      attacker.port,
+      encodeControl(key, { type: 'answer', sender: peerId, nonce: '02'.repeat(12), confirmed: true }),
+    ),
+    'ignored',
+    'unsolicited answer',
+  );
   // Our own probe reflected back at us.
   const ours = encodeControl(key, { type: 'probe', sender: a.machine.id, nonce: '03'.repeat(12), confirmed: true });
   t.equal(a.machine.receive(sim.now, false, attacker.address, attacker.port, ours), 'ignored', 'reflected');
   // Candidates straight from an address rather than through the relay.
-  t.equal(a.machine.receive(sim.now, false, attacker.address, attacker.port, encodeControl(key, { type: 'candidates', sender: peerId, nonce: '04'.repeat(12), haveYours: true, candidates: [attacker] })), 'ignored', 'candidates off the relay');
+  t.equal(
+    a.machine.receive(
+      sim.now,
+      false,
+      attacker.address,
+      attacker.port,
+      encodeControl(key, { type: 'candidates', sender: peerId, nonce: '04'.repeat(12), haveYours: true, candidates: [attacker] }),
+    ),
+    'ignored',
+    'candidates off the relay',
+  );
   t.equal(a.paths.length, before.paths, 'no path change');
   t.equal(a.sentTo.length, before.sent, 'nothing sent to the attacker');
   t.notOk(a.machine.acceptsFrom(attacker.address, attacker.port), 'the attacker is not accepted as the peer');
@@ -288,7 +324,11 @@ t.test('a restarted peer: back to the relay, then direct with the new one', asyn
   (sim as unknown as { b: Side }).b = b2;
   b2.machine.begin(sim.now, [b2.at]);
   sim.run(sim.now + 1000);
-  t.match(sim.a.paths.map((p) => p.path.kind), ['direct', 'relay', 'direct'], 'A: direct, relay (peer restarted), direct');
+  t.match(
+    sim.a.paths.map((p) => p.path.kind),
+    ['direct', 'relay', 'direct'],
+    'A: direct, relay (peer restarted), direct',
+  );
   t.match(sim.a.paths[1]?.path, { reason: 'the peer restarted' });
   t.equal(lastPath(b2)?.kind, 'direct');
 });
@@ -326,18 +366,28 @@ t.test('two answering candidates at equal latency: data is accepted from every a
       s.sentTo.push({ at: sim.now, to: { address, port }, data });
       const to = sideAt({ address, port });
       // A reply leaves from the address it was sent to: the route back names it.
-      if (to !== undefined && to !== s) sim.queue.push({ at: sim.now + 1, to, viaRelay: false, from: address.startsWith('10.') ? (s === sim.a ? a2 : b2) : s.at, data });
+      if (to !== undefined && to !== s)
+        sim.queue.push({ at: sim.now + 1, to, viaRelay: false, from: address.startsWith('10.') ? (s === sim.a ? a2 : b2) : s.at, data });
     };
   }
   sim.a.machine.begin(0, [sim.a.at, a2]);
   sim.b.machine.begin(0, [sim.b.at, b2]);
   sim.run(1000);
-  for (const [s, peer, peer2] of [[sim.a, sim.b, b2], [sim.b, sim.a, a2]] as const) {
+  for (const [s, peer, peer2] of [
+    [sim.a, sim.b, b2],
+    [sim.b, sim.a, a2],
+  ] as const) {
     t.equal(lastPath(s)?.kind, 'direct', `${s.name} is direct`);
-    t.ok(s.machine.acceptsFrom(peer.at.address, peer.at.port) && s.machine.acceptsFrom(peer2.address, peer2.port), `${s.name} accepts data from both of the peer's addresses`);
+    t.ok(
+      s.machine.acceptsFrom(peer.at.address, peer.at.port) && s.machine.acceptsFrom(peer2.address, peer2.port),
+      `${s.name} accepts data from both of the peer's addresses`,
+    );
   }
   // Whichever target each side picked, the other accepts what arrives from it.
-  for (const [s, peer] of [[sim.a, sim.b], [sim.b, sim.a]] as const) {
+  for (const [s, peer] of [
+    [sim.a, sim.b],
+    [sim.b, sim.a],
+  ] as const) {
     const target = s.machine.directTarget!;
     const arrivesFrom = target.address.startsWith('10.') ? (s === sim.a ? a2 : b2) : s.at;
     t.ok(peer.machine.acceptsFrom(arrivesFrom.address, arrivesFrom.port), `${s.name}'s data to ${target.address} is ${peer.name}'s to take`);

@@ -64,7 +64,11 @@ t.test('two peers on 127.x go direct, and then the relay carries none of their d
   b.on('message', (m) => got.push(m.toString()));
   for (let i = 0; i < 20; i++) a.send(Buffer.from(`d${i}`));
   await until(() => got.length === 20);
-  t.same(got, Array.from({ length: 20 }, (_, i) => `d${i}`), 'every datagram arrived, in order');
+  t.same(
+    got,
+    Array.from({ length: 20 }, (_, i) => `d${i}`),
+    'every datagram arrived, in order',
+  );
   t.equal(b.stats.receivedDirect, 20, 'all of them straight from A');
   t.equal(relay.counters.forwardedDatagrams, forwardedBefore, 'the relay forwarded none of them');
   t.ok(a.client.registered && b.client.registered, 'both stay registered on the relay as the fallback');
@@ -84,7 +88,11 @@ t.test('relay-only sends nothing but relay traffic, and answers nothing else', a
   // What a punching peer would send it: candidates through the relay, a probe straight to it.
   const key = controlKey(id);
   const sender = '1111111111111111';
-  spy.socket.send(encodeControl(key, { type: 'candidates', sender, nonce: 'aa'.repeat(12), haveYours: false, candidates: [{ address: '127.0.0.3', port: 5000 }] }), aPort, '127.0.0.2');
+  spy.socket.send(
+    encodeControl(key, { type: 'candidates', sender, nonce: 'aa'.repeat(12), haveYours: false, candidates: [{ address: '127.0.0.3', port: 5000 }] }),
+    aPort,
+    '127.0.0.2',
+  );
   const stranger = dgram.createSocket('udp4');
   const strangerGot: Buffer[] = [];
   stranger.on('message', (m) => strangerGot.push(m));
@@ -99,13 +107,19 @@ t.test('relay-only sends nothing but relay traffic, and answers nothing else', a
   a.send(Buffer.from('from-app'));
   await until(() => spy.got.some((g) => g.toString() === 'from-app'));
   t.equal(a.client.stats.sentDirect, 0, 'nothing sent to anyone but the relay');
-  t.ok(spy.from.every((f) => f.port === aPort), 'everything the spy got came from the registered socket');
+  t.ok(
+    spy.from.every((f) => f.port === aPort),
+    'everything the spy got came from the registered socket',
+  );
   for (const g of spy.got) {
     const text = g.toString('latin1');
     if (!text.startsWith('REG:') && text !== 'from-app') t.fail(`relay-only sent ${JSON.stringify(text.slice(0, 20))}`);
     if (looksLikeControl(g)) t.fail('relay-only sent a control datagram');
   }
-  t.notOk(spy.got.some((g) => g.toString('latin1').startsWith('ADDR?')), 'no address query');
+  t.notOk(
+    spy.got.some((g) => g.toString('latin1').startsWith('ADDR?')),
+    'no address query',
+  );
   t.equal(strangerGot.length, 0, 'the probe was not answered');
 });
 
@@ -116,11 +130,14 @@ t.test('against a relay that does not answer address queries: the relay alone, n
   await a.start();
   t.match(await path, { kind: 'relay', reason: 'the relay does not answer address queries' });
   t.equal(spy.got.filter((g) => g.toString('latin1').startsWith('ADDR?')).length, 3, 'asked three times');
-  t.notOk(spy.got.some((g) => looksLikeControl(g)), 'sent no candidates');
+  t.notOk(
+    spy.got.some((g) => looksLikeControl(g)),
+    'sent no candidates',
+  );
   t.equal(a.client.stats.sentDirect, 0, 'probed nothing');
 });
 
-t.test('a forged probe and a stranger\'s data change nothing', async (t) => {
+t.test("a forged probe and a stranger's data change nothing", async (t) => {
   const { address } = await startRelay(t);
   const relayAt = { host: '127.0.0.1', port: address.port };
   const id = 'forged-probe';
@@ -146,7 +163,11 @@ t.test('a forged probe and a stranger\'s data change nothing', async (t) => {
   await until(() => a.stats.invalidControl === 2 && a.stats.strays === 1);
   b.send(Buffer.from('marker'));
   await until(() => app.length >= 1);
-  t.same(app.map((m) => m.toString()), ['marker'], 'the stranger\'s data never reached the app');
+  t.same(
+    app.map((m) => m.toString()),
+    ['marker'],
+    "the stranger's data never reached the app",
+  );
   t.same(pathChanges, [], 'the path did not change');
   t.match(a.path, { kind: 'direct', address: '127.0.0.3' }, 'still direct to B');
   t.equal(strangerGot.length, 0, 'nothing answered the stranger');
@@ -203,7 +224,15 @@ t.test('two answering candidates per side at equal latency: every datagram arriv
     b.send(Buffer.from(`b${i}`));
   }
   await until(() => gotA.length === 40 && gotB.length === 40, 5000);
-  t.same(gotB, Array.from({ length: 40 }, (_, i) => `a${i}`), 'B got all of A\'s datagrams');
-  t.same(gotA, Array.from({ length: 40 }, (_, i) => `b${i}`), 'A got all of B\'s');
+  t.same(
+    gotB,
+    Array.from({ length: 40 }, (_, i) => `a${i}`),
+    "B got all of A's datagrams",
+  );
+  t.same(
+    gotA,
+    Array.from({ length: 40 }, (_, i) => `b${i}`),
+    "A got all of B's",
+  );
   t.equal(a.stats.strays + b.stats.strays, 0, 'none was dropped as a stray');
 });

@@ -35,7 +35,9 @@ t.test('SPEC 1.5: the probe reports the public address the relay sees', async (t
 /** A stand-in relay that answers every address query with `port` (a NAT that maps per destination). */
 async function fakeRelay(t: { teardown(fn: () => unknown): void }, answer: ((rinfo: dgram.RemoteInfo) => string) | undefined): Promise<number> {
   const s = dgram.createSocket('udp4');
-  s.on('message', (_m, rinfo) => { if (answer) s.send(answer(rinfo), rinfo.port, rinfo.address); });
+  s.on('message', (_m, rinfo) => {
+    if (answer) s.send(answer(rinfo), rinfo.port, rinfo.address);
+  });
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
   t.teardown(() => s.close());
   return (s.address() as AddressInfo).port;
@@ -44,16 +46,28 @@ async function fakeRelay(t: { teardown(fn: () => unknown): void }, answer: ((rin
 t.test('NAT check: one socket, several relays: the same port means punching can work, different ports mean it cannot', async (t) => {
   const one = await startRelay(t);
   const two = await startRelay(t);
-  const same = await natCheck([{ host: '127.0.0.1', port: one.address.port }, { host: '127.0.0.1', port: two.address.port }]);
+  const same = await natCheck([
+    { host: '127.0.0.1', port: one.address.port },
+    { host: '127.0.0.1', port: two.address.port },
+  ]);
   t.equal(same.mapping, 'consistent', 'loopback has no NAT: every relay sees the same port');
   t.equal(same.seen[0]!.address?.port, same.seen[1]!.address?.port);
   t.match(formatNatCheck(same), /hole punching can work from here/);
   const symmetric = await fakeRelay(t, (rinfo) => `ADDR ${rinfo.address}:${rinfo.port + 1}\n`);
-  const varies = await natCheck([{ host: '127.0.0.1', port: one.address.port }, { host: '127.0.0.1', port: symmetric }]);
+  const varies = await natCheck([
+    { host: '127.0.0.1', port: one.address.port },
+    { host: '127.0.0.1', port: symmetric },
+  ]);
   t.equal(varies.mapping, 'varies');
   t.match(formatNatCheck(varies), /symmetric NAT/);
   const mute = await fakeRelay(t, undefined);
-  const unknown = await natCheck([{ host: '127.0.0.1', port: one.address.port }, { host: '127.0.0.1', port: mute }], 200);
+  const unknown = await natCheck(
+    [
+      { host: '127.0.0.1', port: one.address.port },
+      { host: '127.0.0.1', port: mute },
+    ],
+    200,
+  );
   t.equal(unknown.mapping, 'unknown', 'a relay without address queries leaves it open');
   t.equal(unknown.seen[1]!.address, undefined);
 });

@@ -11,8 +11,15 @@ import type { RegistrationTimings } from '../../src/client/registration';
 import type { RefusalReason } from '../../src/wire/errors';
 
 const TIMINGS: RegistrationTimings = {
-  keepaliveMs: 15_000, registerTimeoutMs: 30_000, backoffInitialMs: 250, backoffMaxMs: 2000, silenceMs: 1000,
-  failoverMs: 3000, lostRelayMs: 1000, partnerWaitMs: 3000, wsFallbackMs: 2000,
+  keepaliveMs: 15_000,
+  registerTimeoutMs: 30_000,
+  backoffInitialMs: 250,
+  backoffMaxMs: 2000,
+  silenceMs: 1000,
+  failoverMs: 3000,
+  lostRelayMs: 1000,
+  partnerWaitMs: 3000,
+  wsFallbackMs: 2000,
 };
 
 class SimRelay {
@@ -31,24 +38,32 @@ class SimClient {
   readonly regs: Array<{ at: number; relay: number; over: 'udp' | 'ws' }> = [];
   failed: RefusalReason | 'timeout' | undefined;
 
-  constructor(readonly name: string, readonly sim: Sim, transport: 'auto' | 'udp' | 'ws' = 'auto', timings: Partial<RegistrationTimings> = {}) {
+  constructor(
+    readonly name: string,
+    readonly sim: Sim,
+    transport: 'auto' | 'udp' | 'ws' = 'auto',
+    timings: Partial<RegistrationTimings> = {},
+  ) {
     this.udp = sim.relays.map(() => true);
     this.ws = sim.relays.map(() => true);
-    this.machine = new Registration({ relays: sim.relays.length, transport, timings: { ...TIMINGS, ...timings } }, {
-      sendReg: (i) => sim.reg(this, i),
-      askUdp: (i) => sim.askUdp(this, i),
-      useStream: (on) => this.log.push(`${sim.now} stream ${on}`),
-      dropLink: (i) => this.log.push(`${sim.now} drop link ${i}`),
-      registered: () => this.log.push(`${sim.now} registered ${this.machine.home}`),
-      unregistered: () => this.log.push(`${sim.now} unregistered`),
-      refused: (reason) => this.log.push(`${sim.now} refused ${reason}`),
-      failed: ({ refused }) => {
-        this.failed = refused ?? 'timeout';
-        this.log.push(`${sim.now} failed ${this.failed}`);
+    this.machine = new Registration(
+      { relays: sim.relays.length, transport, timings: { ...TIMINGS, ...timings } },
+      {
+        sendReg: (i) => sim.reg(this, i),
+        askUdp: (i) => sim.askUdp(this, i),
+        useStream: (on) => this.log.push(`${sim.now} stream ${on}`),
+        dropLink: (i) => this.log.push(`${sim.now} drop link ${i}`),
+        registered: () => this.log.push(`${sim.now} registered ${this.machine.home}`),
+        unregistered: () => this.log.push(`${sim.now} unregistered`),
+        refused: (reason) => this.log.push(`${sim.now} refused ${reason}`),
+        failed: ({ refused }) => {
+          this.failed = refused ?? 'timeout';
+          this.log.push(`${sim.now} failed ${this.failed}`);
+        },
+        relayChanged: (to, from, why) => this.log.push(`${sim.now} relay ${from} -> ${to} (${why})`),
+        transportChanged: (transport) => this.log.push(`${sim.now} transport ${transport}`),
       },
-      relayChanged: (to, from, why) => this.log.push(`${sim.now} relay ${from} -> ${to} (${why})`),
-      transportChanged: (transport) => this.log.push(`${sim.now} transport ${transport}`),
-    });
+    );
   }
 
   get over(): 'udp' | 'ws' {
@@ -69,7 +84,10 @@ class Sim {
   /** Data rounds, every 20 ms, only when a test wants traffic (a lone sender also makes a silent relay look lost). */
   data = false;
 
-  constructor(relays: number, readonly latencyMs = 5) {
+  constructor(
+    relays: number,
+    readonly latencyMs = 5,
+  ) {
     this.relays = Array.from({ length: relays }, () => new SimRelay());
   }
 
@@ -131,11 +149,7 @@ class Sim {
   /** Runs until `until` ms: deliveries, the machines' deadlines and the data rounds, in time order. */
   run(until: number): void {
     for (;;) {
-      const next = Math.min(
-        ...this.queue.map((q) => q.at),
-        ...this.clients.map((c) => c.machine.nextWake()),
-        this.data ? this.nextData : Infinity,
-      );
+      const next = Math.min(...this.queue.map((q) => q.at), ...this.clients.map((c) => c.machine.nextWake()), this.data ? this.nextData : Infinity);
       if (next > until) break;
       this.now = next;
       const due = this.queue.filter((q) => q.at <= next);
@@ -157,13 +171,21 @@ t.test('SPEC 5.1: REG with backoff doubling to 2 s until an ACK; then a keepaliv
   sim.relays[0]!.up = false;
   a.machine.start(0);
   sim.run(6000);
-  t.same(a.regs.map((r) => r.at), [0, 250, 750, 1750, 3750, 5750], 'REG at 0, 250, 750, 1750, 3750, 5750 ms');
+  t.same(
+    a.regs.map((r) => r.at),
+    [0, 250, 750, 1750, 3750, 5750],
+    'REG at 0, 250, 750, 1750, 3750, 5750 ms',
+  );
   sim.relays[0]!.up = true;
   sim.run(8000);
   t.same(a.log, ['7760 registered 0'], 'the REG at 7750 is answered 10 ms later');
   const before = a.regs.length;
   sim.run(8000 + 45_000);
-  t.same(a.regs.slice(before).map((r) => r.at), [22_760, 37_770, 52_780], 'a keepalive 15 s after each ACK');
+  t.same(
+    a.regs.slice(before).map((r) => r.at),
+    [22_760, 37_770, 52_780],
+    'a keepalive 15 s after each ACK',
+  );
   t.equal(a.machine.phase, 'registered');
 });
 
@@ -180,7 +202,11 @@ t.test('SPEC 5.1: a keepalive without an ACK: registering again, with backoff fr
   t.equal(a.machine.phase, 'registering');
   const regs = a.regs.filter((r) => r.at >= 17_010).map((r) => r.at - 17_010);
   sim.run(20_000);
-  t.same(a.regs.filter((r) => r.at >= 17_010).map((r) => r.at - 17_010), [0, 250, 750, 1750], 'backoff from 250 ms again');
+  t.same(
+    a.regs.filter((r) => r.at >= 17_010).map((r) => r.at - 17_010),
+    [0, 250, 750, 1750],
+    'backoff from 250 ms again',
+  );
   t.same(regs, [0]);
 });
 

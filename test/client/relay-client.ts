@@ -75,7 +75,10 @@ t.test('gives up after the timeout with an error naming relay and session', asyn
 });
 
 t.test('ERR:FULL and ERR:BAD become typed errors at once', async (t) => {
-  for (const [reply, code] of [['ERR:FULL\n', 'QR_ERR_FULL'], ['ERR:BAD\n', 'QR_ERR_BAD']] as const) {
+  for (const [reply, code] of [
+    ['ERR:FULL\n', 'QR_ERR_FULL'],
+    ['ERR:BAD\n', 'QR_ERR_BAD'],
+  ] as const) {
     const fake = await fakeRelay(t);
     fake.answer(reply);
     const c = new RelayClient({ transport: 'udp', relay: fake.relay, sessionId: session }, new FakeTimers());
@@ -133,7 +136,8 @@ t.test('an unanswered keepalive falls back to registering with backoff', async (
   const timers = new FakeTimers();
   const c = new RelayClient({ transport: 'udp', relay: fake.relay, sessionId: session, keepaliveSecs: 15 }, timers);
   t.teardown(() => c.close());
-  let lost = 0, regained = 0;
+  let lost = 0,
+    regained = 0;
   c.on('unregistered', () => lost++);
   c.on('registered', () => regained++);
   await c.register();
@@ -257,7 +261,10 @@ t.test('SPEC 5.7: a relay that does not ACK within failoverMs, or says ERR:BUSY,
   busy.answer('ERR:BUSY\n');
   const good = await fakeRelay(t);
   const timers = new FakeTimers();
-  const c = new RelayClient({ transport: 'udp', relay: dead.relay, relays: [dead.relay, busy.relay, good.relay], sessionId: session, failoverMs: 3000 }, timers);
+  const c = new RelayClient(
+    { transport: 'udp', relay: dead.relay, relays: [dead.relay, busy.relay, good.relay], sessionId: session, failoverMs: 3000 },
+    timers,
+  );
   t.teardown(() => c.close());
   const moves: string[] = [];
   c.on('relay', (r, why) => moves.push(`${r.port === busy.relay.port ? 'busy' : r.port === good.relay.port ? 'good' : 'dead'}: ${why}`));
@@ -270,7 +277,10 @@ t.test('SPEC 5.7: a relay that does not ACK within failoverMs, or says ERR:BUSY,
   await until(() => good.regs() === 1); // ERR:BUSY: at once
   await done;
   t.equal(c.relay.port, good.relay.port, 'registered on the third');
-  t.same(moves.map((m) => m.split(':')[0]), ['busy', 'good']);
+  t.same(
+    moves.map((m) => m.split(':')[0]),
+    ['busy', 'good'],
+  );
   t.match(moves[1], /ERR:BUSY/);
 });
 
@@ -293,7 +303,10 @@ t.test('SPEC 5.7: with the partner silent, the next relay too; the one the partn
   t.equal(c.relay.port, second.relay.port, 'the second relay is home now');
   c.send(Buffer.from('reply'));
   await until(() => second.got.some((g) => g.data === 'reply'));
-  t.notOk(first.got.some((g) => g.data === 'reply'), 'data goes where the partner is');
+  t.notOk(
+    first.got.some((g) => g.data === 'reply'),
+    'data goes where the partner is',
+  );
   const before = first.regs();
   timers.advance(12_000); // the keepalive, 15 s after the first ACK
   await until(() => second.regs() === 2 && c.stats.acks === 2);

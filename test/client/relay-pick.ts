@@ -24,18 +24,32 @@ t.test('the environment: variables named in errors', async (t) => {
   t.throws(() => relayEnvironment({}), { message: /QUIC_RELAY_IP/ });
   t.throws(() => relayEnvironment({ QUIC_RELAY_IP: 'x', QUIC_RELAY_PORT: '99999' }), { message: /QUIC_RELAY_PORT/ });
   t.throws(() => relayEnvironment({ QUIC_RELAY_IP: 'x', QUIC_RELAY_ONLY: 'maybe' }), { message: /QUIC_RELAY_ONLY/ });
-  t.same(parseRelayList('a, b:5,[::1]:6', 4433).map((r) => `${r.host}:${r.port}`), ['a:4433', 'b:5', '::1:6']);
+  t.same(
+    parseRelayList('a, b:5,[::1]:6', 4433).map((r) => `${r.host}:${r.port}`),
+    ['a:4433', 'b:5', '::1:6'],
+  );
 });
 
 t.test('rendezvous hashing: a fixed function of the id, so every client version agrees', async (t) => {
   const three = parseRelayList('r1.example:4433,r2.example:4433,r3.example:4433', 4433);
   // Known answers: if these change, old and new clients would meet on different relays.
   const known: Array<[string, string]> = [
-    ['session-0', 'r3.example'], ['session-1', 'r2.example'], ['session-2', 'r3.example'], ['session-4', 'r1.example'],
-    ['123e4567-e89b-12d3-a456-426614174000', 'r2.example'], ['q', 'r2.example'],
+    ['session-0', 'r3.example'],
+    ['session-1', 'r2.example'],
+    ['session-2', 'r3.example'],
+    ['session-4', 'r1.example'],
+    ['123e4567-e89b-12d3-a456-426614174000', 'r2.example'],
+    ['q', 'r2.example'],
   ];
-  t.same(known.map(([id]) => [id, pickRelay(three, id).host]), known);
-  t.same(known.map(([id]) => [id, pickRelay([...three].reverse(), id).host]), known, 'the order of the list does not matter');
+  t.same(
+    known.map(([id]) => [id, pickRelay(three, id).host]),
+    known,
+  );
+  t.same(
+    known.map(([id]) => [id, pickRelay([...three].reverse(), id).host]),
+    known,
+    'the order of the list does not matter',
+  );
   t.equal(pickRelay(parseRelayList('R1.EXAMPLE:4433,r2.example:4433,r3.example:4433', 4433), 'session-4').host, 'R1.EXAMPLE', 'host names compare case-free');
 });
 
@@ -47,8 +61,16 @@ t.test('rendezvous hashing: an added relay takes about its share, all from the o
   const after = ids.map((id) => pickRelay(four, id).host);
   const moved = ids.filter((_, i) => before[i] !== after[i]);
   t.ok(moved.length > 3000 * 0.2 && moved.length < 3000 * 0.3, `adding a 4th relay moved ${moved.length}/3000 (about a quarter)`);
-  t.same(moved.filter((_, i) => after[ids.indexOf(moved[i]!)] !== 'r4.example'), [], 'every moved session moved to the new relay');
+  t.same(
+    moved.filter((_, i) => after[ids.indexOf(moved[i]!)] !== 'r4.example'),
+    [],
+    'every moved session moved to the new relay',
+  );
   const load = new Map<string, number>();
   for (const h of before) load.set(h, (load.get(h) ?? 0) + 1);
-  t.same([...load.values()].filter((n) => n < 800 || n > 1200), [], `each of three relays takes 800-1200 of 3000 (${[...load.values()].join(', ')})`);
+  t.same(
+    [...load.values()].filter((n) => n < 800 || n > 1200),
+    [],
+    `each of three relays takes 800-1200 of 3000 (${[...load.values()].join(', ')})`,
+  );
 });

@@ -60,7 +60,10 @@ async function pair(t: Test, id: string) {
   await listening.start();
   let skew = 0;
   const timers = { ...realTimers, now: () => realTimers.now() + skew };
-  const dialling = new Sidecar({ relay: relayAt, sessionId: id, mode: 'listen', local: { host: '127.0.0.1', port: 0 }, localAddresses: [], appIdleMs: 5000 }, timers);
+  const dialling = new Sidecar(
+    { relay: relayAt, sessionId: id, mode: 'listen', local: { host: '127.0.0.1', port: 0 }, localAddresses: [], appIdleMs: 5000 },
+    timers,
+  );
   t.teardown(() => dialling.close());
   await dialling.start();
   return { server, listening, dialling, advance: (ms: number) => (skew += ms) };
@@ -86,7 +89,7 @@ t.test('SPEC 5.6: listen mode serves the first QUIC client until it has been sil
   await until(() => dialling.stats.droppedForeign === 1);
   first.socket.send('three', to, '127.0.0.1');
   await until(() => first.got.length === 2);
-  t.same(first.got.map(String), ['one', 'three'], 'the peer\'s traffic goes to the first client only');
+  t.same(first.got.map(String), ['one', 'three'], "the peer's traffic goes to the first client only");
   t.equal(second.got.length, 0, 'the second got nothing');
   advance(5000); // the first client has gone quiet (it restarted)
   second.socket.send('four', to, '127.0.0.1');
@@ -111,7 +114,11 @@ t.test('SPEC 5.6: nothing from the local side is taken as relay protocol', async
   const regsBefore = dialling.client.stats.regsSent;
   app.socket.send('REG:another-session\n', to, '127.0.0.1'); // would move the registration
   app.socket.send(ADDRESS_QUERY_DATAGRAM, to, '127.0.0.1'); // would be answered by the relay
-  app.socket.send(encodeControl(controlKey('local-protocol'), { type: 'probe', sender: '00'.repeat(8), nonce: '11'.repeat(12), confirmed: false }), to, '127.0.0.1');
+  app.socket.send(
+    encodeControl(controlKey('local-protocol'), { type: 'probe', sender: '00'.repeat(8), nonce: '11'.repeat(12), confirmed: false }),
+    to,
+    '127.0.0.1',
+  );
   app.socket.send('REG:not valid!', to, '127.0.0.1'); // not a registration: data like any other
   await until(() => dialling.stats.droppedProtocol === 3 && app.got.length === 1);
   t.equal(app.got[0]!.toString(), 'REG:not valid!', 'the data came back through the echo server');

@@ -31,7 +31,11 @@ async function wsRelay(t: Parameters<typeof startRelay>[0], tls = false) {
   return { ...r, wsPort: r.relay.wsAddressInfo()!.port };
 }
 
-function client(t: { teardown(fn: () => unknown): void }, o: Partial<RelayClientOptions> & Pick<RelayClientOptions, 'relay'>, timers?: FakeTimers): RelayClient {
+function client(
+  t: { teardown(fn: () => unknown): void },
+  o: Partial<RelayClientOptions> & Pick<RelayClientOptions, 'relay'>,
+  timers?: FakeTimers,
+): RelayClient {
   const c = new RelayClient({ sessionId: session, ...o }, timers);
   t.teardown(() => c.close());
   return c;
@@ -52,7 +56,7 @@ t.test("SPEC 6.4: --transport ws: registers over the WebSocket leg, and a UDP pe
   t.equal((await u.next()).toString(), 'to udp');
 });
 
-t.test('SPEC 6.4: wss with the relay\'s certificate trusted (ca; NODE_EXTRA_CA_CERTS does the same process-wide)', async (t) => {
+t.test("SPEC 6.4: wss with the relay's certificate trusted (ca; NODE_EXTRA_CA_CERTS does the same process-wide)", async (t) => {
   const { address, wsPort } = await wsRelay(t, true);
   const c = client(t, { relay: { host: '127.0.0.1', port: address.port }, transport: 'ws', stream: { port: wsPort, ca: TEST_CA } });
   await c.register();
@@ -104,10 +108,18 @@ t.test('SPEC 6.4 with 5.7: one dead relay in the list is not blocked UDP', async
   const { address, wsPort } = await wsRelay(t);
   const dead = await blackHole(t);
   const timers = new FakeTimers();
-  const c = client(t, {
-    relay: { host: '127.0.0.1', port: dead }, relays: [{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: address.port }],
-    stream: { port: wsPort, tls: false },
-  }, timers);
+  const c = client(
+    t,
+    {
+      relay: { host: '127.0.0.1', port: dead },
+      relays: [
+        { host: '127.0.0.1', port: dead },
+        { host: '127.0.0.1', port: address.port },
+      ],
+      stream: { port: wsPort, tls: false },
+    },
+    timers,
+  );
   const done = c.register();
   await until(() => c.stats.swallowed === 1); // the live relay answered ADDR?: UDP works here
   timers.advance(3000);
@@ -136,7 +148,10 @@ t.test('SPEC 6.4: through an HTTP CONNECT proxy (HTTPS_PROXY), NO_PROXY bypasses
     socket.on('error', () => up.destroy());
   });
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => { proxy.closeAllConnections(); proxy.close(); });
+  t.teardown(() => {
+    proxy.closeAllConnections();
+    proxy.close();
+  });
   const proxyUrl = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
   const env = streamEnvironment({ HTTPS_PROXY: proxyUrl, QUIC_RELAY_WS_PORT: String(wsPort), QUIC_RELAY_TRANSPORT: 'ws' });
   t.equal(env.transport, 'ws');
@@ -186,7 +201,13 @@ t.test('SPEC 6.4: a connection cut while registered (a TCP reset): the client re
 
 t.test('SPEC 6.4: PeerLink on the WebSocket leg looks for no direct path', async (t) => {
   const { address, wsPort } = await wsRelay(t);
-  const link = new PeerLink({ relay: { host: '127.0.0.1', port: address.port }, sessionId: 'peer-ws', transport: 'ws', stream: { port: wsPort, tls: false }, localAddresses: [] });
+  const link = new PeerLink({
+    relay: { host: '127.0.0.1', port: address.port },
+    sessionId: 'peer-ws',
+    transport: 'ws',
+    stream: { port: wsPort, tls: false },
+    localAddresses: [],
+  });
   t.teardown(() => link.close());
   const path = new Promise<unknown>((resolve) => link.once('path', resolve));
   await link.start();

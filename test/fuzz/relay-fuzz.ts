@@ -24,15 +24,26 @@ const OWN = { address: '198.51.100.1', port: 4433 };
 const PEER_RELAY = { address: '198.51.100.2', port: 4433 };
 /** Sources: a few hosts, one behind a shared NAT (two ports), IPv6 of one /64, port 0, and addresses that lead back to a relay. */
 const SOURCES: ReadonlyArray<readonly [string, number]> = [
-  ['203.0.113.1', 1000], ['203.0.113.1', 1001], ['203.0.113.2', 2000], ['203.0.113.3', 3000],
-  ['2001:db8::1', 4000], ['2001:db8::2', 4000], ['2001:db8:0:0:ffff::3', 4001],
-  ['203.0.113.4', 0], [OWN.address, OWN.port], [PEER_RELAY.address, PEER_RELAY.port], ['0.0.0.0', OWN.port],
+  ['203.0.113.1', 1000],
+  ['203.0.113.1', 1001],
+  ['203.0.113.2', 2000],
+  ['203.0.113.3', 3000],
+  ['2001:db8::1', 4000],
+  ['2001:db8::2', 4000],
+  ['2001:db8:0:0:ffff::3', 4001],
+  ['203.0.113.4', 0],
+  [OWN.address, OWN.port],
+  [PEER_RELAY.address, PEER_RELAY.port],
+  ['0.0.0.0', OWN.port],
 ];
 const IDS = ['a', 'session-1', 'session-2', '123e4567-e89b-12d3-a456-426614174000'];
 
 function payloads(nowSecs: number): fc.Arbitrary<Buffer> {
   const tickets = [makeTicket(SECRET, { nowSecs }), makeTicket(SECRET, { nowSecs: nowSecs - 7200 }), makeTicket('another-secret-0123456789', { nowSecs })];
-  const reg = fc.constantFrom(...IDS, ...tickets).chain((id) => fc.constantFrom(`REG:${id}`, `REG:${id}\n`, `REG:${id}\r\n`)).map((s) => Buffer.from(s, 'latin1'));
+  const reg = fc
+    .constantFrom(...IDS, ...tickets)
+    .chain((id) => fc.constantFrom(`REG:${id}`, `REG:${id}\n`, `REG:${id}\r\n`))
+    .map((s) => Buffer.from(s, 'latin1'));
   const mutate = (base: fc.Arbitrary<Buffer>): fc.Arbitrary<Buffer> =>
     fc.tuple(base, fc.nat(80), fc.nat(255), fc.constantFrom('flip', 'cut', 'append')).map(([b, at, byte, how]) => {
       const out = Buffer.from(b);
@@ -81,7 +92,8 @@ async function drive(options: ConstructorParameters<typeof RelayServer>[0], step
       }
       for (const s of io.sent.slice(before)) {
         if (s.to.port === 0) return `sent to port 0 (${s.to.address})`;
-        if ((s.to.address === OWN.address || s.to.address === PEER_RELAY.address || s.to.address === '0.0.0.0') && s.to.port === OWN.port) return `sent to a relay: ${s.to.address}:${s.to.port}`;
+        if ((s.to.address === OWN.address || s.to.address === PEER_RELAY.address || s.to.address === '0.0.0.0') && s.to.port === OWN.port)
+          return `sent to a relay: ${s.to.address}:${s.to.port}`;
         const isForward = s.data === step.data || (s.data.length === step.data.length && s.data.equals(step.data) && s.to.address !== address);
         if (!isForward && s.data.length > step.data.length) return `a ${s.data.length}-byte reply to a ${step.data.length}-byte request`;
         if (isForward && !s.data.equals(step.data)) return 'a forward changed the bytes';
@@ -100,13 +112,27 @@ async function drive(options: ConstructorParameters<typeof RelayServer>[0], step
 }
 
 const steps = (nowSecs: number): fc.Arbitrary<Step[]> =>
-  fc.array(fc.record({ source: fc.nat(SOURCES.length - 1), data: payloads(nowSecs), dtMs: fc.oneof(fc.constant(0), fc.nat(2000), fc.nat(400_000)) }), { maxLength: 60 });
+  fc.array(fc.record({ source: fc.nat(SOURCES.length - 1), data: payloads(nowSecs), dtMs: fc.oneof(fc.constant(0), fc.nat(2000), fc.nat(400_000)) }), {
+    maxLength: 60,
+  });
 
 const START_SECS = 1_800_000_000;
 
 for (const [name, options] of [
   ['an open relay', {}],
-  ['a public relay at its limits', { authSecrets: [SECRET], maxSessions: 3, maxSessionsPerIp: 2, registrationsPerSecPerIp: 5, maxSessionDatagramsPerSec: 4, maxSessionBytesPerSec: 2000, unpairedTimeoutSecs: 5, sessionTimeoutSecs: 30 }],
+  [
+    'a public relay at its limits',
+    {
+      authSecrets: [SECRET],
+      maxSessions: 3,
+      maxSessionsPerIp: 2,
+      registrationsPerSecPerIp: 5,
+      maxSessionDatagramsPerSec: 4,
+      maxSessionBytesPerSec: 2000,
+      unpairedTimeoutSecs: 5,
+      sessionTimeoutSecs: 30,
+    },
+  ],
   ['a relay with implicit rebind and a short timeout', { implicitRebind: true, sessionTimeoutSecs: 2 }],
 ] as const) {
   t.test(`fuzz: ${name} survives anything, keeps its table consistent, never amplifies or loops`, async (t) => {
@@ -126,8 +152,20 @@ t.test('fuzz: the control codec never throws, and a changed byte never decodes',
   const hex = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((a) => Buffer.from(a).toString('hex'));
   const candidate = fc.record({ address: fc.ipV4(), port: fc.integer({ min: 1, max: 65535 }) });
   const message: fc.Arbitrary<ControlMessage> = fc.oneof(
-    fc.record({ type: fc.constant('candidates' as const), sender: hex(8), nonce: hex(12), haveYours: fc.boolean(), candidates: fc.array(candidate, { maxLength: 8 }) }),
-    fc.record({ type: fc.constantFrom('probe' as const, 'answer' as const), sender: hex(8), nonce: hex(12), confirmed: fc.boolean(), dataSeen: fc.option(fc.boolean(), { nil: undefined }) }),
+    fc.record({
+      type: fc.constant('candidates' as const),
+      sender: hex(8),
+      nonce: hex(12),
+      haveYours: fc.boolean(),
+      candidates: fc.array(candidate, { maxLength: 8 }),
+    }),
+    fc.record({
+      type: fc.constantFrom('probe' as const, 'answer' as const),
+      sender: hex(8),
+      nonce: hex(12),
+      confirmed: fc.boolean(),
+      dataSeen: fc.option(fc.boolean(), { nil: undefined }),
+    }),
   );
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 400 }), (bytes) => {
@@ -143,7 +181,8 @@ t.test('fuzz: the control codec never throws, and a changed byte never decodes',
       const bad = Buffer.from(good);
       bad[at % bad.length]! ^= xor;
       if (decodeControl(key, bad) !== undefined) throw new Error(`a flipped byte at ${at % bad.length} still decoded`);
-      if (decodeControl(key, good.subarray(0, Math.max(0, good.length - 1 - (at % PROBE_BYTES)))) !== undefined) throw new Error('a truncated datagram decoded');
+      if (decodeControl(key, good.subarray(0, Math.max(0, good.length - 1 - (at % PROBE_BYTES)))) !== undefined)
+        throw new Error('a truncated datagram decoded');
     }),
     { numRuns: RUNS * 10 },
   );

@@ -21,7 +21,11 @@ t.test('loading fails with a reason, never a throw', async (t) => {
   t.match(loadNative({ ...built, target: 'plan9-mips' }), { error: /built for plan9-mips, this is/ }, 'another OS or CPU');
   t.match(loadNative({ ...built, sha256: '0'.repeat(64) }), { error: /checksum mismatch/ }, 'bytes that are not what was built');
   const junk = randomBytes(4096);
-  t.match(loadNative({ bytes: junk, sha256: createHash('sha256').update(junk).digest('hex'), target: built.target }), { error: /./ }, 'not a shared object: the loader says why');
+  t.match(
+    loadNative({ bytes: junk, sha256: createHash('sha256').update(junk).digest('hex'), target: built.target }),
+    { error: /./ },
+    'not a shared object: the loader says why',
+  );
   t.ok('binding' in loadNative(built), 'the real one loads');
 });
 
@@ -31,7 +35,10 @@ t.test('--io native fails loudly without the module; auto falls back and says wh
   const lines: string[] = [];
   const loggers = silentLoggers();
   const relayLog = Object.assign((fmt: string, ...args: unknown[]) => lines.push(format(fmt, ...args)), { enabled: true });
-  const auto = new RelayServer({ host: '127.0.0.1', port: 0, io: 'auto' }, { loggers: { ...loggers, relay: relayLog as typeof loggers.relay }, nativeModule: null });
+  const auto = new RelayServer(
+    { host: '127.0.0.1', port: 0, io: 'auto' },
+    { loggers: { ...loggers, relay: relayLog as typeof loggers.relay }, nativeModule: null },
+  );
   t.teardown(() => auto.close());
   await auto.start();
   t.equal(auto.ioKind, 'dgram');
@@ -63,14 +70,21 @@ t.test('the native boundary under what peers can send', { skip: built === undefi
     for (const d of sent) a.send(d);
     const all: Buffer[] = [];
     for (let i = 0; i < sent.length; i++) all.push(await b.next());
-    t.same(all.map((m) => m.toString('hex')), sent.map((m) => m.toString('hex')), 'each arrived unchanged, in order');
+    t.same(
+      all.map((m) => m.toString('hex')),
+      sent.map((m) => m.toString('hex')),
+      'each arrived unchanged, in order',
+    );
   });
 
   t.test('a burst far larger than a batch keeps every datagram and its order', async (t) => {
     const { address } = await startRelay(t, { io: 'native', recvBufferBytes: 32 << 20, sendBufferBytes: 32 << 20 });
     const s = await sink(t);
     const src = await sink(t);
-    for (const [sock, port] of [[src.socket, src.port], [s.socket, s.port]] as const) {
+    for (const [sock, port] of [
+      [src.socket, src.port],
+      [s.socket, s.port],
+    ] as const) {
       sock.send('REG:native-burst\n', address.port, '127.0.0.1');
       await until(() => (port === src.port ? src.got : s.got).some((g) => g.toString() === 'ACK\n'));
     }
@@ -82,7 +96,11 @@ t.test('the native boundary under what peers can send', { skip: built === undefi
       src.socket.send(d, address.port, '127.0.0.1');
     }
     await until(() => s.got.length === n, 5000);
-    t.same(s.got.map((d) => d.readUInt32BE(0)), Array.from({ length: n }, (_, i) => i), `${n} datagrams, in order`);
+    t.same(
+      s.got.map((d) => d.readUInt32BE(0)),
+      Array.from({ length: n }, (_, i) => i),
+      `${n} datagrams, in order`,
+    );
   });
 
   t.test('a vanished peer costs errors, not the socket', async (t) => {
@@ -105,11 +123,14 @@ t.test('the native boundary under what peers can send', { skip: built === undefi
     const bound = await io.bind('127.0.0.1', 0, 4, 1 << 20, 1 << 20);
     let seen = 0;
     let closing: Promise<void> | undefined;
-    io.start((_data, _len, address, _ip, port) => {
-      seen++;
-      io.send(Buffer.from('x'), port, address); // queued in the batch, then dropped by close
-      if (seen === 10) closing = io.close();
-    }, () => undefined);
+    io.start(
+      (_data, _len, address, _ip, port) => {
+        seen++;
+        io.send(Buffer.from('x'), port, address); // queued in the batch, then dropped by close
+        if (seen === 10) closing = io.close();
+      },
+      () => undefined,
+    );
     const s = await sink(t);
     for (let i = 0; i < 200; i++) s.socket.send(Buffer.alloc(10), bound.port, '127.0.0.1');
     await until(() => closing !== undefined, 3000);
@@ -153,21 +174,32 @@ t.test('a batch hands the relay the same address key ipKeyOf would, above 127/8 
   let onBatch: ((n: number) => void) | undefined;
   let rxMeta: Int32Array | undefined;
   const fake = {
-    batch: 64, slotBytes: 65536, scratchBytes: 256,
+    batch: 64,
+    slotBytes: 65536,
+    scratchBytes: 256,
     open: () => [{}, 4433, 0, 0] as [unknown, number, number, number],
     start: (_h: unknown, _rx: ArrayBuffer, meta: ArrayBuffer, _tx: ArrayBuffer, _txd: ArrayBuffer, cb: (n: number) => void) => {
       rxMeta = new Int32Array(meta);
       onBatch = cb;
     },
-    send: () => 0, stats: () => [], close: () => undefined,
+    send: () => 0,
+    stats: () => [],
+    close: () => undefined,
   } satisfies NativeBinding;
   const io = new NativeIo(fake);
   await io.bind('127.0.0.1', 4433, 4, 0, 0);
   const seen: Array<[string, unknown, number, number]> = [];
-  io.start((_d, len, address, ip, port) => seen.push([address, ip, port, len]), () => undefined);
-  for (const [address, port] of [['198.51.100.7', 40000], ['10.1.0.2', 1], ['255.255.255.254', 65535]] as const) {
+  io.start(
+    (_d, len, address, ip, port) => seen.push([address, ip, port, len]),
+    () => undefined,
+  );
+  for (const [address, port] of [
+    ['198.51.100.7', 40000],
+    ['10.1.0.2', 1],
+    ['255.255.255.254', 65535],
+  ] as const) {
     const [a, b, c, d] = address.split('.').map(Number) as [number, number, number, number];
-    rxMeta!.set([12, ((a << 24) | (b << 16) | (c << 8) | d) | 0, port, 0], 0);
+    rxMeta!.set([12, (a << 24) | (b << 16) | (c << 8) | d | 0, port, 0], 0);
     onBatch!(1);
     t.same(seen.pop(), [address, ipKeyOf(address), port, 12], address);
   }

@@ -10,7 +10,10 @@ class Entry implements ExpiryEntry<Entry> {
   expiryTick = -1;
   expiryPrev: Entry | null = null;
   expiryNext: Entry | null = null;
-  constructor(readonly name: string, public deadline = 0) {}
+  constructor(
+    readonly name: string,
+    public deadline = 0,
+  ) {}
 }
 
 const due = (s: ExpirySchedule<Entry>, now: number): string[] => {
@@ -46,10 +49,14 @@ t.test('removal is immediate, from the middle, head or tail of a bucket, and ide
   s.add(w, 900);
   s.remove(w);
   t.equal(s.bucketCount, 0, 'the last entry of a bucket takes the bucket with it');
-  t.throws(() => {
-    s.add(x, 1000);
-    s.add(x, 1100);
-  }, /scheduled already/, 'an entry sits in one bucket only');
+  t.throws(
+    () => {
+      s.add(x, 1000);
+      s.add(x, 1100);
+    },
+    /scheduled already/,
+    'an entry sits in one bucket only',
+  );
 });
 
 t.test('a visit may reschedule; the entry comes out again at its new deadline, not in the same sweep', async (t) => {

@@ -47,5 +47,8 @@ t.test('LogLimiter: once per second per cause, with a count of what was held bac
   t.equal(l.admit('busy', 10), 0, 'another cause is separate');
   t.equal(l.admit('full', 1000), 2, 'two were held back');
   const many = new LogLimiter(1000, 3);
-  t.same([0, 0, 0, -1].map((_, i) => many.admit('x', i)), [0, 0, 0, -1]);
+  t.same(
+    [0, 0, 0, -1].map((_, i) => many.admit('x', i)),
+    [0, 0, 0, -1],
+  );
 });

@@ -23,7 +23,15 @@ t.test('bound to the wildcard: every interface address and all of loopback', asy
 });
 
 t.test('the fleet and public addresses with ports of their own; update() replaces everything', async (t) => {
-  const g = new LoopGuard({ port: 4433, ownIps: [], wildcard: false, others: [{ ip: k('198.51.100.2'), port: 4433 }, { ip: k('198.51.100.2'), port: 5000 }] });
+  const g = new LoopGuard({
+    port: 4433,
+    ownIps: [],
+    wildcard: false,
+    others: [
+      { ip: k('198.51.100.2'), port: 4433 },
+      { ip: k('198.51.100.2'), port: 5000 },
+    ],
+  });
   t.ok(g.isLoop(k('198.51.100.2'), 4433));
   t.ok(g.isLoop(k('198.51.100.2'), 5000));
   t.notOk(g.isLoop(k('198.51.100.2'), 5001));

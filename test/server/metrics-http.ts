@@ -46,7 +46,7 @@ t.test('metrics reflect what the relay did', async (t) => {
   metric('quic_relay_sessions 1');
   metric('quic_relay_sessions_paired 1');
   metric('quic_relay_draining 0');
-  t.match(r.body, /^quic_relay_rate_limited_ips [0-3]$/m, 'the rate limiter\'s memory (at most the three IPs that registered)');
+  t.match(r.body, /^quic_relay_rate_limited_ips [0-3]$/m, "the rate limiter's memory (at most the three IPs that registered)");
   metric('quic_relay_registrations_total{result="created"} 1');
   metric('quic_relay_registrations_total{result="joined"} 1');
   metric('quic_relay_registrations_total{result="full"} 1');
@@ -127,7 +127,11 @@ t.test('the metrics server bounds its connections and closes slow requests', asy
       s.on('error', reject);
       t.teardown(() => s.destroy());
     });
-  const closed = (s: import('node:net').Socket): Promise<string> => new Promise((resolve) => { if (s.destroyed) resolve('closed'); s.on('close', () => resolve('closed')); });
+  const closed = (s: import('node:net').Socket): Promise<string> =>
+    new Promise((resolve) => {
+      if (s.destroyed) resolve('closed');
+      s.on('close', () => resolve('closed'));
+    });
   const slow = await open();
   slow.write('GET /metrics HTTP/1.1\r\nHost: x\r\n'); // and never the end of the headers
   const second = await open();
@@ -151,7 +155,13 @@ t.test('/debug/sessions: the oldest sessions, bounded, ids cut short', async (t)
   await register(c, 'debug-session-two');
   const r = await get(port, '/debug/sessions');
   t.equal(r.status, 200);
-  const v = JSON.parse(r.body) as { sessions: number; paired: number; shown: number; truncated: boolean; list: Array<{ id: string; paired: boolean; datagrams: number; bytes: number; transport: string }> };
+  const v = JSON.parse(r.body) as {
+    sessions: number;
+    paired: number;
+    shown: number;
+    truncated: boolean;
+    list: Array<{ id: string; paired: boolean; datagrams: number; bytes: number; transport: string }>;
+  };
   t.match(v, { sessions: 2, paired: 1, shown: 2, truncated: false });
   t.match(v.list[0], { id: 'debug-...(17)', paired: true, datagrams: 1, bytes: 5, transport: 'udp' }, 'the oldest first, with what it carried');
   t.notMatch(r.body, /session-one|session-two/, 'never a whole id');

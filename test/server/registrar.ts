@@ -16,7 +16,8 @@ function make(authSecrets: string[] = [], perSec = 0) {
   const table = new SessionTable({ sessionTimeoutMs: 10_000, unpairedTimeoutMs: 10_000, maxSessions: 10, maxSessionsPerIp: 10, expiryTickMs: 250 });
   return { table, registrar: new Registrar(table, new RegistrationRateLimiter(perSec, Math.max(1, perSec)), { authSecrets }) };
 }
-const reg = (r: Registrar, addr: string, port: number, id: string, draining = false, nowSecs = NOW_SECS) => r.register(ipKeyOf(addr), addr, port, id, 0, nowSecs, draining).outcome;
+const reg = (r: Registrar, addr: string, port: number, id: string, draining = false, nowSecs = NOW_SECS) =>
+  r.register(ipKeyOf(addr), addr, port, id, 0, nowSecs, draining).outcome;
 
 t.test('one table: every outcome has a reply, a metric label that exists, and a log line', async (t) => {
   for (const [outcome, spec] of Object.entries(OUTCOMES)) {

@@ -112,7 +112,8 @@ async function threeRelays(t: Test, fleet: boolean, budget?: number) {
 function forgeFleetLoop(hosts: string[], port: number): void {
   const regs = [];
   for (const [i, host] of hosts.entries()) {
-    for (const other of hosts) if (other !== host) regs.push({ from: [other, port] as [string, number], to: [host, port] as [string, number], data: `REG:loop-${i}\n` });
+    for (const other of hosts)
+      if (other !== host) regs.push({ from: [other, port] as [string, number], to: [host, port] as [string, number], data: `REG:loop-${i}\n` });
   }
   forge(...regs, { from: [hosts[1]!, port], to: [hosts[0]!, port], data: 'round and round' });
 }
@@ -141,7 +142,8 @@ t.test('SPEC 4.4: without --peer-relays, the packet budget ends a fleet loop', {
     t.match(await firstAfterQuery(probe), /^ADDR /);
   }
   const settled = total();
-  for (const [i, r] of relays.entries()) t.ok(r.counters.forwardedDatagrams <= 20, `relay ${i + 1} forwarded ${r.counters.forwardedDatagrams}, at most its budget of 20`);
+  for (const [i, r] of relays.entries())
+    t.ok(r.counters.forwardedDatagrams <= 20, `relay ${i + 1} forwarded ${r.counters.forwardedDatagrams}, at most its budget of 20`);
   const probe = await bindPeer(t, { address: hosts[0]!, port, family: 'IPv4' }, '127.0.0.72');
   await firstAfterQuery(probe);
   t.equal(total(), settled + 1, 'the loop has stopped: only the last query arrived since');

@@ -14,7 +14,11 @@ async function hasIPv6Loopback(): Promise<boolean> {
   } catch {
     return false;
   } finally {
-    try { s.close(); } catch { /* not bound */ }
+    try {
+      s.close();
+    } catch {
+      /* not bound */
+    }
   }
 }
 

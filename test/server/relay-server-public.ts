@@ -39,13 +39,17 @@ t.test('SPEC 1.5: any address learns its address; nothing registered, forwarded 
   t.match(await firstAfterQuery(short), /^ADDR /, 'a 63-byte "query" gets no answer: the next answer is the real query\'s');
 });
 
-t.test('SPEC 1.5: an IPv4-mapped or IPv6 source is answered in its own form', { skip: process.platform !== 'linux' && 'IPv6 loopback assumed on Linux only' }, async (t) => {
-  const { address } = await startRelay(t, { host: '::' });
-  const v4 = await bindPeer(t, { ...address, address: '127.0.0.1' }, '127.0.0.1');
-  t.equal(await firstAfterQuery(v4), `ADDR 127.0.0.1:${v4.port}\n`, 'mapped: a dotted quad');
-  const v6 = await bindPeer(t, { ...address, address: '::1' }, '::1');
-  t.equal(await firstAfterQuery(v6), `ADDR [::1]:${v6.port}\n`, 'IPv6 in brackets');
-});
+t.test(
+  'SPEC 1.5: an IPv4-mapped or IPv6 source is answered in its own form',
+  { skip: process.platform !== 'linux' && 'IPv6 loopback assumed on Linux only' },
+  async (t) => {
+    const { address } = await startRelay(t, { host: '::' });
+    const v4 = await bindPeer(t, { ...address, address: '127.0.0.1' }, '127.0.0.1');
+    t.equal(await firstAfterQuery(v4), `ADDR 127.0.0.1:${v4.port}\n`, 'mapped: a dotted quad');
+    const v6 = await bindPeer(t, { ...address, address: '::1' }, '::1');
+    t.equal(await firstAfterQuery(v6), `ADDR [::1]:${v6.port}\n`, 'IPv6 in brackets');
+  },
+);
 
 t.test('SPEC 4.3: only tickets made with our secrets register; anything else is ERR:AUTH and changes nothing', async (t) => {
   const { relay, address } = await startRelay(t, { authSecrets: [SECRET, OLD_SECRET] });
@@ -75,7 +79,11 @@ t.test('SPEC 4.3: only tickets made with our secrets register; anything else is 
 t.test('SPEC 4.3: an expired ticket may keep its session alive and rebind, never create or join', async (t) => {
   let wall = 1_000_000_000_000;
   let now = 0;
-  const { relay, address } = await startRelay(t, { authSecrets: [SECRET], sessionTimeoutSecs: 30 }, { wallClock: () => wall, clock: () => now, reapIntervalMs: 0 });
+  const { relay, address } = await startRelay(
+    t,
+    { authSecrets: [SECRET], sessionTimeoutSecs: 30 },
+    { wallClock: () => wall, clock: () => now, reapIntervalMs: 0 },
+  );
   const ticket = makeTicket(SECRET, { nowSecs: wall / 1000, ttlSecs: 60 });
   const a = await bindPeer(t, address, '127.0.0.2');
   t.equal(await register(a, ticket), 'ACK\n');
@@ -104,7 +112,9 @@ t.test('SPEC 3.6: while draining, a new session gets ERR:BUSY; the ones held car
   const b = await bindPeer(t, address, '127.0.0.3');
   t.equal(await register(a, 'held'), 'ACK\n');
   let drained = false;
-  void relay.drain().then(() => { drained = true; });
+  void relay.drain().then(() => {
+    drained = true;
+  });
   t.equal(relay.draining, true);
   t.equal(await register(b, 'held'), 'ACK\n', 'joins the held session');
   a.send('data');

@@ -135,7 +135,7 @@ t.test('SPEC 2.2: a peer that registers another session leaves the first', async
   t.equal(sessionOf(relay.table, 'one')?.paired, false);
   b.send('to nobody');
   await until(() => relay.counters.droppedUnpaired === 1);
-  t.match(await firstAfterQuery(a), /^ADDR /, 'a no longer gets session one\'s data');
+  t.match(await firstAfterQuery(a), /^ADDR /, "a no longer gets session one's data");
 });
 
 t.test('SPEC 2.2: explicit rebind by REG from a new port of the same IP', async (t) => {
@@ -291,7 +291,9 @@ t.test('SPEC 4.2: garbage, floods and vanished peers do not stop other sessions'
   // b counts the payloads; a marker sent after the flood tells it the flood is over
   let received = 0;
   let markerSeen: () => void = () => undefined;
-  const marker = new Promise<void>((resolve) => { markerSeen = resolve; });
+  const marker = new Promise<void>((resolve) => {
+    markerSeen = resolve;
+  });
   b.socket.on('message', (m) => {
     if (m.toString() === 'end of flood') markerSeen();
     else received++;
@@ -329,13 +331,21 @@ t.test('SPEC 4.2: random traffic from many addresses keeps the table consistent 
   const ids = ['s1', 's2-abcdef', 'steady-pair', 'x'.repeat(64), 'ses-3', 'ses_4'];
   const datagram = (): Buffer | string => {
     switch (rnd(8)) {
-      case 0: case 1: return `REG:${ids[rnd(ids.length)]}\n`;
-      case 2: return `REG:${ids[rnd(ids.length)]}\r\n`;
-      case 3: return `REG:${'y'.repeat(rnd(80))}${rnd(2) ? '\n' : '!'}`;
-      case 4: return Buffer.alloc(0);
-      case 5: return randomBytes(1 + rnd(1400));
-      case 6: return Buffer.concat([Buffer.from('REG:'), randomBytes(rnd(20))]);
-      default: return `data ${rnd(1000)}`;
+      case 0:
+      case 1:
+        return `REG:${ids[rnd(ids.length)]}\n`;
+      case 2:
+        return `REG:${ids[rnd(ids.length)]}\r\n`;
+      case 3:
+        return `REG:${'y'.repeat(rnd(80))}${rnd(2) ? '\n' : '!'}`;
+      case 4:
+        return Buffer.alloc(0);
+      case 5:
+        return randomBytes(1 + rnd(1400));
+      case 6:
+        return Buffer.concat([Buffer.from('REG:'), randomBytes(rnd(20))]);
+      default:
+        return `data ${rnd(1000)}`;
     }
   };
   for (let round = 0; round < 40; round++) {
@@ -345,14 +355,20 @@ t.test('SPEC 4.2: random traffic from many addresses keeps the table consistent 
   // every sender's last datagram is a query: once each is answered, the relay has read all it was sent
   for (const p of senders) {
     p.socket.removeAllListeners('message');
-    const answered = new Promise<void>((resolve) => p.socket.on('message', (m) => { if (m.toString('latin1').startsWith('ADDR ')) resolve(); }));
+    const answered = new Promise<void>((resolve) =>
+      p.socket.on('message', (m) => {
+        if (m.toString('latin1').startsWith('ADDR ')) resolve();
+      }),
+    );
     const resend = setInterval(() => p.send(ADDRESS_QUERY_DATAGRAM), 100); // in case a buffer overflowed
     p.send(ADDRESS_QUERY_DATAGRAM);
     await answered;
     clearInterval(resend);
   }
   const c = relay.counters;
-  t.comment(`received ${c.datagramsReceived}, created ${c.registrations.created}, joined ${c.registrations.joined}, keepalive ${c.registrations.keepalive}, rebound ${c.registrations.rebound}, full ${c.registrations.full}, bad ${c.registrations.bad}, busy ${c.registrations.busy_ip + c.registrations.busy_sessions}, implicit ${c.rebindsImplicit}, dropped ${c.droppedDatagrams}, open ${relay.table.size}`);
+  t.comment(
+    `received ${c.datagramsReceived}, created ${c.registrations.created}, joined ${c.registrations.joined}, keepalive ${c.registrations.keepalive}, rebound ${c.registrations.rebound}, full ${c.registrations.full}, bad ${c.registrations.bad}, busy ${c.registrations.busy_ip + c.registrations.busy_sessions}, implicit ${c.rebindsImplicit}, dropped ${c.droppedDatagrams}, open ${relay.table.size}`,
+  );
   t.ok(c.datagramsReceived >= 2000, 'every datagram reached the relay');
   checkConsistent(t, relay.table);
   t.ok(relay.table.size <= 50, `--max-sessions holds (${relay.table.size})`);
@@ -376,7 +392,10 @@ t.test('SPEC 4.1: refusals are logged at most once a second per cause', async (t
   now += 1000;
   p.send('REG:not valid!!');
   await until(() => relay.counters.registrations.bad === 31);
-  t.ok(lines.some((l) => /29 more "bad" lines held back/.test(l)), 'the next second says how many were held back');
+  t.ok(
+    lines.some((l) => /29 more "bad" lines held back/.test(l)),
+    'the next second says how many were held back',
+  );
   t.equal(lines.filter((l) => l.includes('ERR:BAD')).length, 2);
   t.equal(relay.counters.registrations.bad, 31, 'every refusal counted');
 });

@@ -148,14 +148,21 @@ t.test('SPEC 2.5: expiry with an injected clock, within one tick of the deadline
     if (now % 2000 === 0) data(tb, '1.1.1.1', 1000, now);
   }
   const gone = tb.expire(TIMEOUT);
-  t.same(gone.map((s) => s.id), ['B'], 'B goes at its deadline');
+  t.same(
+    gone.map((s) => s.id),
+    ['B'],
+    'B goes at its deadline',
+  );
   t.equal(at(tb, '3.3.3.3', 3000), undefined, 'with its index entries');
   t.equal(tb.sessionsOnIp(ipKeyOf('3.3.3.3')), 0);
   t.equal(sessionOf(tb, 'A')?.id, 'A', 'A was active, it stays');
   const lastA = sessionOf(tb, 'A')!.lastActive;
   let removedAt = -1;
   for (let now = TIMEOUT; now <= lastA + TIMEOUT + 1000; now += 100) {
-    if (tb.expire(now).length > 0) { removedAt = now; break; }
+    if (tb.expire(now).length > 0) {
+      removedAt = now;
+      break;
+    }
   }
   t.ok(removedAt >= lastA + TIMEOUT, 'not before its deadline');
   t.ok(removedAt <= lastA + TIMEOUT + 250, `within a tick of it (${removedAt - lastA - TIMEOUT} ms late)`);
@@ -171,7 +178,7 @@ t.test('SPEC 2.5: a long clock jump expires everything due', async (t) => {
   checkConsistent(t, tb);
 });
 
-t.test('a re-created session is not reaped by its predecessor\'s deadline', async (t) => {
+t.test("a re-created session is not reaped by its predecessor's deadline", async (t) => {
   const tb = mk();
   reg(tb, '1.1.1.1', 1000, 'S', 0);
   reg(tb, '1.1.1.1', 1000, 'X', 100); // S emptied
@@ -197,7 +204,7 @@ t.test('SPEC 4.1: session caps, checked before anything changes', async (t) => {
   t.equal(r.outcome, 'busy-ip');
   t.equal(tb2.size, 2, 'nothing stored');
   t.equal(reg(tb2, '5.5.5.5', 3, 'A').outcome, 'joined', 'same IP in a session it already has: no new session for the IP');
-  t.equal(reg(tb2, '5.5.5.5', 1, 'C').outcome, 'busy-ip', 'leaving A would not free the IP\'s place in A');
+  t.equal(reg(tb2, '5.5.5.5', 1, 'C').outcome, 'busy-ip', "leaving A would not free the IP's place in A");
   t.equal(reg(tb2, '5.5.5.5', 2, 'C').outcome, 'created', 'leaving B frees a place');
   t.equal(tb2.sessionsOnIp(ipKeyOf('5.5.5.5')), 2);
   checkConsistent(t, tb2);
@@ -245,7 +252,13 @@ t.test('property: any sequence of register, move, leave, data, rebind and expire
   const ips = ['1.0.0.1', '1.0.0.2', '1.0.0.3', '::1', '::ffff:1.0.0.1'];
   const address = fc.record({ ip: fc.integer({ min: 0, max: ips.length - 1 }), port: fc.integer({ min: 1000, max: 1005 }) });
   const step = fc.oneof(
-    fc.record({ op: fc.constant('register' as const), at: address, id: fc.integer({ min: 0, max: 11 }), admission: fc.constantFrom<Admission>('any', 'any', 'any', 'no-create', 'rebind-only'), dt: fc.nat(40) }),
+    fc.record({
+      op: fc.constant('register' as const),
+      at: address,
+      id: fc.integer({ min: 0, max: 11 }),
+      admission: fc.constantFrom<Admission>('any', 'any', 'any', 'no-create', 'rebind-only'),
+      dt: fc.nat(40),
+    }),
     fc.record({ op: fc.constant('data' as const), at: address, dt: fc.nat(40) }),
     fc.record({ op: fc.constant('expire' as const), dt: fc.nat(3000) }),
   );
@@ -262,7 +275,8 @@ t.test('property: any sequence of register, move, leave, data, rebind and expire
         } else {
           const addr = ips[s.at.ip]!;
           const ip = ipKeyOf(addr);
-          if (s.op === 'register') tb.register(ip, addr, s.at.port, `S${s.id}`, now, s.admission); // registers, moves (leaving), refusals
+          if (s.op === 'register')
+            tb.register(ip, addr, s.at.port, `S${s.id}`, now, s.admission); // registers, moves (leaving), refusals
           else if (tb.dataFrom(ip, addr, s.at.port, now) === undefined) tb.implicitRebind(ip, addr, s.at.port, now);
         }
         if (checkConsistent(t, tb) > 0) return false;
@@ -297,11 +311,22 @@ t.test('SPEC 4.5: a session that never paired expires after the unpaired timeout
   reg(tb, '1.1.1.1', 1, 'lone');
   reg(tb, '1.1.1.1', 2, 'pair');
   reg(tb, '2.2.2.2', 2, 'pair');
-  t.same(tb.expire(1000).map((s) => s.id), ['lone']);
+  t.same(
+    tb.expire(1000).map((s) => s.id),
+    ['lone'],
+  );
   t.equal(tb.size, 1, 'a paired session has the session timeout');
   reg(tb, '2.2.2.2', 2, 'other'); // b leaves: 'pair' is alone now, but it paired once
-  t.same(tb.expire(TIMEOUT - 1).map((s) => s.id), ['other'], 'the new lone session goes after the short timeout');
-  t.same(tb.expire(TIMEOUT).map((s) => s.id), ['pair'], 'the one that paired once after the long one');
+  t.same(
+    tb.expire(TIMEOUT - 1).map((s) => s.id),
+    ['other'],
+    'the new lone session goes after the short timeout',
+  );
+  t.same(
+    tb.expire(TIMEOUT).map((s) => s.id),
+    ['pair'],
+    'the one that paired once after the long one',
+  );
   checkConsistent(t, tb);
 });
 

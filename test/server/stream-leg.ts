@@ -31,7 +31,14 @@ t.test('SPEC 6.1: any other path or request is an HTTP error, and the relay carr
   const port = wsPortOf(relay);
   await t.rejects(connectWs(t, port, { path: '/relay' }), /HTTP 404/, 'upgrade at another path: 404');
   const get = (path: string): Promise<number> =>
-    new Promise((resolve, reject) => http.get({ host: '127.0.0.1', port, path }, (res) => { res.resume(); resolve(res.statusCode!); }).on('error', reject));
+    new Promise((resolve, reject) =>
+      http
+        .get({ host: '127.0.0.1', port, path }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        })
+        .on('error', reject),
+    );
   t.equal(await get('/quic-relay'), 426, 'a plain GET of the path: 426 Upgrade Required');
   t.equal(await get('/'), 404);
   // Garbage instead of HTTP: the connection is closed, nothing else happens.
@@ -155,7 +162,7 @@ t.test('SPEC 6.2: a closed connection leaves its session at once', async (t) => 
   t.equal(relay.table.size, 1, "a session whose only peer closed is gone; 'leave' stays");
 });
 
-t.test('SPEC 6.2 with 2.4: a UDP datagram from a WebSocket peer\'s IP never takes its slot', async (t) => {
+t.test("SPEC 6.2 with 2.4: a UDP datagram from a WebSocket peer's IP never takes its slot", async (t) => {
   const { relay, address } = await startRelay(t, { wsPort: 0 });
   const w = await connectWs(t, wsPortOf(relay), { host: '127.0.0.1' });
   const u = await bindPeer(t, address, '127.0.0.2');
@@ -283,7 +290,7 @@ t.test('SPEC 6.3: a peer that does not read has a bounded queue; the rest is dro
   t.match(text, /quic_relay_ws_connections_accepted_total 1/);
 });
 
-t.test('behind a reverse proxy: a trusted proxy\'s connection is the peer X-Forwarded-For names last', async (t) => {
+t.test("behind a reverse proxy: a trusted proxy's connection is the peer X-Forwarded-For names last", async (t) => {
   const { relay } = await startRelay(t, { wsPort: 0, wsTrustedProxies: ['127.0.0.1'], maxSessionsPerIp: 1 });
   const port = wsPortOf(relay);
   const a = await connectWs(t, port, { headers: { 'x-forwarded-for': '192.0.2.99, 198.51.100.7' } });

@@ -1,7 +1,19 @@
 import t from 'tap';
 import {
-  classify, isValidSessionId, parseReply, replyFits, ACK, ERR_AUTH, ERR_BAD, ERR_BUSY, ERR_FULL, encodeRegister,
-  ADDRESS_QUERY_DATAGRAM, encodeAddressAnswer, isAddressQuery, parseAddressAnswer,
+  classify,
+  isValidSessionId,
+  parseReply,
+  replyFits,
+  ACK,
+  ERR_AUTH,
+  ERR_BAD,
+  ERR_BUSY,
+  ERR_FULL,
+  encodeRegister,
+  ADDRESS_QUERY_DATAGRAM,
+  encodeAddressAnswer,
+  isAddressQuery,
+  parseAddressAnswer,
 } from '../../src/wire/protocol';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -48,7 +60,10 @@ t.test('classify() does not allocate a result for data', async (t) => {
 });
 
 t.test('SPEC 1.3: replies and the amplification rule', async (t) => {
-  t.same([ACK, ERR_FULL, ERR_BAD, ERR_BUSY].map((r) => r.toString()), ['ACK\n', 'ERR:FULL\n', 'ERR:BAD\n', 'ERR:BUSY\n']);
+  t.same(
+    [ACK, ERR_FULL, ERR_BAD, ERR_BUSY].map((r) => r.toString()),
+    ['ACK\n', 'ERR:FULL\n', 'ERR:BAD\n', 'ERR:BUSY\n'],
+  );
   t.ok(replyFits(ACK, b('REG:a').length), 'ACK (4) fits a 5-byte REG');
   t.notOk(replyFits(ERR_FULL, b('REG:abcd').length), 'ERR:FULL (9) does not fit 8 bytes');
   t.ok(replyFits(ERR_FULL, b('REG:abcde').length), 'ERR:FULL fits 9 bytes');
@@ -95,7 +110,8 @@ t.test('SPEC 1.5: the answer names the source, dotted quad for IPv4 and mapped, 
   t.ok(longest.length < ADDRESS_QUERY_DATAGRAM.length, `the longest answer (${longest.length} bytes) is shorter than a query`);
   t.same(parseAddressAnswer(b('ADDR 203.0.113.7:40000\n')), { address: '203.0.113.7', port: 40000 });
   t.same(parseAddressAnswer(b('ADDR [2001:db8::1]:443\n')), { address: '2001:db8::1', port: 443 });
-  for (const bad of ['ADDR 1.2.3.4:70000\n', 'ADDR 1.2.3.4\n', 'ADDR? ', 'ACK\n', 'ADDR [zz]:1\n']) t.equal(parseAddressAnswer(b(bad)), undefined, JSON.stringify(bad));
+  for (const bad of ['ADDR 1.2.3.4:70000\n', 'ADDR 1.2.3.4\n', 'ADDR? ', 'ACK\n', 'ADDR [zz]:1\n'])
+    t.equal(parseAddressAnswer(b(bad)), undefined, JSON.stringify(bad));
 });
 
 t.test('SPEC 4.3: ERR:AUTH is a reply a client understands', async (t) => {

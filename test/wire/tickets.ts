@@ -47,7 +47,8 @@ t.test('any of several secrets (rotation); none of them, or any change, is inval
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
   const sibling = alphabet[alphabet.indexOf(last) ^ 1]!;
   t.equal(checkTicket(ticket.slice(0, -1) + sibling, [SECRET], 1000), 'invalid', 'only the canonical encoding of the MAC');
-  for (const bad of ['', 'q1', `${ticket}x`, ticket.slice(1), ticket.toUpperCase(), `q2${ticket.slice(2)}`]) t.equal(checkTicket(bad, [SECRET], 1000), 'invalid', JSON.stringify(bad.slice(0, 12)));
+  for (const bad of ['', 'q1', `${ticket}x`, ticket.slice(1), ticket.toUpperCase(), `q2${ticket.slice(2)}`])
+    t.equal(checkTicket(bad, [SECRET], 1000), 'invalid', JSON.stringify(bad.slice(0, 12)));
 });
 
 t.test('misuse throws; nonces are fresh', async (t) => {
