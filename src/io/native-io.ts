@@ -28,6 +28,29 @@ export interface NativeBinding {
   readonly batch: number;
   readonly slotBytes: number;
   readonly scratchBytes: number;
+  /** The shared memory's layout, as udp_batch.c names it (EXPECTED_LAYOUT must match). */
+  readonly layout?: unknown;
+}
+
+/**
+ * The layout this file reads and writes (the hot path uses the numbers as
+ * constants). A module that reports another one is refused at load, so a
+ * change on one side alone fails loudly instead of corrupting datagrams.
+ */
+export const EXPECTED_LAYOUT = Object.freeze({
+  rx: { length: 0, address: 1, port: 2, flags: 3 },
+  tx: { where: 0, length: 1, address: 2, port: 3 },
+  metaInts: 4,
+  regionShift: 24,
+  regionScratch: 1,
+  stats: ['recvErrors', 'sendErrors', 'truncated', 'queued', 'queueDrops', 'eagain', 'batches'],
+});
+
+/** Why the module's layout is not the one this file was written for, or undefined when it is. */
+export function layoutMismatch(layout: unknown): string | undefined {
+  return JSON.stringify(layout) === JSON.stringify(EXPECTED_LAYOUT)
+    ? undefined
+    : `the module's shared-memory layout differs from native-io.ts's: ${JSON.stringify(layout)}`;
 }
 
 /** The compiled module and what it must hash to. */
@@ -70,6 +93,8 @@ export function loadNative(source: NativeModuleSource | undefined): NativeLoad {
     if (sha256 !== source.sha256) return { error: `native module checksum mismatch (${sha256.slice(0, 12)}...)` };
     const binding = createRequire(__filename)(file) as NativeBinding;
     if (typeof binding.open !== 'function' || binding.batch <= 0) return { error: 'the native module does not export what it should' };
+    const mismatch = layoutMismatch(binding.layout);
+    if (mismatch !== undefined) return { error: mismatch };
     return { binding };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
@@ -79,8 +104,15 @@ export function loadNative(source: NativeModuleSource | undefined): NativeLoad {
   }
 }
 
-const META = 4; // int32s per entry, as in udp_batch.c
-const REGION_SCRATCH = 1 << 24;
+const META = EXPECTED_LAYOUT.metaInts; // int32s per entry
+const REGION_SCRATCH = EXPECTED_LAYOUT.regionScratch << EXPECTED_LAYOUT.regionShift;
+/** stats() indices, by the module's names. */
+const STAT = {
+  recvErrors: EXPECTED_LAYOUT.stats.indexOf('recvErrors'),
+  sendErrors: EXPECTED_LAYOUT.stats.indexOf('sendErrors'),
+  queued: EXPECTED_LAYOUT.stats.indexOf('queued'),
+  queueDrops: EXPECTED_LAYOUT.stats.indexOf('queueDrops'),
+};
 const ADDRESS_CACHE_MAX = 65_536;
 
 export class NativeIo implements DatagramIo {
@@ -203,15 +235,15 @@ export class NativeIo implements DatagramIo {
 
   get sendErrors(): number {
     const s = this.stats();
-    return this.refused + (s[1] ?? 0) + (s[4] ?? 0);
+    return this.refused + (s[STAT.sendErrors] ?? 0) + (s[STAT.queueDrops] ?? 0);
   }
 
   get receiveErrors(): number {
-    return this.stats()[0] ?? 0;
+    return this.stats()[STAT.recvErrors] ?? 0;
   }
 
   get sendsQueued(): number {
-    return this.stats()[3] ?? 0;
+    return this.stats()[STAT.queued] ?? 0;
   }
 
   async close(): Promise<void> {

@@ -7,9 +7,10 @@
 //
 // Shared memory, set up by JavaScript (native-io.ts) and handed over once:
 //   rx data:  BATCH slots of SLOT_BYTES; datagram i starts at i * SLOT_BYTES
-//   rx meta:  BATCH x 4 int32: length, IPv4 address, port, flags (1: truncated)
-//   tx meta:  BATCH x 4 int32: (region << 24 | slot index), length, address, port
+//   rx meta:  BATCH x 4 int32: length, IPv4 address, port, flags (1: truncated)  (RX_*)
+//   tx meta:  BATCH x 4 int32: (region << 24 | slot index), length, address, port (TX_*)
 //             region 0: the rx slot (forward without a copy), 1: a tx scratch slot
+//   The same layout is exported to JavaScript as `layout`.
 //   tx data:  BATCH scratch slots of SCRATCH_BYTES (replies: ACK, ERR, ADDR;
 //             and datagrams from WebSocket peers to UDP ones, SPEC 6.2, up to 65507)
 // IPv4 only: addresses are host-order 32-bit numbers.
@@ -50,11 +51,19 @@ extern size_t uv_handle_size(int type);
 #define SLOT_BYTES 65536
 #define SCRATCH_BYTES 65536
 #define META_INTS 4
+// The shared memory's layout, named once here and exported as `layout`
+// (native-io.ts refuses a module whose layout it does not know).
+enum { RX_LENGTH, RX_ADDRESS, RX_PORT, RX_FLAGS };     // rx meta entry
+enum { TX_WHERE, TX_LENGTH, TX_ADDRESS, TX_PORT };     // tx meta entry
+#define REGION_SHIFT 24                                  // TX_WHERE: region << REGION_SHIFT | slot
+enum { REGION_RX, REGION_SCRATCH };
 #define BATCHES_PER_WAKE 16     // then back to the loop, so timers and HTTP get their turn
 #define QUEUE_MAX 4096          // datagrams held while the socket cannot send
 #define QUEUE_MAX_BYTES (8 << 20)
 
 enum { S_RECV_ERRORS, S_SEND_ERRORS, S_TRUNCATED, S_QUEUED, S_QUEUE_DROPS, S_EAGAIN, S_BATCHES, S_COUNT };
+// stats() returns these, in this order, then the queue's length.
+static const char *const STAT_NAMES[S_COUNT] = {"recvErrors", "sendErrors", "truncated", "queued", "queueDrops", "eagain", "batches"};
 
 typedef struct queued {
   struct queued *next;
@@ -235,14 +244,14 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   unsigned n = 0;
   for (unsigned i = 0; i < count; i++) {
     const int32_t *m = s->tx_meta + i * META_INTS;
-    uint32_t where = (uint32_t)m[0], len = (uint32_t)m[1];
-    uint32_t region = where >> 24, slot = where & 0xffffff;
+    uint32_t where = (uint32_t)m[TX_WHERE], len = (uint32_t)m[TX_LENGTH];
+    uint32_t region = where >> REGION_SHIFT, slot = where & ((1u << REGION_SHIFT) - 1);
     unsigned char *data;
     if (slot >= BATCH) { s->stats[S_SEND_ERRORS]++; continue; }
-    if (region == 0 && len <= SLOT_BYTES) data = s->rx + (size_t)slot * SLOT_BYTES;
-    else if (region == 1 && len <= SCRATCH_BYTES) data = s->tx + (size_t)slot * SCRATCH_BYTES;
+    if (region == REGION_RX && len <= SLOT_BYTES) data = s->rx + (size_t)slot * SLOT_BYTES;
+    else if (region == REGION_SCRATCH && len <= SCRATCH_BYTES) data = s->tx + (size_t)slot * SCRATCH_BYTES;
     else { s->stats[S_SEND_ERRORS]++; continue; }
-    prepare(s, n++, data, len, (uint32_t)m[2], (uint16_t)m[3]);
+    prepare(s, n++, data, len, (uint32_t)m[TX_ADDRESS], (uint16_t)m[TX_PORT]);
   }
   unsigned sent = 0;
   if (s->queue_head == NULL) sent = send_prepared(s, n); // keep order: behind anything queued
@@ -308,10 +317,10 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
       int32_t *m = s->rx_meta + i * META_INTS;
       int truncated = (s->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
       if (truncated) s->stats[S_TRUNCATED]++;
-      m[0] = (int32_t)s->rx_msgs[i].msg_len;
-      m[1] = (int32_t)ntohl(s->rx_from[i].sin_addr.s_addr);
-      m[2] = ntohs(s->rx_from[i].sin_port);
-      m[3] = truncated;
+      m[RX_LENGTH] = (int32_t)s->rx_msgs[i].msg_len;
+      m[RX_ADDRESS] = (int32_t)ntohl(s->rx_from[i].sin_addr.s_addr);
+      m[RX_PORT] = ntohs(s->rx_from[i].sin_port);
+      m[RX_FLAGS] = truncated;
     }
     s->stats[S_BATCHES]++;
     call_js(s, (unsigned)r);
@@ -519,6 +528,33 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "slotBytes", v);
   napi_create_uint32(env, SCRATCH_BYTES, &v);
   napi_set_named_property(env, exports, "scratchBytes", v);
+  // layout: { metaInts, regionShift, regionScratch, rx: {length, address, port, flags}, tx: {where, length, address, port}, stats: [names] }
+  napi_value layout, rx, tx, names;
+  napi_create_object(env, &layout);
+  napi_create_object(env, &rx);
+  napi_create_object(env, &tx);
+  const char *rx_names[] = {"length", "address", "port", "flags"};
+  const char *tx_names[] = {"where", "length", "address", "port"};
+  for (uint32_t i = 0; i < META_INTS; i++) {
+    napi_create_uint32(env, i, &v);
+    napi_set_named_property(env, rx, rx_names[i], v);
+    napi_set_named_property(env, tx, tx_names[i], v);
+  }
+  napi_set_named_property(env, layout, "rx", rx);
+  napi_set_named_property(env, layout, "tx", tx);
+  napi_create_uint32(env, META_INTS, &v);
+  napi_set_named_property(env, layout, "metaInts", v);
+  napi_create_uint32(env, REGION_SHIFT, &v);
+  napi_set_named_property(env, layout, "regionShift", v);
+  napi_create_uint32(env, REGION_SCRATCH, &v);
+  napi_set_named_property(env, layout, "regionScratch", v);
+  napi_create_array_with_length(env, S_COUNT, &names);
+  for (uint32_t i = 0; i < S_COUNT; i++) {
+    napi_create_string_utf8(env, STAT_NAMES[i], NAPI_AUTO_LENGTH, &v);
+    napi_set_element(env, names, i, v);
+  }
+  napi_set_named_property(env, layout, "stats", names);
+  napi_set_named_property(env, exports, "layout", layout);
   return exports;
 }
 

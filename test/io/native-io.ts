@@ -5,7 +5,7 @@ import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { format } from 'node:util';
-import { NativeIo, loadNative } from '../../src/io/native-io';
+import { EXPECTED_LAYOUT, NativeIo, layoutMismatch, loadNative } from '../../src/io/native-io';
 import { ipKeyOf } from '../../src/wire/address';
 import type { NativeBinding } from '../../src/io/native-io';
 import { RelayServer } from '../../src/server/relay-server';
@@ -27,6 +27,15 @@ t.test('loading fails with a reason, never a throw', async (t) => {
     'not a shared object: the loader says why',
   );
   t.ok('binding' in loadNative(built), 'the real one loads');
+});
+
+t.test('the shared-memory layout is named once, in udp_batch.c, and checked at load', async (t) => {
+  t.match(layoutMismatch({ ...EXPECTED_LAYOUT, regionShift: 16 }), /layout differs/, 'a module laid out otherwise is refused (auto: dgram, saying why)');
+  t.match(layoutMismatch(undefined), /layout differs/, 'so is one that does not say');
+  if (built === undefined) return;
+  const loaded = loadNative(built);
+  t.ok('binding' in loaded);
+  if ('binding' in loaded) t.same(loaded.binding.layout, EXPECTED_LAYOUT, 'the module exports the layout native-io.ts uses');
 });
 
 t.test('--io native fails loudly without the module; auto falls back and says why', async (t) => {
