@@ -133,13 +133,15 @@ async function until(cond, ms, why) {
   }
 }
 
-/** A UDP peer of the relay: register, send, count what arrives. */
-async function udpPeer(port, host) {
-  const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20 });
-  await new Promise((r) => s.bind(0, host, r));
+/**
+ * A bench peer over any transport: `send` one datagram, `emitter` emits each
+ * one that arrives as 'message'. register() waits for its ACK; the rest goes
+ * to onData.
+ */
+function benchPeer(emitter, send, close) {
   let onData = () => {};
   let ack;
-  s.on('message', (m) => {
+  emitter.on('message', (m) => {
     if (ack !== undefined && m.length === 4 && m.toString() === 'ACK\n') {
       ack();
       ack = undefined;
@@ -151,14 +153,25 @@ async function udpPeer(port, host) {
     register: (id) =>
       new Promise((resolve) => {
         ack = resolve;
-        s.send(`REG:${id}\n`, port, '127.0.0.1');
+        send(Buffer.from(`REG:${id}\n`));
       }),
-    send: (b) => s.send(b, port, '127.0.0.1'),
+    send,
     onData: (f) => {
       onData = f;
     },
-    close: () => s.close(),
+    close,
   };
+}
+
+/** A UDP peer of the relay, from `host`. */
+async function udpPeer(port, host) {
+  const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20 });
+  await new Promise((r) => s.bind(0, host, r));
+  return benchPeer(
+    s,
+    (b) => s.send(b, port, '127.0.0.1'),
+    () => s.close(),
+  );
 }
 
 /** A WebSocket peer of the relay (wss), from `host`. */
@@ -168,26 +181,9 @@ async function wsPeer(WebSocket, port, ca, host) {
     ws.once('open', resolve);
     ws.once('error', reject);
   });
-  let onData = () => {};
-  let ack;
-  ws.on('message', (m) => {
-    if (ack !== undefined && m.length === 4 && m.toString() === 'ACK\n') {
-      ack();
-      ack = undefined;
-    } else {
-      onData(m);
-    }
-  });
-  return {
-    register: (id) =>
-      new Promise((resolve) => {
-        ack = resolve;
-        ws.send(Buffer.from(`REG:${id}\n`));
-      }),
-    send: (b) => ws.send(b),
-    onData: (f) => {
-      onData = f;
-    },
-    close: () => ws.terminate(),
-  };
+  return benchPeer(
+    ws,
+    (b) => ws.send(b),
+    () => ws.terminate(),
+  );
 }

@@ -81,7 +81,7 @@ export class Registration {
   private backoffMs: number;
   private firstAttemptAt = 0;
   private failoverAt = 0;
-  private everRegistered = false;
+  private everRegisteredOnce = false;
   private lastRefusal: RefusalReason | undefined;
   private lastHeardAt = 0;
   private lastRegAt = 0;
@@ -107,6 +107,11 @@ export class Registration {
   /** SPEC 6.4: how long UDP has before the fallback (for the shell's messages). */
   get wsFallbackMs(): number {
     return this.t.wsFallbackMs;
+  }
+
+  /** An ACK has come at least once (a re-registration since then does not undo it). */
+  get everRegistered(): boolean {
+    return this.everRegisteredOnce;
   }
 
   get isRegistered(): boolean {
@@ -142,7 +147,7 @@ export class Registration {
     if (now >= this.partnerWaitAt) this.partnerWaitDue(now);
     if (now < this.wakeAt) return;
     if (this.phase === 'registering') {
-      if (!this.everRegistered && now - this.firstAttemptAt >= this.t.registerTimeoutMs) {
+      if (!this.everRegisteredOnce && now - this.firstAttemptAt >= this.t.registerTimeoutMs) {
         this.phase = 'idle';
         this.wakeAt = Infinity;
         this.actions.failed({ refused: this.lastRefusal, relay: this.home });
@@ -172,7 +177,7 @@ export class Registration {
     this.wakeAt = now + this.t.keepaliveMs;
     this.awaitPartner(now);
     if (first) {
-      this.everRegistered = true;
+      this.everRegisteredOnce = true;
       this.actions.registered();
     }
   }
@@ -183,7 +188,7 @@ export class Registration {
       return;
     }
     if (this.phase === 'closed' || this.phase === 'idle') return;
-    if (!this.everRegistered && reason !== 'busy') {
+    if (!this.everRegisteredOnce && reason !== 'busy') {
       // FULL, BAD and AUTH will not change by retrying: the first registration fails.
       this.phase = 'idle';
       this.wakeAt = Infinity;
@@ -191,7 +196,7 @@ export class Registration {
       return;
     }
     this.lastRefusal = reason;
-    if (this.everRegistered) this.actions.refused(reason, from);
+    if (this.everRegisteredOnce) this.actions.refused(reason, from);
     if (this.multi && reason === 'busy') {
       // SPEC 5.7: full or draining: the next relay at once.
       this.failOver(now, 'busy');

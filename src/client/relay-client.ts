@@ -213,6 +213,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return this.machine.isRegistered;
   }
 
+  /** The relay has acknowledged us at least once: there is a session to send through (or to get back to). */
+  get everRegistered(): boolean {
+    return this.machine.everRegistered;
+  }
+
   /** SPEC 6.4: how datagrams reach the relay now. */
   get transport(): 'udp' | 'ws' {
     return this.machine.onStream ? 'ws' : 'udp';
@@ -264,7 +269,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.counts.sent++;
     this.carrier.send(this.machine.home, data);
     // A relay silent while we keep talking may have lost our NAT mapping (registration.ts decides).
-    if (this.machine.isRegistered) this.input(() => this.machine.sending(this.timers.now()));
+    if (this.machine.isRegistered) {
+      this.machine.sending(this.timers.now()); // per datagram: no closure, one deadline check
+      this.rearm();
+    }
   }
 
   /**
@@ -374,7 +382,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly onRelayDatagram = (from: number, msg: Buffer, udp: boolean): void => {
     if (this.closed) return;
     const now = this.timers.now();
-    this.input(() => this.machine.heard(now, udp));
+    // Per datagram: the machine is fed directly (no closure); re-arming is a compare unless a deadline moved.
+    this.machine.heard(now, udp);
+    this.rearm();
     if (udp && this.machine.askedUdp && this.addressWaiter === undefined && parseAddressAnswer(msg) !== undefined) {
       this.counts.swallowed++; // the answer to "does UDP answer here?" (SPEC 6.4), never the peer's
       return;
@@ -395,7 +405,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
     const reply = parseReply(msg);
     if (reply === undefined) {
-      this.input(() => this.machine.partnerVia(from, now));
+      this.machine.partnerVia(from, now);
+      this.rearm();
       this.counts.received++;
       this.emit('message', msg);
       return;
@@ -405,8 +416,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       else this.counts.refusals++;
       this.trace?.('%s from %s', reply === 'ack' ? 'ACK' : `ERR:${reply.toUpperCase()}`, this.nameOf(from));
     }
-    if (reply === 'ack') this.input(() => this.machine.ack(from, now));
-    else this.input(() => this.machine.refused(from, reply, now));
+    if (reply === 'ack') this.machine.ack(from, now);
+    else this.machine.refused(from, reply, now);
+    this.rearm();
   };
 
   /** What the machine asks: sends, and the events callers see. */

@@ -167,7 +167,7 @@ export class Sidecar {
         this.stats.droppedProtocol++; // SPEC 5.6: never a registration, query or control of ours
         return;
       }
-      if (!this.client.registered && this.client.stats.registrations === 0) return; // nothing to send through yet
+      if (!this.client.everRegistered) return; // nothing to send through yet
       this.stats.toPeer++;
       this.stats.toPeerBytes += msg.length;
       this.link.send(msg);

@@ -103,42 +103,59 @@ export class DatagramPath implements StreamSink {
         return;
       }
       const msg = data.length === len ? data : data.subarray(0, len); // rare: registrations and queries only
-      const m = classify(msg);
-      if (m.kind === 'register') {
-        this.onRegister(len, m.id, ip, address, port);
-        return;
-      }
-      if (m.kind === 'address-query') {
-        // SPEC 1.5: answered from any address; registers, forwards and refreshes nothing.
-        c.addressQueries++;
-        this.reply(encodeAddressAnswer(address, port), len, address, port);
-        return;
-      }
-      if (m.kind === 'bad-register' && this.table.find(ip, address, port) === undefined) {
-        // SPEC 1.3: ERR:BAD to an unregistered address, unless that would be
-        // longer than the request. (From a registered peer a malformed REG: is
-        // data, SPEC 1.4: a QUIC short-header packet may begin with those bytes.)
-        this.settle(BAD_REGISTRATION, OUTCOMES.bad, len, ip, address, port, '', this.clock());
-        return;
-      }
+      if (this.onControl(msg, ip, address, port, port, undefined)) return;
     }
-
-    // SPEC 2.3: data from a registered peer goes to its partner, or is dropped
-    // while the partner has not arrived.
     const now = this.clock();
-    const session = this.table.dataFrom(ip, address, port, now);
-    if (session === undefined) {
-      this.onUnknownData(data, len, slot, ip, address, port, now);
-      return;
+    if (!this.onData(data, len, slot, ip, address, port, now)) this.onUnknownData(data, len, slot, ip, address, port, now);
+  };
+
+  /**
+   * SPEC 1.2-1.5: a datagram that starts like a registration or a query.
+   * True when it was one (registered, answered or refused); false when it is
+   * data after all. `answerPort` is what ADDR? answers (a WebSocket peer's
+   * TCP source); `stream` the WebSocket peer it came from, if any.
+   */
+  private onControl(msg: Buffer, ip: IpKey, address: string, port: number, answerPort: number, stream: StreamPeer | undefined): boolean {
+    const m = classify(msg);
+    if (m.kind === 'register') {
+      if (stream !== undefined) this.streams?.registered(stream); // SPEC 6.3: it sent its REG in time
+      this.onRegister(msg.length, m.id, ip, address, port);
+      return true;
     }
+    if (m.kind === 'address-query') {
+      // SPEC 1.5: answered from any address; registers, forwards and refreshes nothing.
+      this.counters.addressQueries++;
+      this.reply(encodeAddressAnswer(address, answerPort), msg.length, address, port);
+      return true;
+    }
+    if (m.kind === 'bad-register' && this.table.find(ip, address, port) === undefined) {
+      // SPEC 1.3: ERR:BAD to an unregistered address, unless that would be
+      // longer than the request. (From a registered peer a malformed REG: is
+      // data, SPEC 1.4: a QUIC short-header packet may begin with those bytes.)
+      if (stream !== undefined) this.streams?.registered(stream); // it tried: the answer says why
+      this.settle(BAD_REGISTRATION, OUTCOMES.bad, msg.length, ip, address, port, '', this.clock());
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * SPEC 2.3: data from a registered peer goes to its partner, or is dropped
+   * while the partner has not arrived. False when the address is in no
+   * session (what then is the caller's: SPEC 2.4 for UDP).
+   */
+  private onData(data: Buffer, len: number, slot: number, ip: IpKey, address: string, port: number, now: number): boolean {
+    const session = this.table.dataFrom(ip, address, port, now);
+    if (session === undefined) return false;
     if (!session.paired) {
-      c.droppedUnpaired++;
-      c.droppedUnpairedBytes += len;
-      if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: session %s not paired', len, formatAddress(address, port), session.id);
-      return;
+      this.counters.droppedUnpaired++;
+      this.counters.droppedUnpairedBytes += len;
+      if (this.log.datagram.enabled) this.log.datagram('%d bytes from %s dropped: session %s not paired', len, this.who(address, port), session.id);
+      return true;
     }
     this.forward(data, len, slot, session, now);
-  };
+    return true;
+  }
 
   /** SPEC 4.4: counted, never answered. */
   private dropLoop(len: number, address: string, port: number): void {
@@ -264,37 +281,11 @@ export class DatagramPath implements StreamSink {
     c.bytesReceived += len;
     const { ip, address, port } = peer;
     const first = len > 0 ? data[0] : -1;
-    if (first === R || first === A) {
-      const m = classify(data);
-      if (m.kind === 'register') {
-        this.streams?.registered(peer);
-        this.onRegister(len, m.id, ip, address, port);
-        return;
-      }
-      if (m.kind === 'address-query') {
-        c.addressQueries++;
-        this.reply(encodeAddressAnswer(address, peer.tcpPort), len, address, port); // SPEC 1.5: the TCP source
-        return;
-      }
-      if (m.kind === 'bad-register' && this.table.find(ip, address, port) === undefined) {
-        this.streams?.registered(peer); // it tried: the answer says why
-        this.settle(BAD_REGISTRATION, OUTCOMES.bad, len, ip, address, port, '', this.clock());
-        return;
-      }
-    }
-    const now = this.clock();
-    const session = this.table.dataFrom(ip, address, port, now);
-    if (session === undefined) {
-      c.droppedUnknownSource++;
-      c.droppedUnknownSourceBytes += len;
-      return;
-    }
-    if (!session.paired) {
-      c.droppedUnpaired++;
-      c.droppedUnpairedBytes += len;
-      return;
-    }
-    this.forward(data, len, -1, session, now);
+    // SPEC 1.5: ADDR? answers the TCP source.
+    if ((first === R || first === A) && this.onControl(data, ip, address, port, peer.tcpPort, peer)) return;
+    if (this.onData(data, len, -1, ip, address, port, this.clock())) return;
+    c.droppedUnknownSource++; // no implicit rebind: a connection's address never changes
+    c.droppedUnknownSourceBytes += len;
   }
 
   /** SPEC 6.2: a closed connection leaves its session at once. */

@@ -304,14 +304,17 @@ export class RelayServer {
     this.reapMore = undefined;
     await this.streams?.close();
     const io = this.io;
-    if (io !== undefined) {
-      this.counters.sendErrors = io.sendErrors;
-      await io.close();
-    }
+    this.readSendErrors();
+    await io?.close();
     const summary = this.summary();
     this.state = 'closed';
     if (io !== undefined && this.boundAddress !== undefined) this.log.relay(formatSummary(summary));
     return summary;
+  }
+
+  /** Send errors are counted where sends happen (the I/O path, the WebSocket leg): summed here, off the hot path. */
+  private readSendErrors(): void {
+    if (this.io !== undefined) this.counters.sendErrors = this.io.sendErrors + (this.streams?.sendErrors ?? 0);
   }
 
   summary(): RelaySummary {
@@ -336,7 +339,7 @@ export class RelayServer {
    * mass expiry lets datagrams through between slices. Tests may call it.
    */
   reap(now = this.clock(), max = Infinity): number {
-    if (this.io !== undefined) this.counters.sendErrors = this.io.sendErrors; // counted by the I/O path; read here, off the hot path
+    this.readSendErrors();
     const removed = this.table.expire(now, max);
     this.limiter.sweep(now);
     this.counters.sessionsReaped += removed.length;

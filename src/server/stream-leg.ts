@@ -145,6 +145,8 @@ export class StreamLeg {
   datagramsOut = 0;
   bytesOut = 0;
   tlsReloads = 0;
+  /** Datagrams for a connection no longer open (RelayServer adds them to the relay's send errors). */
+  sendErrors = 0;
   /** Where it listens, once listening. */
   address: AddressInfo | undefined;
   private readonly trusted: Set<string>;
@@ -253,7 +255,7 @@ export class StreamLeg {
     const peer = this.peers.get(port);
     const ws = peer?.ws;
     if (ws === undefined || ws.readyState !== 1) {
-      this.counters.sendErrors++;
+      this.sendErrors++; // a peer gone between the table's lookup and the send
       return;
     }
     // SPEC 6.3: the queue is bounded; a datagram past it is dropped, as a congested link would.
@@ -264,8 +266,8 @@ export class StreamLeg {
     }
     this.datagramsOut++;
     this.bytesOut += length;
-    const out = length === data.length && !copy ? data : copy ? Buffer.from(data.subarray(0, length)) : data.subarray(0, length);
-    ws.send(out, SEND_OPTIONS);
+    const view = length === data.length ? data : data.subarray(0, length);
+    ws.send(copy ? Buffer.from(view) : view, SEND_OPTIONS);
   }
 
   /** The peer behind a virtual port, for log lines. */
@@ -388,6 +390,9 @@ export class StreamLeg {
       this.peers.set(peer.port, peer);
       this.accepted++;
       ws.on('message', (data: Buffer, isBinary: boolean) => {
+        // ws may still hand over frames it had read before we closed the
+        // connection: a peer that is gone registers and sends nothing.
+        if (this.peers.get(peer.port) !== peer) return;
         if (!isBinary) {
           // SPEC 6.3: a datagram is a binary message; text is a broken client.
           this.end(peer, 'text_message', CLOSE_UNSUPPORTED, 'binary messages only');

@@ -233,7 +233,9 @@ t.test('SPEC 6.3: a text message or one over 65507 bytes closes the connection',
   const { relay } = await startRelay(t, { wsPort: 0 });
   const a = await connectWs(t, wsPortOf(relay));
   a.ws.send('REG:text\n'); // text, not binary
+  a.send('REG:after-the-close\n'); // read by ws with the text, handed over after the relay closed
   t.equal(await a.closed, 1003);
+  t.equal(relay.table.size, 0, 'what a closed connection had in flight registers nothing');
   const b = await connectWs(t, wsPortOf(relay));
   t.equal(await registerWs(b, 'big'), 'ACK\n');
   b.send(Buffer.alloc(MAX_DATAGRAM + 1));
