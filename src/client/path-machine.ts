@@ -12,10 +12,13 @@
 // directTimeoutMs puts data back on the relay at once, and the next attempt
 // waits retryInitialMs, doubling to retryMaxMs, so a bad path cannot flap.
 
-import * as net from 'node:net';
-import { decodeControl, encodeControl, MAX_CANDIDATES, NONCE_BYTES, SENDER_BYTES } from './control';
-import { DataReport, NonceWindow, PeerAddresses, RelayCheck } from './path-parts';
+import { MAX_CANDIDATES } from './control';
 import type { Candidate, ControlMessage } from './control';
+import { ControlChannel } from './control-channel';
+import { DirectPath } from './direct-path';
+import { CandidateResend, DataReport, PeerAddresses, PendingProbes, RelayCheck, RetryBackoff } from './path-parts';
+import { MAX_REFLEXIVE, ProbeTargets, keyOf } from './probe-targets';
+import type { Target } from './probe-targets';
 
 export interface PathTimings {
   /** First resend of our candidates while the peer's have not come; doubles. @default 250 */
@@ -78,88 +81,63 @@ export interface PathActions {
 /** What receive() made of a datagram that looked like control. */
 export type ControlOutcome = 'peer' | 'ignored' | 'invalid';
 
-interface Target {
-  readonly address: string;
-  readonly port: number;
-  readonly key: string;
-  nextProbeAt: number;
-  gap: number;
-  /** When our probe to it was last answered from it; 0: never in this attempt. */
-  answeredAt: number;
-  rttMs: number;
-  readonly reflexive: boolean;
-}
-
 type Phase = 'waiting' | 'exchanging' | 'probing' | 'direct';
 
 const RELAY = 'relay' as const;
 const MAX_PENDING_PROBES = 64;
-const MAX_REFLEXIVE = 2;
-const REPLAY_WINDOW = 64;
-
-const keyOf = (address: string, port: number): string => `${address}/${port}`;
 
 /** Addresses remembered as the peer's, at most (the oldest is forgotten first). */
 const MAX_PEER_ADDRESSES = MAX_CANDIDATES + MAX_REFLEXIVE;
 
 export class PathMachine {
-  /** Our sender id: a datagram that carries it was reflected back to us. */
-  readonly id: string;
-
+  /** Our signed end of the control datagrams (control-channel.ts). */
+  private readonly channel: ControlChannel;
   /** End-to-end liveness through the relay (path-parts.ts). */
   private readonly relayCheck: RelayCheck;
-  /**
-   * Every address whose answer to our probe proved it the peer's (this
-   * incarnation of the peer): data from any of them is the peer's, at any
-   * time (SPEC 5.4). Not only the one we send to: the peer picks its own
-   * target among our candidates, and its data comes from wherever its route
-   * to that target leaves (two interfaces, a VPN, a hairpinning router).
-   */
+  /** SPEC 5.4: every address proved the peer's (path-parts.ts says why all of them). */
   private readonly peerAddresses = new PeerAddresses(MAX_PEER_ADDRESSES);
   /** SPEC 5.4: whether our direct data reaches the peer. */
   private readonly data = new DataReport();
-  private readonly nonces = new NonceWindow(REPLAY_WINDOW);
+  private readonly pending = new PendingProbes(MAX_PENDING_PROBES);
+  /** The current attempt's targets (probe-targets.ts). */
+  private readonly targets: ProbeTargets;
+  private readonly resend: CandidateResend;
 
   private readonly t: PathTimings;
-  private readonly family: 4 | 6;
   private phase: Phase = 'waiting';
   private begun = false;
   private own: Candidate[] = [];
   private peerId: string | undefined;
   private peerCandidates: readonly Candidate[] = [];
-  private peerCandidatesFresh = false;
-  private readonly targets = new Map<string, Target>();
-  private readonly pending = new Map<string, { key: string; sentAt: number }>();
-  private readonly peerConfirmed = new Set<string>();
-  private direct: Target | undefined;
-  private directSince = 0;
-  private lastDirectAnswerAt = 0;
-  private nextHeartbeatAt = 0;
-  private candidateSendsLeft = 0;
-  private candidateGap = 0;
-  private nextCandidatesAt = 0;
+  /** SPEC 5.4: the direct path in use (phase 'direct'). */
+  private direct: DirectPath | undefined;
   private attemptEndsAt = 0;
-  private retryAt: number | undefined;
-  private retryGap: number;
+  private readonly retry: RetryBackoff;
   private reported = false;
 
   constructor(
-    private readonly key: Buffer,
+    key: Buffer,
     private readonly actions: PathActions,
-    private readonly random: (bytes: number) => Buffer,
+    random: (bytes: number) => Buffer,
     now: number,
     options: { family?: 4 | 6; timings?: Partial<PathTimings> } = {},
   ) {
     this.t = { ...DEFAULT_PATH_TIMINGS, ...options.timings };
-    this.family = options.family ?? 4;
-    this.id = random(SENDER_BYTES).toString('hex');
-    this.retryGap = this.t.retryInitialMs;
+    this.targets = new ProbeTargets(options.family ?? 4, this.t.probeFirstGapMs, this.t.probeMaxGapMs);
+    this.resend = new CandidateResend(this.t.candidateSends, this.t.candidateResendMs);
+    this.channel = new ControlChannel(key, random);
+    this.retry = new RetryBackoff(this.t.retryInitialMs, this.t.retryMaxMs);
     this.relayCheck = new RelayCheck(this.t.relayCheckMs, now);
   }
 
+  /** Our sender id: a datagram that carries it was reflected back to us. */
+  get id(): string {
+    return this.channel.id;
+  }
+
   get path(): Path | undefined {
-    const d = this.direct;
-    return this.phase === 'direct' && d !== undefined ? { kind: 'direct', address: d.address, port: d.port, rttMs: d.rttMs } : undefined;
+    const d = this.direct?.target;
+    return d !== undefined ? { kind: 'direct', address: d.address, port: d.port, rttMs: d.rttMs } : undefined;
   }
 
   /** Neither attempting nor direct: a new attempt may start. */
@@ -169,7 +147,7 @@ export class PathMachine {
 
   /** Where data goes while the direct path is in use; undefined: through the relay. */
   get directTarget(): Candidate | undefined {
-    return this.phase === 'direct' ? this.direct : undefined;
+    return this.direct?.target;
   }
 
   /** True when data from address:port is the peer's: an address that answered our probe (SPEC 5.4). Per datagram: no allocation. */
@@ -199,10 +177,7 @@ export class PathMachine {
     if (this.phase === 'direct') return;
     this.startAttempt(now);
     // Always ask for the peer's candidates afresh: its public port may have moved.
-    this.peerCandidatesFresh = false;
-    this.candidateSendsLeft = this.t.candidateSends - 1;
-    this.candidateGap = this.t.candidateResendMs;
-    this.nextCandidatesAt = now + this.candidateGap;
+    this.resend.begin(now);
     this.sendCandidates(false);
     if (this.peerId !== undefined) this.startProbing(now);
     else this.phase = 'exchanging';
@@ -214,9 +189,8 @@ export class PathMachine {
    * changes anything; 'peer' says it was one.
    */
   receive(now: number, viaRelay: boolean, address: string, port: number, datagram: Buffer): ControlOutcome {
-    const msg = decodeControl(this.key, datagram);
-    if (msg === undefined) return 'invalid';
-    if (msg.sender === this.id || (msg.type !== 'answer' && this.nonces.replayed(msg.nonce))) return 'ignored';
+    const msg = this.channel.open(datagram);
+    if (typeof msg === 'string') return msg;
     switch (msg.type) {
       case 'candidates':
         return viaRelay ? this.onCandidates(now, msg) : 'ignored'; // candidates travel through the relay only
@@ -233,52 +207,21 @@ export class PathMachine {
 
   /** The earliest time tick() has something to do. */
   nextWake(): number {
-    let at = this.relayCheck.nextAt;
-    const p = this.phase;
-    if (p === 'waiting') {
-      if (this.retryAt !== undefined) at = Math.min(at, this.retryAt);
-      return at;
-    }
-    if (p === 'direct') return Math.min(at, this.nextHeartbeatAt, this.lastDirectAnswerAt + this.t.directTimeoutMs);
-    at = Math.min(at, this.attemptEndsAt);
-    if (!this.peerCandidatesFresh && this.candidateSendsLeft > 0) at = Math.min(at, this.nextCandidatesAt);
-    for (const target of this.targets.values()) at = Math.min(at, target.nextProbeAt);
-    return at;
+    const at = this.relayCheck.nextAt;
+    if (this.phase === 'waiting') return Math.min(at, this.retry.at ?? Infinity);
+    if (this.direct !== undefined) return Math.min(at, this.direct.nextWake);
+    return Math.min(at, this.attemptEndsAt, this.resend.nextAt, this.targets.nextProbeAt());
   }
 
   tick(now: number): void {
     const p = this.phase;
-    if ((p === 'exchanging' || p === 'probing') && !this.peerCandidatesFresh && this.candidateSendsLeft > 0 && now >= this.nextCandidatesAt) {
-      this.candidateSendsLeft--;
-      this.candidateGap *= 2;
-      this.nextCandidatesAt = now + this.candidateGap;
-      this.sendCandidates(false);
-    }
-    if (p === 'probing') {
-      for (const target of this.targets.values()) {
-        if (now >= target.nextProbeAt) {
-          this.probe(now, target);
-          target.nextProbeAt = now + target.gap;
-          target.gap = Math.min(target.gap * 2, this.t.probeMaxGapMs);
-        }
-      }
-    }
+    if ((p === 'exchanging' || p === 'probing') && this.resend.due(now)) this.sendCandidates(false);
+    if (p === 'probing') this.targets.probeDue(now, (target) => this.probe(now, target));
     if ((p === 'exchanging' || p === 'probing') && now >= this.attemptEndsAt) this.attemptFailed(now);
-    if (p === 'direct' && this.direct !== undefined) {
-      if (now - this.lastDirectAnswerAt >= this.t.directTimeoutMs) {
-        this.fallBack(now, `no answer on the direct path for ${((now - this.lastDirectAnswerAt) / 1000).toFixed(1)} s`);
-      } else if (now >= this.nextHeartbeatAt && this.data.blackHoled(this.t.heartbeatMs, this.t.directTimeoutMs)) {
-        // SPEC 5.4: the path answers probes, but for directTimeoutMs of heartbeats the peer saw none of our data.
-        this.fallBack(now, `the peer got none of our direct data for ${(this.t.directTimeoutMs / 1000).toFixed(1)} s`);
-      } else if (now >= this.nextHeartbeatAt) {
-        this.nextHeartbeatAt = now + this.t.heartbeatMs;
-        this.probe(now, this.direct);
-      }
-    }
-    if (this.phase === 'waiting' && this.retryAt !== undefined && now >= this.retryAt) {
-      this.retryAt = undefined;
-      this.actions.attemptDue();
-    }
+    const due = this.direct?.due(now);
+    if (due?.kind === 'lost') this.fallBack(now, due.reason);
+    else if (due?.kind === 'heartbeat') this.probe(now, this.direct!.target);
+    if (this.phase === 'waiting' && this.retry.due(now)) this.actions.attemptDue();
     if (now >= this.relayCheck.nextAt) {
       const verdict = this.relayCheck.due(now, this.phase !== 'direct' && this.peerId !== undefined);
       if (verdict === 'probe') this.probe(now, RELAY);
@@ -291,25 +234,25 @@ export class PathMachine {
   private onCandidates(now: number, msg: Extract<ControlMessage, { type: 'candidates' }>): ControlOutcome {
     if (msg.sender !== this.peerId) {
       // A new peer, or the peer restarted: nothing learnt from the old one holds.
-      if (this.peerId !== undefined && this.phase === 'direct') this.fallBack(now, 'the peer restarted');
+      if (this.peerId !== undefined && this.direct !== undefined) this.fallBack(now, 'the peer restarted');
       this.peerId = msg.sender;
       this.peerAddresses.clear();
       this.data.forgetPeer();
       this.targets.clear();
     }
     this.peerCandidates = msg.candidates;
-    this.peerCandidatesFresh = true;
+    this.resend.peerCame();
     if (!this.begun) return 'peer'; // begin() sends ours and starts probing
     if (!msg.haveYours) this.sendCandidates(true);
     if (this.phase === 'waiting') {
       // The peer began an attempt: join it now, so that both sides punch at once.
       this.startAttempt(now);
-      this.candidateSendsLeft = 0;
+      this.resend.none();
       this.startProbing(now);
     } else if (this.phase === 'exchanging') {
       this.startProbing(now);
     } else if (this.phase === 'probing') {
-      for (const c of this.peerCandidates) this.addTarget(now, c, false);
+      for (const c of this.peerCandidates) this.targets.add(now, c, false);
     }
     return 'peer';
   }
@@ -317,13 +260,7 @@ export class PathMachine {
   private onProbe(now: number, viaRelay: boolean, address: string, port: number, msg: Extract<ControlMessage, { type: 'probe' }>): ControlOutcome {
     const key = keyOf(address, port);
     // Authentic, so answer it, and the same size: an answer never amplifies.
-    const answer = encodeControl(this.key, {
-      type: 'answer',
-      sender: this.id,
-      nonce: msg.nonce,
-      confirmed: !viaRelay && this.answeredFrom(key),
-      dataSeen: this.data.take(viaRelay),
-    });
+    const answer = this.channel.probe('answer', msg.nonce, !viaRelay && this.answeredFrom(key), this.data.take(viaRelay));
     if (viaRelay) {
       this.actions.viaRelay(answer);
       return msg.sender === this.peerId ? 'peer' : 'ignored';
@@ -331,31 +268,24 @@ export class PathMachine {
     this.actions.sendTo(address, port, answer);
     if (msg.sender !== this.peerId) return 'ignored'; // a restarted peer: its candidates will come first
     this.data.fromPeer(msg.dataSeen);
-    if (msg.confirmed) this.peerConfirmed.add(key);
-    if (this.phase === 'probing' && !this.targets.has(key)) {
-      // Peer-reflexive: the peer reaches us from an address it did not list.
-      let reflexive = 0;
-      for (const target of this.targets.values()) if (target.reflexive) reflexive++;
-      if (reflexive < MAX_REFLEXIVE) this.addTarget(now, { address, port }, true);
-    }
+    if (msg.confirmed) this.targets.confirmedByPeer(key);
+    // Peer-reflexive: the peer reaches us from an address it did not list (at most MAX_REFLEXIVE).
+    if (this.phase === 'probing') this.targets.add(now, { address, port }, true);
     this.evaluate(now);
     return 'peer';
   }
 
   private onAnswer(now: number, viaRelay: boolean, address: string, port: number, msg: Extract<ControlMessage, { type: 'answer' }>): ControlOutcome {
-    const sent = this.pending.get(msg.nonce);
-    if (sent === undefined || msg.sender !== this.peerId) return 'ignored';
+    if (msg.sender !== this.peerId) return 'ignored';
     const key = viaRelay ? RELAY : keyOf(address, port);
     // Only the address we probed confirms itself: an answer from elsewhere proves nothing.
-    if (sent.key !== key) return 'ignored';
-    this.pending.delete(msg.nonce);
+    const sentAt = this.pending.take(msg.nonce, key);
+    if (sentAt === undefined) return 'ignored';
     if (viaRelay) return 'peer';
     this.data.fromPeer(msg.dataSeen);
-    const rttMs = now - sent.sentAt;
-    const direct = this.direct;
-    if (this.phase === 'direct' && direct !== undefined && direct.key === key) {
-      this.lastDirectAnswerAt = now;
-      direct.rttMs = rttMs;
+    const rttMs = now - sentAt;
+    if (this.direct?.target.key === key) {
+      this.direct.answered(now, rttMs);
       return 'peer';
     }
     const target = this.targets.get(key);
@@ -364,7 +294,7 @@ export class PathMachine {
     target.answeredAt = now;
     target.rttMs = rttMs;
     this.peerAddresses.add(address, port);
-    if (msg.confirmed) this.peerConfirmed.add(key);
+    if (msg.confirmed) this.targets.confirmedByPeer(key);
     this.evaluate(now);
     if (first) this.probe(now, target); // tell the peer at once that we have its answer: it may be waiting for that
     return 'peer';
@@ -373,67 +303,43 @@ export class PathMachine {
   // ---- internals
 
   private answeredFrom(key: string): boolean {
-    if (this.phase === 'direct') return this.direct?.key === key;
-    return (this.targets.get(key)?.answeredAt ?? 0) > 0;
+    if (this.direct !== undefined) return this.direct.target.key === key;
+    return this.targets.answered(key);
   }
 
   private sendCandidates(haveYours: boolean): void {
-    this.actions.viaRelay(encodeControl(this.key, { type: 'candidates', sender: this.id, nonce: this.nonce(), haveYours, candidates: this.own }));
+    this.actions.viaRelay(this.channel.candidates(haveYours, this.own));
   }
 
   private startProbing(now: number): void {
     this.phase = 'probing';
-    for (const c of this.peerCandidates) this.addTarget(now, c, false);
-  }
-
-  private addTarget(now: number, c: Candidate, reflexive: boolean): void {
-    const family = net.isIP(c.address);
-    if (family !== this.family) return; // a udp4 socket cannot reach an IPv6 candidate, nor the reverse
-    const key = keyOf(c.address, c.port);
-    if (this.targets.has(key) || this.targets.size >= MAX_CANDIDATES + MAX_REFLEXIVE) return;
-    this.targets.set(key, { address: c.address, port: c.port, key, nextProbeAt: now, gap: this.t.probeFirstGapMs, answeredAt: 0, rttMs: 0, reflexive });
+    for (const c of this.peerCandidates) this.targets.add(now, c, false);
   }
 
   /** A probe to `target`, or through the relay (RELAY), remembered until answered. */
   private probe(now: number, target: Target | typeof RELAY): void {
-    const nonce = this.nonce();
+    const nonce = this.channel.nonce();
     const key = target === RELAY ? RELAY : target.key;
-    this.pending.set(nonce, { key, sentAt: now });
-    // Bounded: the oldest unanswered probe is forgotten first.
-    if (this.pending.size > MAX_PENDING_PROBES) this.pending.delete(this.pending.keys().next().value!);
-    const datagram = encodeControl(this.key, {
-      type: 'probe',
-      sender: this.id,
-      nonce,
-      confirmed: target !== RELAY && this.answeredFrom(key),
-      dataSeen: this.data.take(target === RELAY),
-    });
+    this.pending.add(nonce, key, now);
+    const datagram = this.channel.probe('probe', nonce, target !== RELAY && this.answeredFrom(key), this.data.take(target === RELAY));
     if (target === RELAY) this.actions.viaRelay(datagram);
     else this.actions.sendTo(target.address, target.port, datagram);
   }
 
   /** What every attempt, begun or joined, starts from. */
   private startAttempt(now: number): void {
-    this.retryAt = undefined;
+    this.retry.at = undefined;
     this.attemptEndsAt = now + this.t.attemptMs;
-    this.peerConfirmed.clear();
     this.targets.clear();
   }
 
   /** Goes direct on the best address that has crossed both ways; true if it did. */
   private evaluate(now: number): boolean {
     if (this.phase !== 'probing') return false;
-    let best: Target | undefined;
-    for (const target of this.targets.values()) {
-      if (target.answeredAt > 0 && this.peerConfirmed.has(target.key) && (best === undefined || target.rttMs < best.rttMs)) best = target;
-    }
+    const best = this.targets.best();
     if (best === undefined) return false;
     this.phase = 'direct';
-    this.direct = best;
-    this.directSince = now;
-    this.data.reset();
-    this.lastDirectAnswerAt = now;
-    this.nextHeartbeatAt = now + this.t.heartbeatMs;
+    this.direct = new DirectPath(best, now, this.t.heartbeatMs, this.t.directTimeoutMs, this.data);
     this.targets.clear();
     this.reported = true;
     this.actions.pathChanged({ kind: 'direct', address: best.address, port: best.port, rttMs: best.rttMs });
@@ -441,42 +347,23 @@ export class PathMachine {
   }
 
   private attemptFailed(now: number): void {
-    const answered = [...this.targets.values()].some((target) => target.answeredAt > 0);
-    const tried = this.targets.size;
+    const reason = this.targets.failureReason(this.peerId !== undefined);
     this.phase = 'waiting';
     this.targets.clear();
-    this.scheduleRetry(now);
+    this.retry.schedule(now);
     if (this.reported) return; // only the first outcome is news; later failures change nothing
     this.reported = true;
-    const reason =
-      this.peerId === undefined
-        ? 'no candidates from the peer (relay-only, or an older client)'
-        : tried === 0
-          ? 'the peer offered no candidate this socket can reach'
-          : answered
-            ? 'probes were answered one way only'
-            : `no answer from the peer's ${tried} candidate${tried === 1 ? '' : 's'}`;
     this.actions.pathChanged({ kind: 'relay', reason });
   }
 
   private fallBack(now: number, reason: string): void {
     // A path that held for a while earns a quick retry; one that keeps breaking waits longer each time.
-    if (now - this.directSince >= this.t.retryMaxMs) this.retryGap = this.t.retryInitialMs;
+    this.retry.schedule(now, this.direct?.since);
     this.phase = 'waiting';
     this.direct = undefined;
-    this.scheduleRetry(now);
     this.actions.pathChanged({ kind: 'relay', reason });
     // The relay carried nothing for a while: check it end to end at once.
     this.relayCheck.probeNow(now);
     this.probe(now, RELAY);
-  }
-
-  private scheduleRetry(now: number): void {
-    this.retryAt = now + this.retryGap;
-    this.retryGap = Math.min(this.retryGap * 2, this.t.retryMaxMs);
-  }
-
-  private nonce(): string {
-    return this.random(NONCE_BYTES).toString('hex');
   }
 }

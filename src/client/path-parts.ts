@@ -1,9 +1,17 @@
 // Small pure parts of the path machine (path-machine.ts), each with one job
 // and its own state: what the peer's addresses are, which nonces were seen,
-// whether our direct data reaches the peer, and whether the peer still
-// answers through the relay. No sockets, no clock: `now` comes in.
+// whether our direct data reaches the peer, whether the peer still answers
+// through the relay, which probes await an answer, and when our candidates
+// are sent again. No sockets, no clock: `now` comes in.
 
-/** Every address proved the peer's (its answer to our probe came from it), bounded; the oldest goes first. */
+/**
+ * SPEC 5.4: every address whose answer to our probe proved it the peer's
+ * (this incarnation of the peer), bounded; the oldest goes first. Data from
+ * any of them is the peer's, at any time. Not only the one we send to: the
+ * peer picks its own target among our candidates, and its data comes from
+ * wherever its route to that target leaves (two interfaces, a VPN, a
+ * hairpinning router).
+ */
 export class PeerAddresses {
   /** address -> ports, so the per-datagram check builds no string. */
   private readonly byAddress = new Map<string, number[]>();
@@ -169,5 +177,109 @@ export class RelayCheck {
     }
     this.nextAt = now + this.gap;
     return verdict;
+  }
+}
+
+/** Our probes not yet answered, by nonce: where each went and when. Bounded: the oldest is forgotten first. */
+export class PendingProbes {
+  private readonly byNonce = new Map<string, { key: string; sentAt: number }>();
+
+  constructor(private readonly max: number) {}
+
+  add(nonce: string, key: string, now: number): void {
+    this.byNonce.set(nonce, { key, sentAt: now });
+    if (this.byNonce.size > this.max) this.byNonce.delete(this.byNonce.keys().next().value!);
+  }
+
+  /**
+   * The answer to `nonce` came from `key`: when that probe was sent, and it is
+   * answered. Undefined (and still pending) when no such probe went to `key`:
+   * only the address we probed confirms itself.
+   */
+  take(nonce: string, key: string): number | undefined {
+    const sent = this.byNonce.get(nonce);
+    if (sent === undefined || sent.key !== key) return undefined;
+    this.byNonce.delete(nonce);
+    return sent.sentAt;
+  }
+}
+
+/**
+ * SPEC 5.3: our candidates go through the relay at the start of an attempt
+ * and again, with gaps that double, until the peer's arrive or the sends
+ * run out.
+ */
+export class CandidateResend {
+  private peerSent = false;
+  private left = 0;
+  private gap = 0;
+  private at = Infinity;
+
+  constructor(
+    private readonly sends: number,
+    private readonly firstGapMs: number,
+  ) {}
+
+  /** An attempt begins with a send (the caller's): the rest follow. */
+  begin(now: number): void {
+    this.peerSent = false;
+    this.left = this.sends - 1;
+    this.gap = this.firstGapMs;
+    this.at = now + this.gap;
+  }
+
+  /** The peer's candidates came in this attempt: no more resends. */
+  peerCame(): void {
+    this.peerSent = true;
+  }
+
+  /** Joining the peer's attempt: its candidates are here, ours go once in answer. */
+  none(): void {
+    this.left = 0;
+  }
+
+  get nextAt(): number {
+    return this.peerSent || this.left <= 0 ? Infinity : this.at;
+  }
+
+  /** True when a resend is due now (and counts it). */
+  due(now: number): boolean {
+    if (now < this.nextAt) return false;
+    this.left--;
+    this.gap *= 2;
+    this.at = now + this.gap;
+    return true;
+  }
+}
+
+/**
+ * When the next attempt may start after a failure or a fallback: a gap that
+ * doubles up to the max, so a bad path cannot flap; a path that held for
+ * maxMs earns the initial gap again.
+ */
+export class RetryBackoff {
+  /** Undefined: no attempt is waiting to be retried. */
+  at: number | undefined;
+  private gap: number;
+
+  constructor(
+    private readonly initialMs: number,
+    private readonly maxMs: number,
+  ) {
+    this.gap = initialMs;
+  }
+
+  /** The next attempt waits the current gap; the one after, twice that. `heldSince`: when the path that just broke went into use. */
+  schedule(now: number, heldSince?: number): void {
+    if (heldSince !== undefined && now - heldSince >= this.maxMs) this.gap = this.initialMs;
+    this.at = now + this.gap;
+    this.gap = Math.min(this.gap * 2, this.maxMs);
+  }
+
+  /** True (once) when the retry is due. */
+  due(now: number): boolean {
+    if (this.at === undefined || now < this.at) return false;
+    this.at = undefined;
+    return true;
   }
 }
