@@ -18,7 +18,7 @@ import { controlKey, decodeControl, looksLikeControl, MAX_CANDIDATES } from './c
 import type { Candidate } from './control';
 import { PathMachine } from './path-machine';
 import type { ControlOutcome, Path, PathTimings } from './path-machine';
-import { realTimers } from './timers';
+import { WakeTimer, realTimers } from './timers';
 import type { Timers } from './timers';
 
 export interface PeerLinkOptions extends RelayClientOptions {
@@ -58,8 +58,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   private readonly random: (n: number) => Buffer;
   private readonly key: Buffer;
   private machine: PathMachine | undefined;
-  private timer: unknown;
-  private timerAt = Infinity;
+  /** The machine's one timer. */
+  private readonly wake: WakeTimer;
   private closed = false;
   private heard = false;
   private relaySeesQueries = true;
@@ -74,6 +74,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.options = options;
     this.relayOnly = options.relayOnly ?? false;
     this.timers = timers;
+    this.wake = new WakeTimer(timers, this.onTimer);
     this.random = random;
     this.client = new RelayClient(options, timers);
     this.key = controlKey(options.sessionId);
@@ -131,7 +132,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.clearTimer();
+    this.wake.set(Infinity);
     await this.client.close();
   }
 
@@ -219,28 +220,14 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
 
   /** After every input: move the timer to the machine's next deadline. */
   private afterMachine(): void {
-    const machine = this.machine;
-    if (machine === undefined || this.closed) return;
-    const at = machine.nextWake();
-    if (at === this.timerAt) return;
-    this.clearTimer();
-    this.timerAt = at;
-    this.timer = this.timers.setTimeout(this.onTimer, Math.max(0, at - this.timers.now()));
+    if (this.machine !== undefined && !this.closed) this.wake.set(this.machine.nextWake());
   }
 
   private readonly onTimer = (): void => {
-    this.timer = undefined;
-    this.timerAt = Infinity;
     if (this.closed || this.machine === undefined) return;
     this.machine.tick(this.timers.now());
     this.afterMachine();
   };
-
-  private clearTimer(): void {
-    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = Infinity;
-  }
 
   private readonly onRegistered = (): void => {
     // Registered again (after a relay restart, say): a fresh attempt, unless one is under way or direct holds.

@@ -12,10 +12,12 @@
 //                       +------ no ACK for the keepalive, or a refusal ----+
 //
 // `confirming` is the wait for a keepalive's ACK. Every deadline is a field
-// (wakeAt for the phase, partnerWaitAt for SPEC 5.7's standby), so nextWake()
-// is their minimum and nothing else is scheduled anywhere.
+// (wakeAt for the phase, partner.waitAt for SPEC 5.7's standby), so nextWake()
+// is their minimum and nothing else is scheduled anywhere. SPEC 5.7's partner
+// search and SPEC 6.4's transport choice are parts (registration-parts.ts).
 
 import type { RefusalReason } from '../wire/errors';
+import { PartnerSearch, TransportChoice } from './registration-parts';
 
 export type RegistrationPhase = 'idle' | 'registering' | 'registered' | 'confirming' | 'closed';
 
@@ -66,18 +68,17 @@ export interface RegistrationOptions {
 }
 
 export class Registration {
-  phase: RegistrationPhase = 'idle';
+  private state: RegistrationPhase = 'idle';
   /** SPEC 5.7: the relay in use, an index into the list. */
-  home = 0;
-  /** SPEC 6.4: whether datagrams go over the relays' WebSockets. */
-  onStream: boolean;
+  private homeRelay = 0;
   private readonly t: RegistrationTimings;
   private readonly relays: number;
-  private readonly mode: 'auto' | 'udp' | 'ws';
+  /** SPEC 6.4 */
+  private readonly transport: TransportChoice;
+  /** SPEC 5.7 */
+  private readonly partner: PartnerSearch;
   /** The phase's deadline: the next REG (registering), the keepalive (registered), its ACK's (confirming). */
   private wakeAt = Infinity;
-  /** SPEC 5.7: when, registered and not hearing the partner, the next relay is registered on too. */
-  private partnerWaitAt = Infinity;
   private backoffMs: number;
   private firstAttemptAt = 0;
   private failoverAt = 0;
@@ -85,13 +86,6 @@ export class Registration {
   private lastRefusal: RefusalReason | undefined;
   private lastHeardAt = 0;
   private lastRegAt = 0;
-  private readonly standby = new Set<number>();
-  private partnerHeard = false;
-  private partnerHeardAt = 0;
-  /** SPEC 6.4: any UDP datagram from a listed relay (UDP works here); fell back by ourselves (UDP still asked). */
-  private udpHeard = false;
-  private fellBack = false;
-  private askedUdpEver = false;
 
   constructor(
     options: RegistrationOptions,
@@ -99,9 +93,23 @@ export class Registration {
   ) {
     this.t = options.timings;
     this.relays = options.relays;
-    this.mode = options.transport;
-    this.onStream = options.transport === 'ws';
+    this.transport = new TransportChoice(options.transport);
+    this.partner = new PartnerSearch(options.relays, this.t.partnerWaitMs, this.t.failoverMs);
     this.backoffMs = this.t.backoffInitialMs;
+  }
+
+  get phase(): RegistrationPhase {
+    return this.state;
+  }
+
+  /** SPEC 5.7: the relay in use, an index into the list. */
+  get home(): number {
+    return this.homeRelay;
+  }
+
+  /** SPEC 6.4: whether datagrams go over the relays' WebSockets. */
+  get onStream(): boolean {
+    return this.transport.onStream;
   }
 
   /** SPEC 6.4: how long UDP has before the fallback (for the shell's messages). */
@@ -120,12 +128,12 @@ export class Registration {
 
   /** Once UDP has been asked (askUdp), a relay's `ADDR ...` over UDP is that answer, never the peer's (late ones too). */
   get askedUdp(): boolean {
-    return this.askedUdpEver;
+    return this.transport.askedUdp;
   }
 
   /** The earliest time tick() has something to do. */
   nextWake(): number {
-    return Math.min(this.wakeAt, this.partnerWaitAt);
+    return Math.min(this.wakeAt, this.partner.waitAt);
   }
 
   // ---- inputs
@@ -137,18 +145,18 @@ export class Registration {
   }
 
   close(): void {
-    this.phase = 'closed';
+    this.state = 'closed';
     this.wakeAt = Infinity;
-    this.partnerWaitAt = Infinity;
+    this.partner.waitAt = Infinity;
   }
 
   tick(now: number): void {
     if (this.phase === 'closed' || this.phase === 'idle') return;
-    if (now >= this.partnerWaitAt) this.partnerWaitDue(now);
+    if (now >= this.partner.waitAt) this.partnerWaitDue(now);
     if (now < this.wakeAt) return;
     if (this.phase === 'registering') {
       if (!this.everRegisteredOnce && now - this.firstAttemptAt >= this.t.registerTimeoutMs) {
-        this.phase = 'idle';
+        this.state = 'idle';
         this.wakeAt = Infinity;
         this.actions.failed({ refused: this.lastRefusal, relay: this.home });
         return;
@@ -164,18 +172,16 @@ export class Registration {
   /** Any datagram from listed relay `from`; `udp` when it came over UDP. */
   heard(now: number, udp: boolean): void {
     this.lastHeardAt = now;
-    if (!udp) return;
-    this.udpHeard = true;
-    if (this.fellBack) this.backToUdp(now);
+    if (udp && this.transport.heardUdp()) this.backToUdp(now);
   }
 
   ack(from: number, now: number): void {
     if (from !== this.home || this.phase === 'closed' || this.phase === 'idle') return; // a standby's, or a late one
     const first = this.phase === 'registering';
-    this.phase = 'registered';
+    this.state = 'registered';
     this.backoffMs = this.t.backoffInitialMs;
     this.wakeAt = now + this.t.keepaliveMs;
-    this.awaitPartner(now);
+    this.partner.await(now);
     if (first) {
       this.everRegisteredOnce = true;
       this.actions.registered();
@@ -184,13 +190,13 @@ export class Registration {
 
   refused(from: number, reason: RefusalReason, now: number): void {
     if (from !== this.home) {
-      this.standby.delete(from); // a standby that refuses is no standby
+      this.partner.standby.delete(from); // a standby that refuses is no standby
       return;
     }
     if (this.phase === 'closed' || this.phase === 'idle') return;
     if (!this.everRegisteredOnce && reason !== 'busy') {
       // FULL, BAD and AUTH will not change by retrying: the first registration fails.
-      this.phase = 'idle';
+      this.state = 'idle';
       this.wakeAt = Infinity;
       this.actions.failed({ refused: reason, relay: from });
       return;
@@ -200,32 +206,19 @@ export class Registration {
     if (this.multi && reason === 'busy') {
       // SPEC 5.7: full or draining: the next relay at once.
       this.failOver(now, 'busy');
-      this.phase = 'registering';
+      this.state = 'registering';
       this.attempt(now);
       return;
     }
     if (this.isRegistered) this.enterRegistering(now, true);
   }
 
-  /**
-   * SPEC 5.7: the partner spoke through relay `i`. Through a standby, or
-   * through another relay while home has carried nothing from it for a
-   * while (the partner moved on first): that relay is home from now on.
-   * Through home: the session flows; standbys are let go. Never back while
-   * it flows.
-   */
+  /** SPEC 5.7: the partner spoke through relay `i`, which may make it home (PartnerSearch.heardVia). */
   partnerVia(i: number, now: number): void {
-    if (!this.multi) return;
-    if (i !== this.home) {
-      if (this.partnerHeard && now - this.partnerHeardAt < this.t.failoverMs) return; // home flows: stay
-      const from = this.home;
-      this.home = i;
-      this.actions.relayChanged(i, from, 'partner');
-    }
-    this.partnerHeard = true;
-    this.partnerHeardAt = now;
-    this.standby.clear();
-    this.partnerWaitAt = Infinity;
+    if (!this.partner.heardVia(i, this.homeRelay, now)) return;
+    const from = this.homeRelay;
+    this.homeRelay = i;
+    this.actions.relayChanged(i, from, 'partner');
   }
 
   /** We send data: a relay silent all the while may have lost our NAT mapping; re-register now rather than at the keepalive. */
@@ -243,7 +236,7 @@ export class Registration {
   streamOpened(i: number): void {
     if (this.phase === 'closed' || this.phase === 'idle') return;
     if (i === this.home) this.actions.sendReg(i, 'home');
-    else if (this.standby.has(i)) this.actions.sendReg(i, 'standby');
+    else if (this.partner.standby.has(i)) this.actions.sendReg(i, 'standby');
   }
 
   /** SPEC 6.4: relay `i`'s WebSocket ended; registered through it: register again now (the relay let us go, SPEC 6.2). */
@@ -257,16 +250,12 @@ export class Registration {
     return this.relays > 1;
   }
 
-  private get undecided(): boolean {
-    return this.mode === 'auto' && !this.onStream && !this.udpHeard;
-  }
-
   /** `lostAt`: when the relay was last known to answer (SPEC 5.7's grace counts from there). */
   private enterRegistering(now: number, wasRegistered: boolean, lostAt = this.lastRegAt): void {
     if (wasRegistered) this.actions.unregistered();
     // A WebSocket that let a keepalive go unanswered may be dead without a FIN: a fresh one.
     if (wasRegistered && this.onStream) this.actions.dropLink(this.home);
-    this.phase = 'registering';
+    this.state = 'registering';
     this.backoffMs = this.t.backoffInitialMs;
     // SPEC 5.7: a relay that stopped answering a session it carried has
     // lostRelayMs from the unanswered keepalive; a first registration failoverMs.
@@ -276,20 +265,20 @@ export class Registration {
 
   /** One REG, and the next after the current backoff, doubling up to the max. */
   private attempt(now: number): void {
-    const undecided = this.undecided;
+    const undecided = this.transport.undecided;
     // SPEC 6.4: UDP has had its time and no relay answered: the WebSocket legs.
     if (undecided && now - this.firstAttemptAt >= this.t.wsFallbackMs) this.fallBackToStream(now);
     // SPEC 5.7: this relay's time is up: the next one, now.
     else if (this.multi && now >= this.failoverAt) this.failOver(now, 'no-ack');
     this.sendReg(now);
-    if (this.fellBack) this.askUdp(this.home);
+    if (this.transport.askingUdp) this.askUdp(this.home);
     // One relay down is not UDP blocked: any listed relay answering ADDR? keeps us on UDP.
-    if (undecided && this.multi && !this.onStream) for (let i = 0; i < this.relays; i++) if (i !== this.home) this.askUdp(i);
+    if (undecided && this.multi && !this.transport.onStream) for (let i = 0; i < this.relays; i++) if (i !== this.home) this.askUdp(i);
     // ...and the next try comes no later than the relay's failover time, or the fallback's.
     let wait = this.backoffMs;
     if (this.multi && this.failoverAt > now) wait = Math.min(wait, this.failoverAt - now);
     const toFallback = this.firstAttemptAt + this.t.wsFallbackMs - now;
-    if (this.undecided && toFallback > 0) wait = Math.min(wait, toFallback);
+    if (this.transport.undecided && toFallback > 0) wait = Math.min(wait, toFallback);
     this.backoffMs = Math.min(this.backoffMs * 2, this.t.backoffMaxMs);
     this.wakeAt = now + wait;
   }
@@ -297,56 +286,41 @@ export class Registration {
   /** A keepalive REG; no ACK within the backoff cap (several relays: lostRelayMs): register again with backoff. */
   private keepalive(now: number): void {
     this.sendReg(now);
-    if (this.fellBack) this.askUdp(this.home);
-    this.phase = 'confirming';
+    if (this.transport.askingUdp) this.askUdp(this.home);
+    this.state = 'confirming';
     this.wakeAt = now + Math.min(this.t.backoffMaxMs, this.t.keepaliveMs, this.multi ? this.t.lostRelayMs : Infinity);
   }
 
   private askUdp(i: number): void {
-    this.askedUdpEver = true;
+    this.transport.noteAsked();
     this.actions.askUdp(i);
   }
 
   private sendReg(now: number): void {
     this.lastRegAt = now;
     this.actions.sendReg(this.home, 'home');
-    for (const i of this.standby) this.actions.sendReg(i, 'standby'); // SPEC 5.7: standbys are kept alive too
+    for (const i of this.partner.standby) this.actions.sendReg(i, 'standby'); // SPEC 5.7: standbys are kept alive too
   }
 
   /** SPEC 5.7: registering on `home` failed (no ACK in time, or ERR:BUSY): the next relay in order. */
   private failOver(now: number, why: 'no-ack' | 'busy'): void {
     const from = this.home;
-    this.home = (this.home + 1) % this.relays;
+    this.homeRelay = (this.home + 1) % this.relays;
     this.failoverAt = now + this.t.failoverMs;
-    this.partnerHeard = false;
-    this.standby.delete(this.home);
+    this.partner.movedHome(this.home);
     this.backoffMs = this.t.backoffInitialMs;
     this.actions.relayChanged(this.home, from, why);
   }
 
   /** SPEC 5.7: registered, and the partner not heard for partnerWaitMs: register on the next relay too. */
-  private awaitPartner(now: number): void {
-    if (!this.multi || this.partnerHeard || this.partnerWaitAt !== Infinity) return;
-    this.partnerWaitAt = now + this.t.partnerWaitMs;
-  }
-
   private partnerWaitDue(now: number): void {
-    this.partnerWaitAt = Infinity;
-    if (this.partnerHeard) return;
-    for (let k = 1; k < this.relays; k++) {
-      const i = (this.home + k) % this.relays;
-      if (this.standby.has(i)) continue;
-      this.standby.add(i);
-      this.actions.sendReg(i, 'standby');
-      this.awaitPartner(now);
-      return;
-    }
+    const next = this.partner.due(now, this.homeRelay);
+    if (next !== undefined) this.actions.sendReg(next, 'standby');
   }
 
   /** SPEC 6.4: no UDP answer from any listed relay: UDP is blocked here (or the relays were down); the WebSocket legs. */
   private fallBackToStream(now: number): void {
-    this.onStream = true;
-    this.fellBack = true;
+    this.transport.fallBack();
     this.failoverAt = now + this.t.failoverMs;
     this.backoffMs = this.t.backoffInitialMs;
     this.actions.useStream(true);
@@ -355,8 +329,6 @@ export class Registration {
 
   /** SPEC 6.4: UDP answered after all: register over it, and let the WebSockets go. */
   private backToUdp(now: number): void {
-    this.onStream = false;
-    this.fellBack = false;
     this.actions.useStream(false);
     this.actions.transportChanged('udp');
     if (this.phase === 'registered' || this.phase === 'confirming')

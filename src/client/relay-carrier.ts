@@ -32,11 +32,13 @@ export interface CarrierOptions {
   stream: StreamOptions;
   bindAddress: string | undefined;
   bindPort: number;
+  /** SPEC 6.4: start on the relays' WebSockets ('ws' forced). */
+  onStream: boolean;
 }
 
 export class RelayCarrier {
-  /** SPEC 6.4: whether send() goes over the relays' WebSockets rather than UDP. */
-  onStream = false;
+  /** SPEC 6.4: whether send() goes over the relays' WebSockets rather than UDP (useStream() changes it). */
+  private onStream: boolean;
   readonly counts = { sendErrors: 0, droppedPortZero: 0, streamConnects: 0, streamCloses: 0 };
   private relayIps: string[] = [];
   private relayKeys: IpKey[] = [];
@@ -46,7 +48,9 @@ export class RelayCarrier {
   constructor(
     private readonly options: CarrierOptions,
     private readonly on: CarrierEvents,
-  ) {}
+  ) {
+    this.onStream = options.onStream;
+  }
 
   /** Resolves the relays' names once, and binds the UDP socket (of the first relay's family). */
   async open(): Promise<void> {

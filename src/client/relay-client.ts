@@ -24,12 +24,15 @@ import {
   REGISTER_BACKOFF_MAX_MS,
 } from '../wire/constants';
 import { ClosedError, ConfigError, RegistrationRefusedError, RegistrationTimeoutError } from '../wire/errors';
-import { ADDRESS_QUERY_DATAGRAM, encodeRegister, isAddressQuery, isValidSessionId, parseAddressAnswer, parseReply } from '../wire/protocol';
+import { ADDRESS_QUERY_DATAGRAM, encodeRegister, isValidSessionId } from '../wire/protocol';
+import { AddressQuery } from './address-query';
+import type { PublicAddress } from './address-query';
 import { RelayCarrier } from './relay-carrier';
+import { classifyFromRelay } from './relay-datagram';
 import { Registration } from './registration';
-import type { RegistrationActions } from './registration';
+import type { RegistrationActions, RegistrationOptions } from './registration';
 import type { StreamOptions } from './stream-link';
-import { realTimers } from './timers';
+import { WakeTimer, realTimers } from './timers';
 import type { Timers } from './timers';
 
 /** Where a relay is: a host (IP or name) and its UDP port. */
@@ -119,6 +122,21 @@ export interface RelayClientEvents {
   error: [err: Error];
 }
 
+/** What a client counts (its `stats`, with the carrier's). */
+class RelayClientCounts {
+  sent = 0;
+  received = 0;
+  sentDirect = 0;
+  regsSent = 0;
+  acks = 0;
+  registrations = 0;
+  refusals = 0;
+  socketErrors = 0;
+  /** Relay datagrams that are never the program's: a forwarded address query, a late UDP check's answer. */
+  swallowed = 0;
+  unrelayed = 0;
+}
+
 export class RelayClient extends EventEmitter<RelayClientEvents> {
   readonly sessionId: string;
   /** SPEC 5.7: the relays in the order they are tried. */
@@ -132,69 +150,36 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** Every datagram to and from the relays, and the direct path's: the socket and the WebSockets. */
   private readonly carrier: RelayCarrier;
   /** The one timer: set to machine.nextWake() after every input. */
-  private timer: unknown;
-  private timerAt = Infinity;
+  private readonly wake: WakeTimer;
   private closed = false;
   private pending: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private started: Promise<void> | undefined;
-  /** SPEC 1.5: an address query under way, answered by the relay's `ADDR ip:port`. */
-  private addressWaiter: ((a: { address: string; port: number } | undefined) => void) | undefined;
-  private readonly counts = {
-    sent: 0,
-    received: 0,
-    sentDirect: 0,
-    regsSent: 0,
-    acks: 0,
-    registrations: 0,
-    refusals: 0,
-    socketErrors: 0,
-    swallowed: 0,
-    unrelayed: 0,
-  };
+  /** SPEC 1.5: the address query under way, if any. */
+  private readonly query: AddressQuery;
+  private readonly counts = new RelayClientCounts();
 
   /**
    * Counters for the sidecar's and probe's reports, the carrier's included
    * (sendErrors, droppedPortZero; SPEC 6.4: streamConnects, streamCloses).
    */
-  get stats(): Readonly<RelayClient['counts'] & RelayCarrier['counts']> {
+  get stats(): Readonly<RelayClientCounts & RelayCarrier['counts']> {
     return { ...this.counts, ...this.carrier.counts };
   }
 
   constructor(options: RelayClientOptions, timers: Timers = realTimers) {
     super();
-    if (!isValidSessionId(options.sessionId)) {
-      throw new ConfigError('--session', 'must be 1-64 characters of A-Z a-z 0-9 - _');
-    }
-    const transport = options.transport ?? 'auto';
-    if (!TRANSPORT_MODES.includes(transport)) throw new ConfigError('--transport', `must be one of ${TRANSPORT_MODES.join(', ')}`);
-    const keepaliveMs = (options.keepaliveSecs ?? DEFAULT_KEEPALIVE_SECS) * 1000;
-    if (!(keepaliveMs > 0)) throw new ConfigError('--keepalive-secs', 'must be more than 0');
+    const registration = registrationOptions(options);
     this.relays = options.relays !== undefined && options.relays.length > 0 ? [...options.relays] : [options.relay];
     this.trace = options.trace?.enabled === false ? undefined : options.trace;
     this.sessionId = options.sessionId;
     this.timers = timers;
+    this.query = new AddressQuery(timers);
+    this.wake = new WakeTimer(timers, () => this.input(() => this.machine.tick(this.timers.now())));
     this.reg = encodeRegister(options.sessionId);
-    this.registerTimeoutMs = options.registerTimeoutMs ?? DEFAULT_REGISTER_TIMEOUT_MS;
-    this.machine = new Registration(
-      {
-        relays: this.relays.length,
-        transport,
-        timings: {
-          keepaliveMs,
-          registerTimeoutMs: this.registerTimeoutMs,
-          backoffInitialMs: options.backoffInitialMs ?? REGISTER_BACKOFF_INITIAL_MS,
-          backoffMaxMs: options.backoffMaxMs ?? REGISTER_BACKOFF_MAX_MS,
-          silenceMs: options.silenceReregisterMs ?? 1000,
-          failoverMs: options.failoverMs ?? DEFAULT_FAILOVER_MS,
-          lostRelayMs: options.lostRelayMs ?? DEFAULT_LOST_RELAY_MS,
-          partnerWaitMs: options.partnerWaitMs ?? DEFAULT_PARTNER_WAIT_MS,
-          wsFallbackMs: options.wsFallbackMs ?? DEFAULT_WS_FALLBACK_MS,
-        },
-      },
-      this.actions,
-    );
+    this.registerTimeoutMs = registration.timings.registerTimeoutMs;
+    this.machine = new Registration({ ...registration, relays: this.relays.length }, this.actions);
     this.carrier = new RelayCarrier(
-      { relays: this.relays, stream: options.stream ?? {}, bindAddress: options.bindAddress, bindPort: options.bindPort ?? 0 },
+      { relays: this.relays, stream: options.stream ?? {}, bindAddress: options.bindAddress, bindPort: options.bindPort ?? 0, onStream: this.machine.onStream },
       {
         fromRelay: this.onRelayDatagram,
         unrelayed: this.onUnrelayed,
@@ -206,7 +191,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         error: (err) => this.reportError(err),
       },
     );
-    this.carrier.onStream = this.machine.onStream;
   }
 
   get registered(): boolean {
@@ -302,20 +286,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * within `timeoutMs` (the original relay has no address query). Asked from
    * the registered socket, so it names the mapping that carries the data.
    */
-  queryAddress(timeoutMs = 1000): Promise<{ address: string; port: number } | undefined> {
+  queryAddress(timeoutMs = 1000): Promise<PublicAddress | undefined> {
     if (!this.carrier.isOpen || this.closed) return Promise.reject(new ClosedError('RelayClient'));
-    this.addressWaiter?.(undefined); // one query at a time: a newer one replaces it
-    return new Promise((resolve) => {
-      const timer = this.timers.setTimeout(() => done(undefined), timeoutMs);
-      const done = (a: { address: string; port: number } | undefined): void => {
-        if (this.addressWaiter !== done) return;
-        this.addressWaiter = undefined;
-        this.timers.clearTimeout(timer);
-        resolve(a);
-      };
-      this.addressWaiter = done;
-      this.carrier.send(this.machine.home, ADDRESS_QUERY_DATAGRAM);
-    });
+    return this.query.ask(timeoutMs, () => this.carrier.send(this.machine.home, ADDRESS_QUERY_DATAGRAM));
   }
 
   /** Stops the timer and closes the sockets. Safe to call twice. */
@@ -326,7 +299,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.rearm();
     this.pending?.reject(new ClosedError('RelayClient'));
     this.pending = undefined;
-    this.addressWaiter?.(undefined);
+    this.query.cancel();
     await this.carrier.close();
   }
 
@@ -358,19 +331,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 
   private rearm(): void {
-    const at = this.closed ? Infinity : this.machine.nextWake();
-    if (at === this.timerAt) return;
-    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerAt = at;
-    if (at !== Infinity) this.timer = this.timers.setTimeout(this.onTimer, Math.max(0, at - this.timers.now()));
+    this.wake.set(this.closed ? Infinity : this.machine.nextWake());
   }
-
-  private readonly onTimer = (): void => {
-    this.timer = undefined;
-    this.timerAt = Infinity;
-    this.input(() => this.machine.tick(this.timers.now()));
-  };
 
   /** Not a relay: a peer's direct path, or nothing of ours. Never data here. */
   private readonly onUnrelayed = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
@@ -385,30 +347,20 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     // Per datagram: the machine is fed directly (no closure); re-arming is a compare unless a deadline moved.
     this.machine.heard(now, udp);
     this.rearm();
-    if (udp && this.machine.askedUdp && this.addressWaiter === undefined && parseAddressAnswer(msg) !== undefined) {
-      this.counts.swallowed++; // the answer to "does UDP answer here?" (SPEC 6.4), never the peer's
-      return;
-    }
-    if (isAddressQuery(msg)) {
-      // SPEC 5.3: a relay that does not answer address queries (the original)
-      // forwards our peer's to us as data; it is never the QUIC program's.
-      this.counts.swallowed++;
-      return;
-    }
-    if (this.addressWaiter !== undefined) {
-      // Only while a query is under way: a peer's datagram could, in theory, spell the same.
-      const answer = parseAddressAnswer(msg);
-      if (answer !== undefined) {
-        this.addressWaiter(answer);
-        return;
-      }
-    }
-    const reply = parseReply(msg);
-    if (reply === undefined) {
+    const reply = classifyFromRelay(msg, udp, this.machine.askedUdp, this.query.active);
+    if (reply === 'data') {
       this.machine.partnerVia(from, now);
       this.rearm();
       this.counts.received++;
       this.emit('message', msg);
+      return;
+    }
+    if (reply === 'swallow') {
+      this.counts.swallowed++;
+      return;
+    }
+    if (typeof reply === 'object') {
+      this.query.answer(reply);
       return;
     }
     if (from === this.machine.home) {
@@ -465,6 +417,29 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       const why = transport === 'ws' ? `no UDP answer from ${many} in ${this.machine.wsFallbackMs} ms` : 'UDP answers again';
       this.trace?.('transport %s: %s', transport, why);
       this.emit('transport', transport, why);
+    },
+  };
+}
+
+/** The registration machine's options from the client's (all but the relay count), each checked: a bad one names its flag. */
+function registrationOptions(options: RelayClientOptions): Omit<RegistrationOptions, 'relays'> {
+  if (!isValidSessionId(options.sessionId)) throw new ConfigError('--session', 'must be 1-64 characters of A-Z a-z 0-9 - _');
+  const transport = options.transport ?? 'auto';
+  if (!TRANSPORT_MODES.includes(transport)) throw new ConfigError('--transport', `must be one of ${TRANSPORT_MODES.join(', ')}`);
+  const keepaliveMs = (options.keepaliveSecs ?? DEFAULT_KEEPALIVE_SECS) * 1000;
+  if (!(keepaliveMs > 0)) throw new ConfigError('--keepalive-secs', 'must be more than 0');
+  return {
+    transport,
+    timings: {
+      keepaliveMs,
+      registerTimeoutMs: options.registerTimeoutMs ?? DEFAULT_REGISTER_TIMEOUT_MS,
+      backoffInitialMs: options.backoffInitialMs ?? REGISTER_BACKOFF_INITIAL_MS,
+      backoffMaxMs: options.backoffMaxMs ?? REGISTER_BACKOFF_MAX_MS,
+      silenceMs: options.silenceReregisterMs ?? 1000,
+      failoverMs: options.failoverMs ?? DEFAULT_FAILOVER_MS,
+      lostRelayMs: options.lostRelayMs ?? DEFAULT_LOST_RELAY_MS,
+      partnerWaitMs: options.partnerWaitMs ?? DEFAULT_PARTNER_WAIT_MS,
+      wsFallbackMs: options.wsFallbackMs ?? DEFAULT_WS_FALLBACK_MS,
     },
   };
 }
