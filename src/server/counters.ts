@@ -95,6 +95,21 @@ export interface RelaySummary {
   sendErrors: number;
 }
 
+/** The summary from the counters and the table's sizes. */
+export function summaryOf(c: RelayCounters, uptimeSecs: number, sessionsOpen: number, sessionsPaired: number): RelaySummary {
+  return {
+    uptimeSecs,
+    sessionsOpen,
+    sessionsPaired,
+    sessionsCreated: c.sessionsCreated,
+    forwardedDatagrams: c.forwardedDatagrams,
+    forwardedBytes: c.forwardedBytes,
+    droppedDatagrams: c.droppedDatagrams,
+    refusals: c.refusals,
+    sendErrors: c.sendErrors,
+  };
+}
+
 export function formatSummary(s: RelaySummary): string {
   return (
     `stopped after ${s.uptimeSecs.toFixed(1)} s: ${s.sessionsOpen} sessions open (${s.sessionsPaired} paired), ` +

@@ -78,3 +78,31 @@ export function loopAddresses(src: LoopSources, port: number, hostAddresses: () 
   for (const e of src.peers) others.push({ ip: ipKeyOf(e.host), port: e.port === 0 ? port : e.port });
   return { port, ownIps, wildcard: src.wildcard, others };
 }
+
+/**
+ * A started relay's guard: built from its sources once the port is known
+ * and, when bound to the wildcard, rebuilt from the host's interfaces at
+ * most every refreshMs (an address added later is ours too).
+ */
+export class HostLoopWatch {
+  private readAt: number;
+
+  constructor(
+    private readonly guard: LoopGuard,
+    private readonly src: LoopSources,
+    private readonly port: number,
+    private readonly hostAddresses: () => string[],
+    private readonly refreshMs: number,
+    now: number,
+  ) {
+    this.readAt = now;
+    guard.update(loopAddresses(src, port, hostAddresses));
+  }
+
+  /** Re-reads the interfaces when bound to the wildcard and refreshMs have passed. */
+  refresh(now: number): void {
+    if (!this.src.wildcard || now - this.readAt < this.refreshMs) return;
+    this.readAt = now;
+    this.guard.update(loopAddresses(this.src, this.port, this.hostAddresses));
+  }
+}

@@ -19,13 +19,13 @@ import { embeddedNativeModule } from '../io/native-io';
 import type { NativeModuleSource } from '../io/native-io';
 import { validateConfig } from './config';
 import type { RelayConfig, RelayServerOptions } from './config';
-import { RelayCounters, formatSummary } from './counters';
+import { RelayCounters, formatSummary, summaryOf } from './counters';
 import type { RelaySummary } from './counters';
 import { RegistrationRateLimiter, SessionBudget } from './limits';
-import { LoopGuard, loopAddresses } from './loop-guard';
-import type { LoopSources } from './loop-guard';
+import { HostLoopWatch, LoopGuard } from './loop-guard';
 import { RelayLog, createLoggers, settingsLine } from './log';
 import type { RelayLoggers } from './log';
+import { Reaper } from './reaper';
 import { Registrar } from './registrar';
 import { SessionTable } from './session-table';
 import { DatagramPath } from './datagram-path';
@@ -75,15 +75,13 @@ export class RelayServer {
   private readonly reapIntervalMs: number;
   private readonly budget: SessionBudget;
   private readonly loopGuard = new LoopGuard({ port: -1, ownIps: [], wildcard: false, others: [] });
+  /** SPEC 4.4: the host's interfaces, re-read into the guard (wildcard binds), once started. */
+  private loopWatch: HostLoopWatch | undefined;
   private readonly hostAddresses: () => string[];
-  private readonly reapSlice: number;
-  private loopSources: LoopSources | undefined;
-  private interfacesReadAt = 0;
-  private reapMore: NodeJS.Immediate | undefined;
+  private readonly reaper: Reaper;
   private readonly givenIo: DatagramIo | undefined;
   private io: DatagramIo | undefined;
   private readonly nativeModule: NativeModuleSource | undefined;
-  private reaper: NodeJS.Timeout | undefined;
   private readonly streamSweepMs: number;
   /** SPEC 6: the WebSocket leg, when configured and started. */
   streams: StreamLeg | undefined;
@@ -93,9 +91,8 @@ export class RelayServer {
   private starting: Promise<AddressInfo> | undefined;
   private closing: Promise<RelaySummary> | undefined;
   private boundAddress: AddressInfo | undefined;
-  /** SPEC 3.6: set by drain(); resolves when the last session is gone. */
-  private drainDone: (() => void) | undefined;
-  private drained: Promise<void> | undefined;
+  /** SPEC 3.6: set by drain(). */
+  private drainer: Drain | undefined;
   /** Buffer sizes the kernel granted (Linux reports twice what it books). */
   recvBufferBytes = 0;
   sendBufferBytes = 0;
@@ -112,7 +109,12 @@ export class RelayServer {
     this.nativeModule = components.nativeModule === null ? undefined : (components.nativeModule ?? embeddedNativeModule());
     this.givenIo = components.io;
     this.hostAddresses = components.hostAddresses ?? interfaceAddresses;
-    this.reapSlice = components.reapSlice ?? REAP_SLICE;
+    this.reaper = new Reaper(
+      (now, max) => this.reap(now, max),
+      (now) => this.table.expiryDue(now),
+      this.clock,
+      components.reapSlice ?? REAP_SLICE,
+    );
     this.streamSweepMs = components.streamSweepMs ?? 1000;
     this.table = new SessionTable({
       sessionTimeoutMs: this.config.sessionTimeoutSecs * 1000,
@@ -133,7 +135,7 @@ export class RelayServer {
 
   /** SPEC 3.6: true from drain() on. */
   get draining(): boolean {
-    return this.drained !== undefined;
+    return this.drainer !== undefined;
   }
 
   /** Binds the socket; safe to call twice. Resolves to the bound address. */
@@ -201,29 +203,14 @@ export class RelayServer {
     this.sendBufferBytes = io.sendBufferBytes;
     this.ioKind = io.kind;
     // SPEC 4.4: what leads back to us, known now that the port is.
-    this.loopSources = { wildcard: ip === '0.0.0.0' || ip === '::', bound: ip, public: [...this.config.publicAddresses], peers };
-    this.interfacesReadAt = this.clock();
-    this.loopGuard.update(loopAddresses(this.loopSources, this.boundAddress.port, this.hostAddresses));
-    if (this.reapIntervalMs > 0) {
-      this.reaper = setInterval(this.reapSliceNow, this.reapIntervalMs);
-      this.reaper.unref(); // never what keeps the process alive
-    }
+    const sources = { wildcard: ip === '0.0.0.0' || ip === '::', bound: ip, public: [...this.config.publicAddresses], peers };
+    this.loopWatch = new HostLoopWatch(this.loopGuard, sources, this.boundAddress.port, this.hostAddresses, INTERFACE_REFRESH_MS, this.clock());
+    this.reaper.start(this.reapIntervalMs);
     this.startedAt = this.clock();
     this.state = 'running';
-    const a = this.boundAddress;
-    const cfg = this.config;
-    // SPEC 3.2: the start line, as the original prints it, and the version.
-    this.log.relay('UDP relay listening on %s (quic-relay %s, %s I/O)', formatAddress(a.address, a.port), VERSION, io.kind);
-    if (this.wsAddress !== undefined)
-      this.log.relay(
-        'WebSocket leg (%s) listening on %s, path %s',
-        this.streams!.tls ? 'wss' : 'ws, no TLS',
-        formatAddress(this.wsAddress.address, this.wsAddress.port),
-        STREAM_PATH,
-      );
-    if (this.ioFallbackReason !== undefined) this.log.relay('native I/O not in use (%s): datagrams go through node:dgram', this.ioFallbackReason);
-    this.log.relay(settingsLine(cfg, this.loopSources.peers.length, this.recvBufferBytes, this.sendBufferBytes));
-    return a;
+    logStarted(this.log, this.boundAddress, io, this.streams, this.ioFallbackReason);
+    this.log.relay(settingsLine(this.config, peers.length, this.recvBufferBytes, this.sendBufferBytes));
+    return this.boundAddress;
   }
 
   /** SPEC 6.3: the WebSocket leg's deadlines and pings, now (the timer does this each second). */
@@ -270,23 +257,16 @@ export class RelayServer {
    * close()s). Safe to call twice.
    */
   drain(): Promise<void> {
-    if (this.drained === undefined) {
-      this.drained = new Promise<void>((resolve) => {
-        this.drainDone = resolve;
-      });
+    if (this.drainer === undefined) {
+      this.drainer = new Drain();
       this.log.relay('draining: new sessions refused, %d sessions (%d paired) carry on', this.table.size, this.table.pairedCount);
       this.checkDrained();
     }
-    return this.drained;
+    return this.drainer.finished;
   }
 
   private checkDrained(): void {
-    if (this.drainDone !== undefined && this.table.size === 0) {
-      const done = this.drainDone;
-      this.drainDone = undefined;
-      this.log.relay('drained: no session left');
-      done();
-    }
+    if (this.drainer?.check(this.table.size) === true) this.log.relay('drained: no session left');
   }
 
   /** Stops the reaper and the socket; logs and returns the summary. Safe to call twice. */
@@ -298,10 +278,7 @@ export class RelayServer {
   private async doClose(): Promise<RelaySummary> {
     if (this.starting !== undefined) await this.starting.catch(() => undefined);
     this.state = 'closing';
-    if (this.reaper !== undefined) clearInterval(this.reaper);
-    this.reaper = undefined;
-    if (this.reapMore !== undefined) clearImmediate(this.reapMore);
-    this.reapMore = undefined;
+    this.reaper.stop();
     await this.streams?.close();
     const io = this.io;
     this.readSendErrors();
@@ -318,25 +295,14 @@ export class RelayServer {
   }
 
   summary(): RelaySummary {
-    const c = this.counters;
-    return {
-      uptimeSecs: this.state === 'new' ? 0 : (this.clock() - this.startedAt) / 1000,
-      sessionsOpen: this.table.size,
-      sessionsPaired: this.table.pairedCount,
-      sessionsCreated: c.sessionsCreated,
-      forwardedDatagrams: c.forwardedDatagrams,
-      forwardedBytes: c.forwardedBytes,
-      droppedDatagrams: c.droppedDatagrams,
-      refusals: c.refusals,
-      sendErrors: c.sendErrors,
-    };
+    const uptimeSecs = this.state === 'new' ? 0 : (this.clock() - this.startedAt) / 1000;
+    return summaryOf(this.counters, uptimeSecs, this.table.size, this.table.pairedCount);
   }
 
   /**
    * One reaper pass (SPEC 2.5): removes the sessions past their deadline, at
-   * most `max` of them, and returns how many went. The timer calls it with
-   * one slice and, while more are due, continues on setImmediate, so that a
-   * mass expiry lets datagrams through between slices. Tests may call it.
+   * most `max` of them, and returns how many went. The reaper (reaper.ts)
+   * calls it a slice at a time; tests may call it.
    */
   reap(now = this.clock(), max = Infinity): number {
     this.readSendErrors();
@@ -345,21 +311,10 @@ export class RelayServer {
     this.counters.sessionsReaped += removed.length;
     for (const s of removed)
       if (this.log.event('reaped', now)) this.log.session('session %s reaped after %d s idle', s.id, Math.round((now - s.lastActive) / 1000));
-    if (this.loopSources?.wildcard === true && this.boundAddress !== undefined && now - this.interfacesReadAt >= INTERFACE_REFRESH_MS) {
-      this.interfacesReadAt = now;
-      this.loopGuard.update(loopAddresses(this.loopSources, this.boundAddress.port, this.hostAddresses));
-    }
+    this.loopWatch?.refresh(now);
     this.checkDrained();
     return removed.length;
   }
-
-  private readonly reapSliceNow = (): void => {
-    this.reapMore = undefined;
-    if (this.state !== 'running') return;
-    const now = this.clock();
-    this.reap(now, this.reapSlice);
-    if (this.table.expiryDue(now)) this.reapMore = setImmediate(this.reapSliceNow);
-  };
 
   // ---- the datagram path
 
@@ -367,6 +322,36 @@ export class RelayServer {
     this.counters.socketErrors++;
     if (this.log.refusal('socket-error', this.clock(), this.log.relay)) this.log.relay('socket error (relay continues): %s', err.message);
   };
+}
+
+/** SPEC 3.6: a drain under way; `finished` resolves once no session is left. */
+class Drain {
+  readonly finished: Promise<void>;
+  private done: (() => void) | undefined;
+
+  constructor() {
+    this.finished = new Promise<void>((resolve) => {
+      this.done = resolve;
+    });
+  }
+
+  /** Sessions may have gone: true when this call ends the drain. */
+  check(sessions: number): boolean {
+    const done = this.done;
+    if (done === undefined || sessions > 0) return false;
+    this.done = undefined;
+    done();
+    return true;
+  }
+}
+
+/** SPEC 3.2: the start lines: the original's, with the version and the I/O path; the WebSocket leg's; why not native. */
+function logStarted(log: RelayLog, a: AddressInfo, io: DatagramIo, streams: StreamLeg | undefined, fallbackReason: string | undefined): void {
+  log.relay('UDP relay listening on %s (quic-relay %s, %s I/O)', formatAddress(a.address, a.port), VERSION, io.kind);
+  const ws = streams?.address;
+  if (ws !== undefined)
+    log.relay('WebSocket leg (%s) listening on %s, path %s', streams!.tls ? 'wss' : 'ws, no TLS', formatAddress(ws.address, ws.port), STREAM_PATH);
+  if (fallbackReason !== undefined) log.relay('native I/O not in use (%s): datagrams go through node:dgram', fallbackReason);
 }
 
 /** Chooses the I/O path (--io, or the one given) and binds it; a bind failure says what and why. */

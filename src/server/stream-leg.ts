@@ -13,7 +13,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { WebSocketServer } from 'ws';
-import { ipKeyOf, limitKeyOf } from '../wire/address';
+import { ipKeyOf } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import { formatAddress } from '../wire/address';
 import { MAX_DATAGRAM, STREAM_HANDSHAKE_TIMEOUT_MS, STREAM_PATH } from '../wire/constants';
@@ -21,6 +21,7 @@ import type { RelayConfig } from './config';
 import { RelayError } from '../wire/errors';
 import type { RelayCounters } from './counters';
 import { STREAM_PORT_BASE } from './session-table';
+import { StreamAdmission } from './stream-admission';
 
 /** How the leg is configured (validated in config.ts). */
 export interface StreamLegConfig {
@@ -132,11 +133,10 @@ const CLOSE_UNSUPPORTED = 1003;
 export class StreamLeg {
   private readonly server: http.Server | https.Server;
   private readonly wss: WebSocketServer;
-  /** Live peers by virtual port (sends) and by limit key (SPEC 6.3 per-IP counts). */
+  /** Live peers by virtual port. */
   private readonly peers = new Map<number, StreamPeer>();
-  private readonly perIp = new Map<IpKey | string, number>();
-  /** TCP connections (upgraded or not), for the limits and for close(). */
-  private readonly sockets = new Set<Socket>();
+  /** SPEC 6.3: the TCP connections, their limits and upgrade deadlines (stream-admission.ts). */
+  private readonly admission: StreamAdmission;
   private nextPort = STREAM_PORT_BASE;
   readonly closedBy: Record<StreamCloseReason, number> = Object.fromEntries(STREAM_CLOSE_REASONS.map((r) => [r, 0])) as Record<StreamCloseReason, number>;
   accepted = 0;
@@ -159,6 +159,7 @@ export class StreamLeg {
     private readonly clock: () => number,
   ) {
     this.trusted = new Set(config.trustedProxies.map(plainAddress));
+    this.admission = new StreamAdmission(config, this.trusted, this.closedBy, clock);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: MAX_DATAGRAM, // SPEC 6.3: a bigger message closes the connection (1009)
@@ -171,7 +172,7 @@ export class StreamLeg {
       res.writeHead(pathOf(_req.url) === STREAM_PATH ? 426 : 404, { 'content-type': 'text/plain', connection: 'close' });
       res.end(pathOf(_req.url) === STREAM_PATH ? 'WebSocket upgrade required\n' : 'not found\n');
     };
-    this.server = config.tlsCert !== undefined ? https.createServer(this.readTls(), handler) : http.createServer(handler);
+    this.server = config.tlsCert !== undefined ? https.createServer(readTlsPair(config.tlsCert, config.tlsKey!), handler) : http.createServer(handler);
     // SPEC 6.3: a slow handshake ends at the deadline anyway (sweep); these stop Node waiting longer.
     this.server.headersTimeout = config.handshakeTimeoutMs;
     this.server.requestTimeout = config.handshakeTimeoutMs;
@@ -195,7 +196,7 @@ export class StreamLeg {
 
   /** Open TCP connections, upgraded or not. */
   get tcpConnections(): number {
-    return this.sockets.size;
+    return this.admission.size;
   }
 
   /** Listens; a failure says which port and why (--ws-port). */
@@ -225,25 +226,8 @@ export class StreamLeg {
   /** SPEC 6.1: re-reads the certificate and key; open connections keep theirs. Throws (and keeps the old ones) when they do not load. */
   reloadTls(): void {
     if (!(this.server instanceof https.Server)) return;
-    this.server.setSecureContext(this.readTls());
+    this.server.setSecureContext(readTlsPair(this.config.tlsCert!, this.config.tlsKey!));
     this.tlsReloads++;
-  }
-
-  private readTls(): { cert: Buffer; key: Buffer } {
-    const read = (file: string, flag: string): Buffer => {
-      try {
-        return readFileSync(file);
-      } catch (err) {
-        throw new RelayError('QR_ERR_CONFIG', `${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-    };
-    const pair = { cert: read(this.config.tlsCert!, '--tls-cert'), key: read(this.config.tlsKey!, '--tls-key') };
-    try {
-      tls.createSecureContext(pair); // they parse and match, before anything is served with them
-    } catch (err) {
-      throw new RelayError('QR_ERR_CONFIG', `--tls-cert/--tls-key: ${(err as Error).message}`);
-    }
-    return pair;
   }
 
   /**
@@ -297,13 +281,7 @@ export class StreamLeg {
       peer.nextPingAt = now + this.config.pingIntervalMs;
       peer.ws?.ping();
     }
-    for (const socket of this.sockets) {
-      const deadline = (socket as TrackedSocket).qrDeadline;
-      if (deadline !== undefined && now >= deadline) {
-        this.closedBy.timeout++;
-        socket.destroy();
-      }
-    }
+    this.admission.sweep(now);
   }
 
   /** Marks a peer as having sent a REG: the deadline no longer applies (SPEC 6.3). */
@@ -315,7 +293,7 @@ export class StreamLeg {
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     this.sweeper = undefined;
     for (const peer of [...this.peers.values()]) this.end(peer, 'relay_closing', 1001, 'relay closing');
-    for (const socket of this.sockets) socket.destroy();
+    this.admission.destroyAll();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.wss.close();
   }
@@ -324,39 +302,9 @@ export class StreamLeg {
 
   /** SPEC 6.3: every TCP connection counts against the limits from its first byte. */
   private readonly onTcp = (socket: Socket): void => {
-    if (this.sockets.size >= this.config.maxConnections) {
-      this.closedBy.limit_total++;
-      socket.destroy();
-      return;
-    }
-    // A trusted proxy's connections count against the peers they carry (onUpgrade), not the proxy.
-    const address = plainAddress(socket.remoteAddress ?? '');
-    if (!this.trusted.has(address) && !this.countIp(socket, address)) {
-      socket.destroy();
-      return;
-    }
-    this.sockets.add(socket);
-    (socket as TrackedSocket).qrDeadline = this.clock() + this.config.handshakeTimeoutMs;
     socket.setNoDelay(true); // one datagram, one segment: never held for Nagle
-    socket.once('close', () => this.sockets.delete(socket));
+    this.admission.admit(socket, plainAddress(socket.remoteAddress ?? ''));
   };
-
-  /** SPEC 6.3: one more connection from `address`'s IP (IPv6: /64), released when the socket closes; false over the limit. */
-  private countIp(socket: Socket, address: string): boolean {
-    const key = limitKeyOf(ipKeyOf(address));
-    const onIp = this.perIp.get(key) ?? 0;
-    if (onIp >= this.config.maxConnectionsPerIp) {
-      this.closedBy.limit_ip++;
-      return false;
-    }
-    this.perIp.set(key, onIp + 1);
-    socket.once('close', () => {
-      const n = (this.perIp.get(key) ?? 1) - 1;
-      if (n <= 0) this.perIp.delete(key);
-      else this.perIp.set(key, n);
-    });
-    return true;
-  }
 
   private readonly onUpgrade = (req: http.IncomingMessage, socket: Socket, head: Buffer): void => {
     if (pathOf(req.url) !== STREAM_PATH) {
@@ -374,16 +322,15 @@ export class StreamLeg {
         socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
         return;
       }
-      if (!this.countIp(socket, forwarded)) {
+      if (!this.admission.countIp(socket, forwarded)) {
         socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
         return;
       }
       address = forwarded;
       port = 0; // the peer's source port is the proxy's to know
     }
-    const deadline = (socket as TrackedSocket).qrDeadline ?? this.clock() + this.config.handshakeTimeoutMs;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      (socket as TrackedSocket).qrDeadline = undefined; // from here the peer's deadline applies
+      const deadline = this.admission.upgraded(socket); // from here it is the peer's (its first REG)
       const peer = new StreamPeer(address, port, this.nextPort++, deadline);
       peer.ws = ws;
       peer.nextPingAt = this.clock() + this.config.pingIntervalMs;
@@ -434,9 +381,22 @@ export class StreamLeg {
   }
 }
 
-interface TrackedSocket extends Socket {
-  /** SPEC 6.3: when this connection must have upgraded; undefined once it has. */
-  qrDeadline?: number;
+/** SPEC 6.1: the certificate and key, read and checked to parse and match before anything is served with them. */
+function readTlsPair(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
+  const read = (file: string, flag: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new RelayError('QR_ERR_CONFIG', `${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  const pair = { cert: read(certFile, '--tls-cert'), key: read(keyFile, '--tls-key') };
+  try {
+    tls.createSecureContext(pair);
+  } catch (err) {
+    throw new RelayError('QR_ERR_CONFIG', `--tls-cert/--tls-key: ${(err as Error).message}`);
+  }
+  return pair;
 }
 
 /** The last IP of an X-Forwarded-For header (the one our proxy added), or undefined. */

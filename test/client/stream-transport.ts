@@ -190,7 +190,7 @@ t.test('SPEC 6.4: a connection cut while registered (a TCP reset): the client re
   t.equal(await register(u, session), 'ACK\n');
   const again = new Promise<void>((resolve) => c.once('registered', () => resolve()));
   // The relay's side of the connection is reset.
-  for (const s of (relay.streams as unknown as { sockets: Set<net.Socket> }).sockets) s.resetAndDestroy();
+  for (const s of (relay.streams as unknown as { admission: { sockets: Map<net.Socket, number> } }).admission.sockets.keys()) s.resetAndDestroy();
   await again;
   t.equal(c.stats.streamConnects, 2, 'a new connection');
   t.equal(await register(u, session), 'ACK\n', 'the partner still holds its slot');
