@@ -3,104 +3,19 @@
 // Methods return outcomes; the socket layer turns them into replies, counters
 // and log lines.
 //
-// A session holds its two peers inline (slot a, slot b): one object per
-// session and no object per peer, which is what memory per session is made
-// of (SPEC 4.1's "a thousand sessions", 100k in the benchmark). Which session
-// an address is in is peer-index.ts's: one Map lookup per datagram, no scan.
-// Every mutation of a session updates the index in the same method.
+// A session is session.ts's; which session an address is in is
+// peer-index.ts's: one Map lookup per datagram, no scan. Every change to a
+// session's slots updates the index in the same method.
 
 import { ipKeyOf } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import { ExpirySchedule } from './expiry';
 import { PeerIndex, sameLimitKey } from './peer-index';
-import type { ExpiryEntry } from './expiry';
+import { Session, isStreamPort } from './session';
+import type { Slot } from './session';
 
-/**
- * SPEC 6.2: a WebSocket peer's port in the table. Each connection is one peer
- * address, its IP and a port above the UDP range, so UDP and WebSocket peers
- * share every rule of the table and can never be mistaken for each other.
- */
-export const STREAM_PORT_BASE = 65_536;
-
-export function isStreamPort(port: number): boolean {
-  return port >= STREAM_PORT_BASE;
-}
-
-/** A slot of a session: 0 is a, 1 is b. */
-export type Slot = 0 | 1;
-
-export class Session implements ExpiryEntry<Session> {
-  readonly id: string;
-  /** Last registration or forwarded datagram (SPEC 2.5). */
-  lastActive: number;
-  /** Slot a: filled as long as the session exists. Addresses are kept as received (replies and forwards go there). */
-  aAddress: string;
-  aPort: number;
-  /** Slot b: bPort is -1 until the partner arrives. */
-  bAddress = '';
-  bPort = -1;
-  /**
-   * The slot whose datagram reached the relay last. With two slots, the other
-   * one is "the one silent longest" (SPEC 2.2), so this one field replaces a
-   * timestamp per peer. Data handling also uses it: the partner is the other slot.
-   */
-  lastFrom: Slot = 0;
-  /** SPEC 4.1 (opt-in bandwidth cap): theoretical arrival time of the next byte, in ms (GCRA). */
-  rateTat = 0;
-  /** SPEC 4.4: the packet budget's theoretical arrival time of the next datagram, in ms (GCRA). */
-  packetTat = 0;
-  /** SPEC 4.5: a session that never paired lives --unpaired-timeout-secs without a registration. */
-  pairedOnce = false;
-  /** For /debug/sessions: when it was created, and what it has had forwarded (both ways). */
-  readonly createdAt: number;
-  forwardedDatagrams = 0;
-  forwardedBytes = 0;
-  /**
-   * Slot a when b joined from a's IP and a has not been heard since; else -1.
-   * A peer whose NAT port changed before its partner arrived joins its own
-   * session from the new port; its partner may then take the stale slot
-   * (register()), instead of ERR:FULL for as long as keepalives run.
-   */
-  quietSlot: Slot | -1 = -1;
-  // The expiry schedule's links (expiry.ts): no array or set entry per session.
-  expiryTick = -1;
-  expiryPrev: Session | null = null;
-  expiryNext: Session | null = null;
-
-  constructor(id: string, address: string, port: number, now: number) {
-    this.id = id;
-    this.aAddress = address;
-    this.aPort = port;
-    this.lastActive = now;
-    this.createdAt = now;
-  }
-
-  get paired(): boolean {
-    return this.bPort >= 0;
-  }
-
-  /**
-   * The slot holding ip:port, or -1. One socket always spells an address the
-   * same way, so comparing the strings decides at once; only when a port
-   * matches but the spelling does not (1.2.3.4 vs ::ffff:1.2.3.4) are the IPs
-   * compared, so a peer is one peer however it is written.
-   */
-  slotOf(ip: IpKey, address: string, port: number): Slot | -1 {
-    if (this.aPort === port && this.aAddress === address) return 0;
-    if (this.bPort === port && this.bAddress === address) return 1;
-    if (this.aPort === port && ipKeyOf(this.aAddress) === ip) return 0;
-    if (this.bPort === port && ipKeyOf(this.bAddress) === ip) return 1;
-    return -1;
-  }
-
-  /** The partner of the slot that sent last: where its data goes. */
-  get toAddress(): string {
-    return this.lastFrom === 0 ? this.bAddress : this.aAddress;
-  }
-  get toPort(): number {
-    return this.lastFrom === 0 ? this.bPort : this.aPort;
-  }
-}
+export { STREAM_PORT_BASE, Session, isStreamPort } from './session';
+export type { Slot } from './session';
 
 export interface SessionTableOptions {
   /** SPEC 2.5, in milliseconds. */
@@ -198,8 +113,7 @@ export class SessionTable {
     if (s === undefined) return undefined;
     const slot = s.slotOf(ip, address, port);
     if (slot === -1) return undefined;
-    if (slot === s.quietSlot) s.quietSlot = -1;
-    s.lastFrom = slot;
+    s.heardFrom(slot);
     if (s.bPort >= 0) s.lastActive = now;
     return s;
   }
@@ -214,8 +128,7 @@ export class SessionTable {
     const existing = this.find(ip, address, port);
     if (existing !== undefined && existing.id === id) {
       // SPEC 2.2: X already in S: this is the keepalive.
-      existing.lastFrom = existing.slotOf(ip, address, port) as Slot;
-      if (existing.lastFrom === existing.quietSlot) existing.quietSlot = -1;
+      existing.heardFrom(existing.slotOf(ip, address, port) as Slot);
       existing.lastActive = now;
       return result('keepalive', existing);
     }
@@ -235,7 +148,7 @@ export class SessionTable {
       if (admission === 'no-create' && target === undefined) return result('busy-draining', undefined);
     }
     if (!full || replaceQuiet) {
-      const leaving = existing !== undefined ? this.partnerIp(existing, ip, address, port) : undefined;
+      const leaving = existing?.partnerIp(existing.slotOf(ip, address, port) as Slot);
       if (target === undefined && this.sessionsById.size - (existing !== undefined && leaving === null ? 1 : 0) >= this.opts.maxSessions) {
         return result('busy-sessions', undefined);
       }
@@ -280,13 +193,13 @@ export class SessionTable {
     if (ipA === ip && ipB === ip) slot = target.lastFrom === 0 ? 1 : 0;
     else if (ipA === ip) slot = 0;
     else if (ipB === ip) slot = 1;
-    if (slot < 0) {
+    if (slot === -1) {
       // SPEC 2.2: nothing about X is stored; having left S', X is in no session.
       return { ...result('full', undefined), left, leftRemoved };
     }
-    const previousAddress = slot === 0 ? target.aAddress : target.bAddress;
-    const previousPort = slot === 0 ? target.aPort : target.bPort;
-    this.moveSlot(target, slot as Slot, ip, address, port);
+    const previousAddress = target.addressOf(slot);
+    const previousPort = target.portOf(slot);
+    this.moveSlot(target, slot, ip, address, port);
     target.lastActive = now;
     return { outcome: 'rebound', session: target, left, leftRemoved, previousAddress, previousPort };
   }
@@ -305,9 +218,9 @@ export class SessionTable {
     const slot: Slot = ipKeyOf(v.aAddress) === ip ? 0 : 1;
     // SPEC 6.2: a WebSocket peer's address is its connection, which no NAT
     // rebinds; a datagram from its IP is someone else (a REG may still move it).
-    if (isStreamPort(slot === 0 ? v.aPort : v.bPort)) return UNKNOWN;
-    const previousAddress = slot === 0 ? v.aAddress : v.bAddress;
-    const previousPort = slot === 0 ? v.aPort : v.bPort;
+    if (isStreamPort(v.portOf(slot))) return UNKNOWN;
+    const previousAddress = v.addressOf(slot);
+    const previousPort = v.portOf(slot);
     this.moveSlot(v, slot, ip, address, port);
     v.lastActive = now;
     return { outcome: 'rebound', session: v, previousAddress, previousPort };
@@ -365,20 +278,9 @@ export class SessionTable {
 
   /** X takes the free slot b of `s`, whose peer a is on `ipA`. */
   private join(s: Session, ip: IpKey, address: string, port: number, ipA: IpKey, now: number): void {
-    s.bAddress = address;
-    s.bPort = port;
-    s.lastFrom = 1;
-    s.lastActive = now;
-    s.pairedOnce = true;
-    s.quietSlot = ipA === ip ? 0 : -1;
+    s.join(address, port, now, ipA === ip);
     this.pairedSessions++;
     this.index(ip, port, s, ipA);
-  }
-
-  /** IP of the other slot than address:port's in `s`, or null when it has none. */
-  private partnerIp(s: Session, ip: IpKey, address: string, port: number): IpKey | null {
-    if (!s.paired) return null;
-    return ipKeyOf(s.slotOf(ip, address, port) === 0 ? s.bAddress : s.aAddress);
   }
 
   /** Indexes ip:port as a peer of `s`, whose other peer (if any) is on `otherIp`. */
@@ -386,46 +288,26 @@ export class SessionTable {
     this.peers.add(ip, port, s, otherIp, (only) => (ipKeyOf(only.aAddress) === ip ? only.aPort : only.bPort));
   }
 
-  private unindex(ip: IpKey, port: number, otherIp: IpKey | undefined): void {
-    this.peers.remove(ip, port, otherIp);
-  }
-
   /** Removes the peer in `slot` (on IP `ip`); removes the session when it empties. Returns true if it did. */
   private removeAddress(s: Session, slot: Slot, ip: IpKey): boolean {
-    const port = slot === 0 ? s.aPort : s.bPort;
+    const port = s.portOf(slot);
     if (!s.paired) {
-      this.unindex(ip, port, undefined);
+      this.peers.remove(ip, port, undefined);
       this.sessionsById.delete(s.id);
       this.expiry.remove(s); // SPEC 2.5 bookkeeping: a removed session leaves the schedule at once
       return true;
     }
     const otherIp = ipKeyOf(slot === 0 ? s.bAddress : s.aAddress);
-    this.unindex(ip, port, otherIp);
-    if (slot === 0) {
-      // b moves into a: the index points at sessions, not slots, so it is unchanged.
-      s.aAddress = s.bAddress;
-      s.aPort = s.bPort;
-    }
-    s.bAddress = '';
-    s.bPort = -1;
-    s.lastFrom = 0;
-    s.quietSlot = -1;
+    this.peers.remove(ip, port, otherIp);
+    s.vacate(slot); // b may move into a: the index points at sessions, not slots, so it is unchanged
     this.pairedSessions--;
     return false;
   }
 
   /** A rebind: the slot gets a new port (and address spelling) on the same IP. */
   private moveSlot(s: Session, slot: Slot, ip: IpKey, address: string, port: number): void {
-    this.peers.move(ip, slot === 0 ? s.aPort : s.bPort, port, s);
-    if (slot === 0) {
-      s.aAddress = address;
-      s.aPort = port;
-    } else {
-      s.bAddress = address;
-      s.bPort = port;
-    }
-    if (slot === s.quietSlot) s.quietSlot = -1; // heard from its new port
-    s.lastFrom = slot;
+    this.peers.move(ip, s.portOf(slot), port, s);
+    s.move(slot, address, port); // and heard from its new port
   }
 
   private removeSession(s: Session): void {
@@ -435,10 +317,10 @@ export class SessionTable {
       this.pairedSessions--;
       // The first unindex still sees the partner; the last sees none, so an IP
       // both peers share loses this session exactly once.
-      this.unindex(ipA, s.aPort, ipB);
-      this.unindex(ipB, s.bPort, undefined);
+      this.peers.remove(ipA, s.aPort, ipB);
+      this.peers.remove(ipB, s.bPort, undefined);
     } else {
-      this.unindex(ipA, s.aPort, undefined);
+      this.peers.remove(ipA, s.aPort, undefined);
     }
     this.sessionsById.delete(s.id);
     this.expiry.remove(s); // a no-op when expire() took it off already
