@@ -1,69 +1,16 @@
 // SPEC 3.5: the built file, run by plain node from a folder with no
 // node_modules. Builds it first when it is missing.
 import t from 'tap';
-import { spawn, execFileSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { bindPeer, register } from './fixtures/udp';
+import { bundleCopy } from './fixtures/bundle-run';
 
 const root = resolve(__dirname, '..');
 const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
-const bundle = join(root, 'dist', 'quic-relay.js');
-if (!existsSync(bundle)) execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'inherit' });
-const dir = mkdtempSync(join(tmpdir(), 'quic-relay-bundle-'));
-copyFileSync(bundle, join(dir, 'quic-relay.js'));
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Run {
-  child: ChildProcess;
-  stderr: () => string;
-  waitFor: (re: RegExp, ms?: number) => Promise<RegExpMatchArray>;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function run(t: Tap, args: string[], env: Record<string, string> = {}, direct = false): Run {
-  // direct: run the file itself, so its shebang (node --optimize-for-size) is what starts it
-  const child = spawn(direct ? './quic-relay.js' : process.execPath, direct ? args : ['quic-relay.js', ...args], {
-    cwd: dir,
-    env: { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, ...env }, // no NODE_PATH, no DEBUG
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let err = '';
-  const listeners: Array<() => void> = [];
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-    for (const l of [...listeners]) l();
-  });
-  child.stdout!.resume();
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    return exit;
-  });
-  return {
-    child,
-    stderr: () => err,
-    exit,
-    waitFor: (re, ms = 5000) =>
-      new Promise((resolveMatch, reject) => {
-        const check = (): void => {
-          const m = err.match(re);
-          if (m) {
-            clearTimeout(timer);
-            listeners.splice(listeners.indexOf(check), 1);
-            resolveMatch(m);
-          }
-        };
-        const timer = setTimeout(() => reject(new Error(`no ${re} in stderr within ${ms} ms:\n${err}`)), ms);
-        listeners.push(check);
-        check();
-        void exit.then(() => setImmediate(check));
-      }),
-  };
-}
-type Tap = { teardown(fn: () => unknown): void };
+const { run } = bundleCopy(t);
 
 t.test('start line, one forwarded datagram, metrics, SIGTERM -> exit 0 within 1 s', async (t) => {
   const r = run(t, ['--port', '0', '--host', '127.0.0.1', '--metrics-port', '0']);
