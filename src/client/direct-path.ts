@@ -4,7 +4,7 @@
 // Pure: the path machine (path-machine.ts) sends the probes it asks for.
 
 import type { DataReport } from './path-parts';
-import type { Target } from './probe-targets';
+import type { Target } from './attempt';
 
 /** What is due on the direct path now: a heartbeat, or why to leave it. */
 export type DirectDue = { readonly kind: 'heartbeat' } | { readonly kind: 'lost'; readonly reason: string } | undefined;

@@ -16,9 +16,9 @@ import { MAX_CANDIDATES } from './control';
 import type { Candidate, ControlMessage } from './control';
 import { ControlChannel } from './control-channel';
 import { DirectPath } from './direct-path';
-import { CandidateResend, DataReport, PeerAddresses, PendingProbes, RelayCheck, RetryBackoff } from './path-parts';
-import { MAX_REFLEXIVE, ProbeTargets, keyOf } from './probe-targets';
-import type { Target } from './probe-targets';
+import { Attempt, MAX_REFLEXIVE, keyOf } from './attempt';
+import type { Target } from './attempt';
+import { DataReport, PeerAddresses, PendingProbes, RelayCheck, RetryBackoff } from './path-parts';
 
 export interface PathTimings {
   /** First resend of our candidates while the peer's have not come; doubles. @default 250 */
@@ -99,9 +99,8 @@ export class PathMachine {
   /** SPEC 5.4: whether our direct data reaches the peer. */
   private readonly data = new DataReport();
   private readonly pending = new PendingProbes(MAX_PENDING_PROBES);
-  /** The current attempt's targets (probe-targets.ts). */
-  private readonly targets: ProbeTargets;
-  private readonly resend: CandidateResend;
+  /** The current attempt: its targets, deadline and resends (attempt.ts). */
+  private readonly attempt: Attempt;
 
   private readonly t: PathTimings;
   private phase: Phase = 'waiting';
@@ -111,7 +110,6 @@ export class PathMachine {
   private peerCandidates: readonly Candidate[] = [];
   /** SPEC 5.4: the direct path in use (phase 'direct'). */
   private direct: DirectPath | undefined;
-  private attemptEndsAt = 0;
   private readonly retry: RetryBackoff;
   private reported = false;
 
@@ -123,8 +121,7 @@ export class PathMachine {
     options: { family?: 4 | 6; timings?: Partial<PathTimings> } = {},
   ) {
     this.t = { ...DEFAULT_PATH_TIMINGS, ...options.timings };
-    this.targets = new ProbeTargets(options.family ?? 4, this.t.probeFirstGapMs, this.t.probeMaxGapMs);
-    this.resend = new CandidateResend(this.t.candidateSends, this.t.candidateResendMs);
+    this.attempt = new Attempt(options.family ?? 4, this.t);
     this.channel = new ControlChannel(key, random);
     this.retry = new RetryBackoff(this.t.retryInitialMs, this.t.retryMaxMs);
     this.relayCheck = new RelayCheck(this.t.relayCheckMs, now);
@@ -135,6 +132,7 @@ export class PathMachine {
     return this.channel.id;
   }
 
+  /** The direct path while one is in use (data goes there); undefined: through the relay. */
   get path(): Path | undefined {
     const d = this.direct?.target;
     return d !== undefined ? { kind: 'direct', address: d.address, port: d.port, rttMs: d.rttMs } : undefined;
@@ -143,11 +141,6 @@ export class PathMachine {
   /** Neither attempting nor direct: a new attempt may start. */
   get waiting(): boolean {
     return this.phase === 'waiting';
-  }
-
-  /** Where data goes while the direct path is in use; undefined: through the relay. */
-  get directTarget(): Candidate | undefined {
-    return this.direct?.target;
   }
 
   /** True when data from address:port is the peer's: an address that answered our probe (SPEC 5.4). Per datagram: no allocation. */
@@ -175,9 +168,8 @@ export class PathMachine {
     this.begun = true;
     this.own = own.slice(0, MAX_CANDIDATES);
     if (this.phase === 'direct') return;
-    this.startAttempt(now);
     // Always ask for the peer's candidates afresh: its public port may have moved.
-    this.resend.begin(now);
+    this.startAttempt(now, true);
     this.sendCandidates(false);
     if (this.peerId !== undefined) this.startProbing(now);
     else this.phase = 'exchanging';
@@ -191,18 +183,8 @@ export class PathMachine {
   receive(now: number, viaRelay: boolean, address: string, port: number, datagram: Buffer): ControlOutcome {
     const msg = this.channel.open(datagram);
     if (typeof msg === 'string') return msg;
-    switch (msg.type) {
-      case 'candidates':
-        return viaRelay ? this.onCandidates(now, msg) : 'ignored'; // candidates travel through the relay only
-      case 'probe':
-        return this.onProbe(now, viaRelay, address, port, msg);
-      case 'answer':
-        return this.onAnswer(now, viaRelay, address, port, msg);
-      default: {
-        const never: never = msg;
-        return never;
-      }
-    }
+    if (msg.type === 'candidates') return viaRelay ? this.onCandidates(now, msg) : 'ignored'; // candidates travel through the relay only
+    return msg.type === 'probe' ? this.onProbe(now, viaRelay, address, port, msg) : this.onAnswer(now, viaRelay, address, port, msg);
   }
 
   /** The earliest time tick() has something to do. */
@@ -210,14 +192,14 @@ export class PathMachine {
     const at = this.relayCheck.nextAt;
     if (this.phase === 'waiting') return Math.min(at, this.retry.at ?? Infinity);
     if (this.direct !== undefined) return Math.min(at, this.direct.nextWake);
-    return Math.min(at, this.attemptEndsAt, this.resend.nextAt, this.targets.nextProbeAt());
+    return Math.min(at, this.attempt.nextWake(this.phase === 'probing'));
   }
 
   tick(now: number): void {
     const p = this.phase;
-    if ((p === 'exchanging' || p === 'probing') && this.resend.due(now)) this.sendCandidates(false);
-    if (p === 'probing') this.targets.probeDue(now, (target) => this.probe(now, target));
-    if ((p === 'exchanging' || p === 'probing') && now >= this.attemptEndsAt) this.attemptFailed(now);
+    if ((p === 'exchanging' || p === 'probing') && this.attempt.resendDue(now)) this.sendCandidates(false);
+    if (p === 'probing') this.attempt.probeDue(now, (target) => this.probe(now, target));
+    if ((p === 'exchanging' || p === 'probing') && this.attempt.over(now)) this.attemptFailed(now);
     const due = this.direct?.due(now);
     if (due?.kind === 'lost') this.fallBack(now, due.reason);
     else if (due?.kind === 'heartbeat') this.probe(now, this.direct!.target);
@@ -238,21 +220,20 @@ export class PathMachine {
       this.peerId = msg.sender;
       this.peerAddresses.clear();
       this.data.forgetPeer();
-      this.targets.clear();
+      this.attempt.clear();
     }
     this.peerCandidates = msg.candidates;
-    this.resend.peerCame();
+    this.attempt.peerCandidatesCame();
     if (!this.begun) return 'peer'; // begin() sends ours and starts probing
     if (!msg.haveYours) this.sendCandidates(true);
     if (this.phase === 'waiting') {
       // The peer began an attempt: join it now, so that both sides punch at once.
-      this.startAttempt(now);
-      this.resend.none();
+      this.startAttempt(now, false);
       this.startProbing(now);
     } else if (this.phase === 'exchanging') {
       this.startProbing(now);
     } else if (this.phase === 'probing') {
-      for (const c of this.peerCandidates) this.targets.add(now, c, false);
+      for (const c of this.peerCandidates) this.attempt.add(now, c, false);
     }
     return 'peer';
   }
@@ -268,9 +249,9 @@ export class PathMachine {
     this.actions.sendTo(address, port, answer);
     if (msg.sender !== this.peerId) return 'ignored'; // a restarted peer: its candidates will come first
     this.data.fromPeer(msg.dataSeen);
-    if (msg.confirmed) this.targets.confirmedByPeer(key);
+    if (msg.confirmed) this.attempt.confirmedByPeer(key);
     // Peer-reflexive: the peer reaches us from an address it did not list (at most MAX_REFLEXIVE).
-    if (this.phase === 'probing') this.targets.add(now, { address, port }, true);
+    if (this.phase === 'probing') this.attempt.add(now, { address, port }, true);
     this.evaluate(now);
     return 'peer';
   }
@@ -288,13 +269,13 @@ export class PathMachine {
       this.direct.answered(now, rttMs);
       return 'peer';
     }
-    const target = this.targets.get(key);
+    const target = this.attempt.get(key);
     if (target === undefined || this.phase !== 'probing') return 'peer';
     const first = target.answeredAt === 0;
     target.answeredAt = now;
     target.rttMs = rttMs;
     this.peerAddresses.add(address, port);
-    if (msg.confirmed) this.targets.confirmedByPeer(key);
+    if (msg.confirmed) this.attempt.confirmedByPeer(key);
     this.evaluate(now);
     if (first) this.probe(now, target); // tell the peer at once that we have its answer: it may be waiting for that
     return 'peer';
@@ -304,7 +285,7 @@ export class PathMachine {
 
   private answeredFrom(key: string): boolean {
     if (this.direct !== undefined) return this.direct.target.key === key;
-    return this.targets.answered(key);
+    return this.attempt.answered(key);
   }
 
   private sendCandidates(haveYours: boolean): void {
@@ -313,7 +294,7 @@ export class PathMachine {
 
   private startProbing(now: number): void {
     this.phase = 'probing';
-    for (const c of this.peerCandidates) this.targets.add(now, c, false);
+    for (const c of this.peerCandidates) this.attempt.add(now, c, false);
   }
 
   /** A probe to `target`, or through the relay (RELAY), remembered until answered. */
@@ -327,29 +308,28 @@ export class PathMachine {
   }
 
   /** What every attempt, begun or joined, starts from. */
-  private startAttempt(now: number): void {
+  private startAttempt(now: number, resendOurs: boolean): void {
     this.retry.at = undefined;
-    this.attemptEndsAt = now + this.t.attemptMs;
-    this.targets.clear();
+    this.attempt.start(now, resendOurs);
   }
 
   /** Goes direct on the best address that has crossed both ways; true if it did. */
   private evaluate(now: number): boolean {
     if (this.phase !== 'probing') return false;
-    const best = this.targets.best();
+    const best = this.attempt.best();
     if (best === undefined) return false;
     this.phase = 'direct';
     this.direct = new DirectPath(best, now, this.t.heartbeatMs, this.t.directTimeoutMs, this.data);
-    this.targets.clear();
+    this.attempt.clear();
     this.reported = true;
     this.actions.pathChanged({ kind: 'direct', address: best.address, port: best.port, rttMs: best.rttMs });
     return true;
   }
 
   private attemptFailed(now: number): void {
-    const reason = this.targets.failureReason(this.peerId !== undefined);
+    const reason = this.attempt.failureReason(this.peerId !== undefined);
     this.phase = 'waiting';
-    this.targets.clear();
+    this.attempt.clear();
     this.retry.schedule(now);
     if (this.reported) return; // only the first outcome is news; later failures change nothing
     this.reported = true;

@@ -112,11 +112,6 @@ export class Registration {
     return this.transport.onStream;
   }
 
-  /** SPEC 6.4: how long UDP has before the fallback (for the shell's messages). */
-  get wsFallbackMs(): number {
-    return this.t.wsFallbackMs;
-  }
-
   /** An ACK has come at least once (a re-registration since then does not undo it). */
   get everRegistered(): boolean {
     return this.everRegisteredOnce;
@@ -152,16 +147,15 @@ export class Registration {
 
   tick(now: number): void {
     if (this.phase === 'closed' || this.phase === 'idle') return;
-    if (now >= this.partner.waitAt) this.partnerWaitDue(now);
+    if (now >= this.partner.waitAt) {
+      // SPEC 5.7: registered, and the partner not heard for partnerWaitMs: register on the next relay too.
+      const next = this.partner.due(now, this.homeRelay);
+      if (next !== undefined) this.actions.sendReg(next, 'standby');
+    }
     if (now < this.wakeAt) return;
     if (this.phase === 'registering') {
-      if (!this.everRegisteredOnce && now - this.firstAttemptAt >= this.t.registerTimeoutMs) {
-        this.state = 'idle';
-        this.wakeAt = Infinity;
-        this.actions.failed({ refused: this.lastRefusal, relay: this.home });
-        return;
-      }
-      this.attempt(now);
+      if (!this.everRegisteredOnce && now - this.firstAttemptAt >= this.t.registerTimeoutMs) this.giveUp(this.lastRefusal, this.home);
+      else this.attempt(now);
     } else if (this.phase === 'registered') {
       this.keepalive(now);
     } else if (this.phase === 'confirming') {
@@ -195,10 +189,7 @@ export class Registration {
     }
     if (this.phase === 'closed' || this.phase === 'idle') return;
     if (!this.everRegisteredOnce && reason !== 'busy') {
-      // FULL, BAD and AUTH will not change by retrying: the first registration fails.
-      this.state = 'idle';
-      this.wakeAt = Infinity;
-      this.actions.failed({ refused: reason, relay: from });
+      this.giveUp(reason, from); // FULL, BAD and AUTH will not change by retrying: the first registration fails
       return;
     }
     this.lastRefusal = reason;
@@ -271,7 +262,6 @@ export class Registration {
     // SPEC 5.7: this relay's time is up: the next one, now.
     else if (this.multi && now >= this.failoverAt) this.failOver(now, 'no-ack');
     this.sendReg(now);
-    if (this.transport.askingUdp) this.askUdp(this.home);
     // One relay down is not UDP blocked: any listed relay answering ADDR? keeps us on UDP.
     if (undecided && this.multi && !this.transport.onStream) for (let i = 0; i < this.relays; i++) if (i !== this.home) this.askUdp(i);
     // ...and the next try comes no later than the relay's failover time, or the fallback's.
@@ -286,7 +276,6 @@ export class Registration {
   /** A keepalive REG; no ACK within the backoff cap (several relays: lostRelayMs): register again with backoff. */
   private keepalive(now: number): void {
     this.sendReg(now);
-    if (this.transport.askingUdp) this.askUdp(this.home);
     this.state = 'confirming';
     this.wakeAt = now + Math.min(this.t.backoffMaxMs, this.t.keepaliveMs, this.multi ? this.t.lostRelayMs : Infinity);
   }
@@ -296,10 +285,19 @@ export class Registration {
     this.actions.askUdp(i);
   }
 
+  /** REG to home and the standbys (SPEC 5.7: kept alive too); after a fallback, UDP is asked again (SPEC 6.4). */
   private sendReg(now: number): void {
     this.lastRegAt = now;
     this.actions.sendReg(this.home, 'home');
-    for (const i of this.partner.standby) this.actions.sendReg(i, 'standby'); // SPEC 5.7: standbys are kept alive too
+    for (const i of this.partner.standby) this.actions.sendReg(i, 'standby');
+    if (this.transport.askingUdp) this.askUdp(this.home);
+  }
+
+  /** The first registration failed for good. */
+  private giveUp(refused: RefusalReason | undefined, relay: number): void {
+    this.state = 'idle';
+    this.wakeAt = Infinity;
+    this.actions.failed({ refused, relay });
   }
 
   /** SPEC 5.7: registering on `home` failed (no ACK in time, or ERR:BUSY): the next relay in order. */
@@ -310,12 +308,6 @@ export class Registration {
     this.partner.movedHome(this.home);
     this.backoffMs = this.t.backoffInitialMs;
     this.actions.relayChanged(this.home, from, why);
-  }
-
-  /** SPEC 5.7: registered, and the partner not heard for partnerWaitMs: register on the next relay too. */
-  private partnerWaitDue(now: number): void {
-    const next = this.partner.due(now, this.homeRelay);
-    if (next !== undefined) this.actions.sendReg(next, 'standby');
   }
 
   /** SPEC 6.4: no UDP answer from any listed relay: UDP is blocked here (or the relays were down); the WebSocket legs. */
@@ -331,7 +323,7 @@ export class Registration {
   private backToUdp(now: number): void {
     this.actions.useStream(false);
     this.actions.transportChanged('udp');
-    if (this.phase === 'registered' || this.phase === 'confirming')
+    if (this.isRegistered)
       this.keepalive(now); // a REG over UDP now (a rebind at the relay)
     else if (this.phase === 'registering') this.attempt(now);
   }

@@ -11,7 +11,6 @@
 import type * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { formatAddress } from '../wire/address';
 import type { Endpoint } from '../wire/endpoint';
 import {
   DEFAULT_FAILOVER_MS,
@@ -29,6 +28,8 @@ import { AddressQuery } from './address-query';
 import type { PublicAddress } from './address-query';
 import { RelayCarrier } from './relay-carrier';
 import { classifyFromRelay } from './relay-datagram';
+import { RegistrationTrace } from './registration-trace';
+import type { TraceFn } from './registration-trace';
 import { Registration } from './registration';
 import type { RegistrationActions, RegistrationOptions } from './registration';
 import type { StreamOptions } from './stream-link';
@@ -79,7 +80,7 @@ export interface RelayClientOptions {
    * `debug` instance, say; checked with `.enabled` before any line is built.
    * Nothing per data datagram. @default none
    */
-  trace?: ((format: string, ...args: unknown[]) => void) & { enabled?: boolean };
+  trace?: TraceFn;
   /**
    * SPEC 6.4: 'auto' registers over UDP and, when no listed relay has
    * answered any UDP datagram within wsFallbackMs, over the relays'
@@ -141,7 +142,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   readonly sessionId: string;
   /** SPEC 5.7: the relays in the order they are tried. */
   readonly relays: readonly RelayEndpoint[];
-  private readonly trace: RelayClientOptions['trace'];
+  /** What DEBUG=quic-relay:peer shows, and the events' reasons (registration-trace.ts). */
+  private readonly trace: RegistrationTrace;
   private readonly timers: Timers;
   private readonly reg: Buffer;
   private readonly registerTimeoutMs: number;
@@ -170,7 +172,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     super();
     const registration = registrationOptions(options);
     this.relays = options.relays !== undefined && options.relays.length > 0 ? [...options.relays] : [options.relay];
-    this.trace = options.trace?.enabled === false ? undefined : options.trace;
+    this.trace = new RegistrationTrace(options.trace, this.relays, registration.timings.wsFallbackMs);
     this.sessionId = options.sessionId;
     this.timers = timers;
     this.query = new AddressQuery(timers);
@@ -185,7 +187,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         unrelayed: this.onUnrelayed,
         streamOpened: (i) => this.input(() => this.machine.streamOpened(i)),
         streamClosed: (i, why) => {
-          this.trace?.('connection to %s ended: %s', this.nameOf(i), why);
+          this.trace.streamEnded(i, why);
           this.input(() => this.machine.streamClosed(i, this.timers.now()));
         },
         error: (err) => this.reportError(err),
@@ -214,7 +216,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   /** `host:port` of the relay, for messages. */
   get relayName(): string {
-    return this.nameOf(this.machine.home);
+    return this.trace.nameOf(this.machine.home);
   }
 
   /** The local address of the socket that talks to the relay. */
@@ -319,10 +321,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
   }
 
-  private nameOf(i: number): string {
-    return formatAddress(this.relays[i]!.host, this.relays[i]!.port);
-  }
-
   /** Feeds the machine one input, then moves the timer to its next deadline. */
   private input(feed: () => void): void {
     if (this.closed) return;
@@ -366,7 +364,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (from === this.machine.home) {
       if (reply === 'ack') this.counts.acks++;
       else this.counts.refusals++;
-      this.trace?.('%s from %s', reply === 'ack' ? 'ACK' : `ERR:${reply.toUpperCase()}`, this.nameOf(from));
+      this.trace.reply(reply, from);
     }
     if (reply === 'ack') this.machine.ack(from, now);
     else this.machine.refused(from, reply, now);
@@ -377,13 +375,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly actions: RegistrationActions = {
     sendReg: (i, role) => {
       this.counts.regsSent++;
-      this.trace?.(
-        'REG %s to %s%s (%s)',
-        this.sessionId,
-        this.nameOf(i),
-        this.machine.onStream ? ' over WebSocket' : '',
-        role === 'home' ? this.machine.phase : 'standby',
-      );
+      this.trace.reg(this.sessionId, i, this.machine.onStream, role === 'home' ? this.machine.phase : 'standby');
       this.carrier.send(i, this.reg);
     },
     askUdp: (i) => this.carrier.sendUdp(i, ADDRESS_QUERY_DATAGRAM),
@@ -397,27 +389,18 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       this.emit('registered');
     },
     unregistered: () => this.emit('unregistered'),
-    refused: (reason, i) => this.emit('refused', new RegistrationRefusedError(reason, this.nameOf(i), this.sessionId)),
+    refused: (reason, i) => this.emit('refused', new RegistrationRefusedError(reason, this.trace.nameOf(i), this.sessionId)),
     failed: ({ refused, relay }) => {
       const p = this.pending;
       this.pending = undefined;
       p?.reject(
         refused !== undefined
-          ? new RegistrationRefusedError(refused, this.nameOf(relay), this.sessionId)
-          : new RegistrationTimeoutError(this.nameOf(relay), this.sessionId, this.registerTimeoutMs),
+          ? new RegistrationRefusedError(refused, this.trace.nameOf(relay), this.sessionId)
+          : new RegistrationTimeoutError(this.trace.nameOf(relay), this.sessionId, this.registerTimeoutMs),
       );
     },
-    relayChanged: (to, from, why) => {
-      const text = why === 'no-ack' ? `no ACK from ${this.nameOf(from)}` : why === 'busy' ? 'ERR:BUSY' : 'the partner is there';
-      this.trace?.('failover to %s: %s', this.nameOf(to), text);
-      this.emit('relay', this.relays[to]!, text);
-    },
-    transportChanged: (transport) => {
-      const many = this.relays.length > 1 ? `any of ${this.relays.length} relays` : this.relayName;
-      const why = transport === 'ws' ? `no UDP answer from ${many} in ${this.machine.wsFallbackMs} ms` : 'UDP answers again';
-      this.trace?.('transport %s: %s', transport, why);
-      this.emit('transport', transport, why);
-    },
+    relayChanged: (to, from, why) => this.emit('relay', this.relays[to]!, this.trace.failover(to, from, why)),
+    transportChanged: (transport) => this.emit('transport', transport, this.trace.transport(transport, this.machine.home)),
   };
 }
 

@@ -134,7 +134,7 @@ t.test('two peers go direct once probes have crossed both ways, and each names t
     t.ok(s.machine.acceptsFrom(peer.at.address, peer.at.port), "data from the peer's address is accepted");
     t.notOk(s.machine.acceptsFrom(peer.at.address, peer.at.port + 1), 'from another port of its IP it is not');
   }
-  t.equal(sim.a.machine.directTarget?.port, sim.b.at.port);
+  t.equal(sim.a.machine.path?.kind === 'direct' ? sim.a.machine.path.port : undefined, sim.b.at.port);
 });
 
 t.test('a first punch lost to the far NAT (it had not sent yet) only delays the path', async (t) => {
@@ -162,7 +162,7 @@ t.test('one answered direction is not enough: never direct, the relay is reporte
   t.equal(directPaths(sim.a).length + directPaths(sim.b).length, 0, 'neither side went direct');
   t.match(lastPath(sim.a), { kind: 'relay', reason: /no answer/ }, 'A says why');
   t.match(lastPath(sim.b), { kind: 'relay' }, 'B reports the relay too');
-  t.equal(sim.a.machine.directTarget, undefined);
+  t.equal(sim.a.machine.path, undefined);
   t.notOk(sim.a.machine.acceptsFrom(sim.b.at.address, sim.b.at.port), 'nothing confirmed: no address is accepted as the peer');
 });
 
@@ -180,7 +180,7 @@ t.test('a broken direct path goes back to the relay within 2.5 s, and direct aga
     t.match(p.path, { kind: 'relay', reason: /no answer on the direct path for 2\.\d s/ }, `${s.name} falls back, saying why`);
     t.ok(p.at - brokeAt <= 2500, `${s.name} back on the relay ${p.at - brokeAt} ms after the break`);
   }
-  t.equal(sim.a.machine.directTarget, undefined, 'data goes through the relay');
+  t.equal(sim.a.machine.path, undefined, 'data goes through the relay');
   t.ok(sim.a.machine.acceptsFrom(sim.b.at.address, sim.b.at.port), 'but data from the old direct address is still accepted');
   blocked = false;
   const healedAt = sim.now;
@@ -288,7 +288,7 @@ t.test('forged, reflected, replayed and misdirected control datagrams change not
   t.equal(a.sentTo.length, before.sent, 'nothing sent to the attacker');
   t.notOk(a.machine.acceptsFrom(attacker.address, attacker.port), 'the attacker is not accepted as the peer');
   t.ok(a.machine.acceptsFrom(sim.b.at.address, sim.b.at.port), 'the peer still is');
-  t.equal(a.machine.directTarget?.address, sim.b.at.address);
+  t.match(a.machine.path, { kind: 'direct', address: sim.b.at.address });
 
   // A real probe replayed from elsewhere: answered once, where it first came from.
   const probe = encodeControl(key, { type: 'probe', sender: peerId, nonce: '05'.repeat(12), confirmed: true });
@@ -388,7 +388,7 @@ t.test('two answering candidates at equal latency: data is accepted from every a
     [sim.a, sim.b],
     [sim.b, sim.a],
   ] as const) {
-    const target = s.machine.directTarget!;
+    const target = s.machine.path as Extract<Path, { kind: 'direct' }>;
     const arrivesFrom = target.address.startsWith('10.') ? (s === sim.a ? a2 : b2) : s.at;
     t.ok(peer.machine.acceptsFrom(arrivesFrom.address, arrivesFrom.port), `${s.name}'s data to ${target.address} is ${peer.name}'s to take`);
   }

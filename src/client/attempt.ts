@@ -1,11 +1,13 @@
-// SPEC 5.3: one attempt's targets, the peer's addresses that we probe, and
-// what each has shown: answered from itself (ours confirmed), and confirmed
-// by the peer (its probe to us was answered). Pure; the path machine
-// (path-machine.ts) decides when an attempt starts and ends, and sends.
+// SPEC 5.3: one attempt at a direct path: its deadline, the resends of our
+// candidates, and its targets (the peer's addresses that we probe) with what
+// each has shown: answered from itself (ours confirmed), and confirmed by the
+// peer (its probe to us was answered). Pure; the path machine
+// (path-machine.ts) starts attempts, sends, and decides what an outcome means.
 
 import * as net from 'node:net';
 import { MAX_CANDIDATES } from './control';
 import type { Candidate } from './control';
+import { CandidateResend } from './path-parts';
 
 /** One of the peer's addresses under probe in the current attempt. */
 export interface Target {
@@ -25,22 +27,65 @@ export const MAX_REFLEXIVE = 2;
 
 export const keyOf = (address: string, port: number): string => `${address}/${port}`;
 
-export class ProbeTargets {
+export interface AttemptTimings {
+  attemptMs: number;
+  probeFirstGapMs: number;
+  probeMaxGapMs: number;
+  candidateSends: number;
+  candidateResendMs: number;
+}
+
+export class Attempt {
   private readonly byKey = new Map<string, Target>();
   /** Targets whose probe to us the peer says was answered (SPEC 5.3's other half). */
   private readonly peerConfirmed = new Set<string>();
+  private readonly resend: CandidateResend;
+  private endsAt = 0;
 
   constructor(
     /** A udp4 socket cannot reach an IPv6 candidate, nor the reverse. */
     private readonly family: 4 | 6,
-    private readonly firstGapMs: number,
-    private readonly maxGapMs: number,
-  ) {}
+    private readonly t: AttemptTimings,
+  ) {
+    this.resend = new CandidateResend(t.candidateSends, t.candidateResendMs);
+  }
 
-  /** A new attempt: nothing learnt in the last one holds. */
+  /**
+   * A new attempt, over attemptMs from now: nothing learnt in the last one
+   * holds. `resendOurs`: our candidates (sent now by the caller) go again
+   * until the peer's come; false when joining the peer's attempt.
+   */
+  start(now: number, resendOurs: boolean): void {
+    this.clear();
+    this.endsAt = now + this.t.attemptMs;
+    if (resendOurs) this.resend.begin(now);
+    else this.resend.none();
+  }
+
+  /** The attempt ended (confirmed or failed): its targets go. */
   clear(): void {
     this.byKey.clear();
     this.peerConfirmed.clear();
+  }
+
+  /** The peer's candidates came: ours need not go again. */
+  peerCandidatesCame(): void {
+    this.resend.peerCame();
+  }
+
+  /** The earliest deadline: the end, a resend, or (`probing`) a probe. */
+  nextWake(probing: boolean): number {
+    return Math.min(this.endsAt, this.resend.nextAt, probing ? this.nextProbeAt() : Infinity);
+  }
+
+  /** True when our candidates are due again now (and counts the send). */
+  resendDue(now: number): boolean {
+    return this.resend.due(now);
+  }
+
+  /** The attempt's time is up. */
+  over(now: number): boolean {
+    return now >= this.endsAt;
   }
 
   get size(): number {
@@ -57,7 +102,7 @@ export class ProbeTargets {
     const key = keyOf(c.address, c.port);
     if (this.byKey.has(key) || this.byKey.size >= MAX_CANDIDATES + MAX_REFLEXIVE) return;
     if (reflexive && this.reflexiveCount() >= MAX_REFLEXIVE) return;
-    this.byKey.set(key, { address: c.address, port: c.port, key, nextProbeAt: now, gap: this.firstGapMs, answeredAt: 0, rttMs: 0, reflexive });
+    this.byKey.set(key, { address: c.address, port: c.port, key, nextProbeAt: now, gap: this.t.probeFirstGapMs, answeredAt: 0, rttMs: 0, reflexive });
   }
 
   /** The peer says its probe to `key` was answered. */
@@ -70,8 +115,7 @@ export class ProbeTargets {
     return (this.byKey.get(key)?.answeredAt ?? 0) > 0;
   }
 
-  /** The earliest probe due. */
-  nextProbeAt(): number {
+  private nextProbeAt(): number {
     let at = Infinity;
     for (const target of this.byKey.values()) at = Math.min(at, target.nextProbeAt);
     return at;
@@ -83,7 +127,7 @@ export class ProbeTargets {
       if (now < target.nextProbeAt) continue;
       probe(target);
       target.nextProbeAt = now + target.gap;
-      target.gap = Math.min(target.gap * 2, this.maxGapMs);
+      target.gap = Math.min(target.gap * 2, this.t.probeMaxGapMs);
     }
   }
 
