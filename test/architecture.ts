@@ -7,6 +7,7 @@
 //   cli/     the only code that touches `process`; nothing imports it
 //   index.ts re-exports, implements nothing
 import t from 'tap';
+import * as ts from 'typescript';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
@@ -82,4 +83,37 @@ t.test('index.ts re-exports and implements nothing', async (t) => {
     .map((s) => s.trim())
     .filter((s) => s !== '');
   for (const s of statements) t.match(s, /^export (type )?(\*|\{[^}]*\}) from '\.\/[a-z/-]+'$/, s.slice(0, 60));
+});
+
+/** About 250 lines (issue 17): a class past it has taken on a second job; split it rather than raise this. */
+const MAX_CLASS_LINES = 260;
+
+/** Each class of a module with its length in lines, declaration to closing brace. */
+export function classLengths(file: string, text: string): Array<{ name: string; lines: number }> {
+  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+  const out: Array<{ name: string; lines: number }> = [];
+  const visit = (node: ts.Node): void => {
+    if (ts.isClassDeclaration(node)) {
+      const line = (pos: number): number => sf.getLineAndCharacterOfPosition(pos).line;
+      out.push({ name: node.name?.text ?? '(anonymous)', lines: line(node.getEnd()) - line(node.getStart(sf)) + 1 });
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return out;
+}
+
+t.test(`no class over ${MAX_CLASS_LINES} lines`, async (t) => {
+  t.same(classLengths('x.ts', 'export class A {\n  a = 1;\n}\nclass B {}\n'), [
+    { name: 'A', lines: 3 },
+    { name: 'B', lines: 1 },
+  ]);
+  let biggest = { name: '', lines: 0 };
+  for (const file of modules(src)) {
+    for (const c of classLengths(file, readFileSync(file, 'utf8'))) {
+      if (c.lines > biggest.lines) biggest = c;
+      if (c.lines > MAX_CLASS_LINES) t.fail(`${relative(src, file)}: class ${c.name} is ${c.lines} lines`);
+    }
+  }
+  t.ok(biggest.lines > 100, `the biggest is ${biggest.name}, ${biggest.lines} lines`);
 });

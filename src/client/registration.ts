@@ -72,6 +72,7 @@ export class Registration {
   /** SPEC 5.7: the relay in use, an index into the list. */
   private homeRelay = 0;
   private readonly t: RegistrationTimings;
+  /** How many relays are listed (SPEC 5.7 applies from two). */
   private readonly relays: number;
   /** SPEC 6.4 */
   private readonly transport: TransportChoice;
@@ -194,7 +195,7 @@ export class Registration {
     }
     this.lastRefusal = reason;
     if (this.everRegisteredOnce) this.actions.refused(reason, from);
-    if (this.multi && reason === 'busy') {
+    if (this.relays > 1 && reason === 'busy') {
       // SPEC 5.7: full or draining: the next relay at once.
       this.failOver(now, 'busy');
       this.state = 'registering';
@@ -237,10 +238,6 @@ export class Registration {
 
   // ---- the machine
 
-  private get multi(): boolean {
-    return this.relays > 1;
-  }
-
   /** `lostAt`: when the relay was last known to answer (SPEC 5.7's grace counts from there). */
   private enterRegistering(now: number, wasRegistered: boolean, lostAt = this.lastRegAt): void {
     if (wasRegistered) this.actions.unregistered();
@@ -260,13 +257,13 @@ export class Registration {
     // SPEC 6.4: UDP has had its time and no relay answered: the WebSocket legs.
     if (undecided && now - this.firstAttemptAt >= this.t.wsFallbackMs) this.fallBackToStream(now);
     // SPEC 5.7: this relay's time is up: the next one, now.
-    else if (this.multi && now >= this.failoverAt) this.failOver(now, 'no-ack');
+    else if (this.relays > 1 && now >= this.failoverAt) this.failOver(now, 'no-ack');
     this.sendReg(now);
     // One relay down is not UDP blocked: any listed relay answering ADDR? keeps us on UDP.
-    if (undecided && this.multi && !this.transport.onStream) for (let i = 0; i < this.relays; i++) if (i !== this.home) this.askUdp(i);
+    if (undecided && this.relays > 1 && !this.transport.onStream) for (let i = 0; i < this.relays; i++) if (i !== this.home) this.askUdp(i);
     // ...and the next try comes no later than the relay's failover time, or the fallback's.
     let wait = this.backoffMs;
-    if (this.multi && this.failoverAt > now) wait = Math.min(wait, this.failoverAt - now);
+    if (this.relays > 1 && this.failoverAt > now) wait = Math.min(wait, this.failoverAt - now);
     const toFallback = this.firstAttemptAt + this.t.wsFallbackMs - now;
     if (this.transport.undecided && toFallback > 0) wait = Math.min(wait, toFallback);
     this.backoffMs = Math.min(this.backoffMs * 2, this.t.backoffMaxMs);
@@ -277,7 +274,7 @@ export class Registration {
   private keepalive(now: number): void {
     this.sendReg(now);
     this.state = 'confirming';
-    this.wakeAt = now + Math.min(this.t.backoffMaxMs, this.t.keepaliveMs, this.multi ? this.t.lostRelayMs : Infinity);
+    this.wakeAt = now + Math.min(this.t.backoffMaxMs, this.t.keepaliveMs, this.relays > 1 ? this.t.lostRelayMs : Infinity);
   }
 
   private askUdp(i: number): void {

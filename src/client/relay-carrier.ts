@@ -11,6 +11,7 @@ import { ipKeyOf, literalLookup } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import { DEFAULT_RECV_BUFFER_BYTES, DEFAULT_SEND_BUFFER_BYTES } from '../wire/constants';
 import type { Endpoint } from '../wire/endpoint';
+import { ClosedError } from '../wire/errors';
 import { StreamLink } from './stream-link';
 import type { StreamOptions } from './stream-link';
 
@@ -44,6 +45,7 @@ export class RelayCarrier {
   private relayKeys: IpKey[] = [];
   private socket: dgram.Socket | undefined;
   private readonly links: Array<StreamLink | undefined> = [];
+  private closed = false;
 
   constructor(
     private readonly options: CarrierOptions,
@@ -52,7 +54,7 @@ export class RelayCarrier {
     this.onStream = options.onStream;
   }
 
-  /** Resolves the relays' names once, and binds the UDP socket (of the first relay's family). */
+  /** Resolves the relays' names once, and binds the UDP socket (of the first relay's family). Closed meanwhile: ClosedError, nothing left open. */
   async open(): Promise<void> {
     for (const r of this.options.relays) this.relayIps.push(net.isIP(r.host) !== 0 ? r.host : (await dns.lookup(r.host)).address);
     this.relayKeys = this.relayIps.map(ipKeyOf);
@@ -72,6 +74,10 @@ export class RelayCarrier {
         resolve();
       });
     });
+    if (this.closed) {
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+      throw new ClosedError('RelayClient');
+    }
     this.socket = socket;
   }
 
@@ -115,6 +121,7 @@ export class RelayCarrier {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (let i = 0; i < this.links.length; i++) this.dropLink(i);
     const socket = this.socket;
     this.socket = undefined;

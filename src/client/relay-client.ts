@@ -25,6 +25,7 @@ import {
 import { ClosedError, ConfigError, RegistrationRefusedError, RegistrationTimeoutError } from '../wire/errors';
 import { ADDRESS_QUERY_DATAGRAM, encodeRegister, isValidSessionId } from '../wire/protocol';
 import { AddressQuery } from './address-query';
+import { Deferred } from './deferred';
 import type { PublicAddress } from './address-query';
 import { RelayCarrier } from './relay-carrier';
 import { classifyFromRelay } from './relay-datagram';
@@ -154,8 +155,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** The one timer: set to machine.nextWake() after every input. */
   private readonly wake: WakeTimer;
   private closed = false;
-  private pending: { resolve: () => void; reject: (e: Error) => void } | undefined;
-  private started: Promise<void> | undefined;
+  /** register()'s promise, settled by the first ACK or by giving up. */
+  private started: Deferred | undefined;
   /** SPEC 1.5: the address query under way, if any. */
   private readonly query: AddressQuery;
   private readonly counts = new RelayClientCounts();
@@ -232,21 +233,15 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * RegistrationTimeoutError (or the last ERR:BUSY) after registerTimeoutMs.
    */
   register(): Promise<void> {
-    this.started ??= this.open()
-      .then(
-        () =>
-          new Promise<void>((resolve, reject) => {
-            this.pending = { resolve, reject };
-            this.input(() => this.machine.start(this.timers.now()));
-          }),
-      )
-      .catch(async (err: unknown) => {
-        // A client that never registered has nothing to keep: close what was
-        // opened, so that a program that gives up on the error can exit.
-        await this.close();
-        throw err;
-      });
-    return this.started;
+    if (this.started !== undefined) return this.started.promise;
+    this.started = new Deferred();
+    this.carrier.open().then(() => this.input(() => this.machine.start(this.timers.now())), this.started.reject);
+    // A client that never registered has nothing to keep: close what was
+    // opened, so that a program that gives up on the error can exit.
+    return this.started.promise.catch(async (err: unknown) => {
+      await this.close();
+      throw err;
+    });
   }
 
   /** Sends a datagram to the peer through the relay. */
@@ -299,8 +294,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.closed = true;
     this.machine.close();
     this.rearm();
-    this.pending?.reject(new ClosedError('RelayClient'));
-    this.pending = undefined;
+    this.started?.reject(new ClosedError('RelayClient'));
     this.query.cancel();
     await this.carrier.close();
   }
@@ -312,14 +306,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 
   // ---- the shell
-
-  private async open(): Promise<void> {
-    await this.carrier.open();
-    if (this.closed) {
-      await this.carrier.close();
-      throw new ClosedError('RelayClient');
-    }
-  }
 
   /** Feeds the machine one input, then moves the timer to its next deadline. */
   private input(feed: () => void): void {
@@ -383,17 +369,13 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     dropLink: (i) => this.carrier.dropLink(i),
     registered: () => {
       this.counts.registrations++;
-      const p = this.pending;
-      this.pending = undefined;
-      p?.resolve();
+      this.started?.resolve();
       this.emit('registered');
     },
     unregistered: () => this.emit('unregistered'),
     refused: (reason, i) => this.emit('refused', new RegistrationRefusedError(reason, this.trace.nameOf(i), this.sessionId)),
     failed: ({ refused, relay }) => {
-      const p = this.pending;
-      this.pending = undefined;
-      p?.reject(
+      this.started?.reject(
         refused !== undefined
           ? new RegistrationRefusedError(refused, this.trace.nameOf(relay), this.sessionId)
           : new RegistrationTimeoutError(this.trace.nameOf(relay), this.sessionId, this.registerTimeoutMs),

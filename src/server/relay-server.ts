@@ -85,7 +85,6 @@ export class RelayServer {
   private readonly streamSweepMs: number;
   /** SPEC 6: the WebSocket leg, when configured and started. */
   streams: StreamLeg | undefined;
-  private wsAddress: AddressInfo | undefined;
   private state: State = 'new';
   private startedAt = 0;
   private starting: Promise<AddressInfo> | undefined;
@@ -147,29 +146,21 @@ export class RelayServer {
   private async doStart(): Promise<AddressInfo> {
     if (this.state !== 'new') throw new RelayError('QR_ERR_STATE', `relay cannot start: it is ${this.state}`);
     this.state = 'starting';
-    const { host } = this.config;
-    // Resolve a host name once, here: every later send goes to an IP literal
-    // from rinfo, so the socket's lookup can answer synchronously.
-    const ip = net.isIP(host) !== 0 ? host : (await dns.lookup(host)).address;
-    const family = net.isIPv6(ip) ? 6 : 4;
-    let peers: Endpoint[];
     try {
-      peers = await resolveAll(this.config.peerRelays);
-    } catch (err) {
-      this.state = 'closed';
-      throw new RelayError('QR_ERR_CONFIG', `--peer-relays: ${(err as Error).message}`);
-    }
-    let io: DatagramIo;
-    try {
-      const opened = await openIo(this.config, ip, family, this.givenIo, this.nativeModule);
-      io = opened.io;
-      this.boundAddress = opened.bound;
-      this.ioFallbackReason = opened.fallbackReason;
+      return await this.bindAndRun();
     } catch (err) {
       this.state = 'closed';
       throw err;
     }
+  }
+
+  private async bindAndRun(): Promise<AddressInfo> {
+    const { ip, family, peers } = await resolveAddresses(this.config);
+    const opened = await openIo(this.config, ip, family, this.givenIo, this.nativeModule);
+    const io = opened.io;
     this.io = io;
+    this.boundAddress = opened.bound;
+    this.ioFallbackReason = opened.fallbackReason;
     // SPEC 4.2: a socket error is logged and counted, never fatal.
     const path = new DatagramPath(
       {
@@ -191,9 +182,7 @@ export class RelayServer {
     if (this.config.wsPort !== undefined) {
       try {
         this.streams = await startStreamLeg(this.config, ip, path, this.counters, this.clock, this.streamSweepMs);
-        this.wsAddress = this.streams.address;
       } catch (err) {
-        this.state = 'closed';
         await io.close();
         this.io = undefined;
         throw err;
@@ -232,7 +221,7 @@ export class RelayServer {
 
   /** The WebSocket leg's TCP address (SPEC 6.1), once started; undefined without --ws-port. */
   wsAddressInfo(): AddressInfo | undefined {
-    return this.wsAddress;
+    return this.streams?.address;
   }
 
   /** /debug/sessions: the oldest `limit` sessions and the totals (debug-sessions.ts). */
@@ -380,6 +369,20 @@ function interfaceAddresses(): string[] {
   const out: string[] = [];
   for (const list of Object.values(os.networkInterfaces())) for (const i of list ?? []) out.push(i.address.split('%')[0]!);
   return out;
+}
+
+/**
+ * The relay's --host as an IP and its family, and --peer-relays resolved.
+ * A host name is resolved once, here: every later send goes to an IP literal
+ * from rinfo, so the socket's lookup can answer synchronously.
+ */
+async function resolveAddresses(config: RelayConfig): Promise<{ ip: string; family: 4 | 6; peers: Endpoint[] }> {
+  const ip = net.isIP(config.host) !== 0 ? config.host : (await dns.lookup(config.host)).address;
+  try {
+    return { ip, family: net.isIPv6(ip) ? 6 : 4, peers: await resolveAll(config.peerRelays) };
+  } catch (err) {
+    throw new RelayError('QR_ERR_CONFIG', `--peer-relays: ${(err as Error).message}`);
+  }
 }
 
 /** Every address of each endpoint's host (a name may have several); its port kept. */
