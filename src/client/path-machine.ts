@@ -11,6 +11,11 @@
 // While direct, a heartbeat probe every heartbeatMs; no answer for
 // directTimeoutMs puts data back on the relay at once, and the next attempt
 // waits retryInitialMs, doubling to retryMaxMs, so a bad path cannot flap.
+//
+// Its parts, each pure with its own state: the attempt (attempt.ts), the
+// direct path in use (direct-path.ts), our signed end of the control
+// datagrams (control-channel.ts), and the small ones in path-parts.ts. This
+// file keeps the phases and what each message means.
 
 import { MAX_CANDIDATES } from './control';
 import type { Candidate, ControlMessage } from './control';
