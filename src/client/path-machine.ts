@@ -195,7 +195,7 @@ export class PathMachine {
   /** The earliest time tick() has something to do. */
   nextWake(): number {
     const at = this.relayCheck.nextAt;
-    if (this.phase === 'waiting') return Math.min(at, this.retry.at ?? Infinity);
+    if (this.phase === 'waiting') return Math.min(at, this.retry.nextAt);
     if (this.direct !== undefined) return Math.min(at, this.direct.nextWake);
     return Math.min(at, this.attempt.nextWake(this.phase === 'probing'));
   }
@@ -314,7 +314,7 @@ export class PathMachine {
 
   /** What every attempt, begun or joined, starts from. */
   private startAttempt(now: number, resendOurs: boolean): void {
-    this.retry.at = undefined;
+    this.retry.cancel();
     this.attempt.start(now, resendOurs);
   }
 

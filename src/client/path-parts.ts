@@ -132,7 +132,7 @@ const RELAY_ANSWER_WAIT_MS = 500;
  * the path (the probe is a signed control datagram), not with the registration.
  */
 export class RelayCheck {
-  nextAt: number;
+  private at: number;
   private heardSince = true;
   private probeOut = false;
   private gap: number;
@@ -142,7 +142,12 @@ export class RelayCheck {
     now: number,
   ) {
     this.gap = periodMs;
-    this.nextAt = now + periodMs;
+    this.at = now + periodMs;
+  }
+
+  /** When due() is next due. */
+  get nextAt(): number {
+    return this.at;
   }
 
   /** Anything from the peer came through the relay. */
@@ -155,7 +160,7 @@ export class RelayCheck {
     this.heardSince = false;
     this.probeOut = true;
     this.gap = this.periodMs;
-    this.nextAt = now + Math.min(this.gap, RELAY_ANSWER_WAIT_MS);
+    this.at = now + Math.min(this.gap, RELAY_ANSWER_WAIT_MS);
   }
 
   /** Due at nextAt: 'probe' (send one through the relay), 'lost' (none answered), or 'none'. `idle`: nothing else keeps the relay path in view. */
@@ -168,14 +173,14 @@ export class RelayCheck {
     } else if (!this.probeOut) {
       this.probeOut = true;
       // An answer takes one round trip: the verdict need not wait a whole period.
-      this.nextAt = now + Math.min(this.gap, RELAY_ANSWER_WAIT_MS);
+      this.at = now + Math.min(this.gap, RELAY_ANSWER_WAIT_MS);
       return 'probe';
     } else {
       this.probeOut = false;
       this.gap = Math.min(this.gap * 2, this.periodMs * RELAY_CHECK_MAX_FACTOR);
       verdict = 'lost';
     }
-    this.nextAt = now + this.gap;
+    this.at = now + this.gap;
     return verdict;
   }
 }
@@ -258,8 +263,8 @@ export class CandidateResend {
  * maxMs earns the initial gap again.
  */
 export class RetryBackoff {
-  /** Undefined: no attempt is waiting to be retried. */
-  at: number | undefined;
+  /** When the next attempt may start; Infinity: none is waiting. */
+  private retryAt = Infinity;
   private gap: number;
 
   constructor(
@@ -269,17 +274,26 @@ export class RetryBackoff {
     this.gap = initialMs;
   }
 
+  get nextAt(): number {
+    return this.retryAt;
+  }
+
   /** The next attempt waits the current gap; the one after, twice that. `heldSince`: when the path that just broke went into use. */
   schedule(now: number, heldSince?: number): void {
     if (heldSince !== undefined && now - heldSince >= this.maxMs) this.gap = this.initialMs;
-    this.at = now + this.gap;
+    this.retryAt = now + this.gap;
     this.gap = Math.min(this.gap * 2, this.maxMs);
+  }
+
+  /** An attempt started: none is waiting. */
+  cancel(): void {
+    this.retryAt = Infinity;
   }
 
   /** True (once) when the retry is due. */
   due(now: number): boolean {
-    if (this.at === undefined || now < this.at) return false;
-    this.at = undefined;
+    if (now < this.retryAt) return false;
+    this.retryAt = Infinity;
     return true;
   }
 }

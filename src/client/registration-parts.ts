@@ -11,8 +11,7 @@
 export class PartnerSearch {
   /** Relays registered on besides home, kept alive with it. */
   readonly standby = new Set<number>();
-  /** When the next standby is due; Infinity: none. */
-  waitAt = Infinity;
+  private dueAt = Infinity;
   private heard = false;
   private heardAt = 0;
 
@@ -23,15 +22,25 @@ export class PartnerSearch {
     private readonly flowsMs: number,
   ) {}
 
+  /** When the next standby is due; Infinity: none. */
+  get waitAt(): number {
+    return this.dueAt;
+  }
+
+  /** The registration closed: nothing more is due. */
+  stop(): void {
+    this.dueAt = Infinity;
+  }
+
   /** Registered: the wait for the partner starts, unless it was heard or a wait is on. */
   await(now: number): void {
-    if (this.relays <= 1 || this.heard || this.waitAt !== Infinity) return;
-    this.waitAt = now + this.waitMs;
+    if (this.relays <= 1 || this.heard || this.dueAt !== Infinity) return;
+    this.dueAt = now + this.waitMs;
   }
 
   /** The wait is over: the next relay to register on as a standby, if any is left (the wait restarts for the one after). */
   due(now: number, home: number): number | undefined {
-    this.waitAt = Infinity;
+    this.dueAt = Infinity;
     if (this.heard) return undefined;
     for (let k = 1; k < this.relays; k++) {
       const i = (home + k) % this.relays;
@@ -54,7 +63,7 @@ export class PartnerSearch {
     this.heard = true;
     this.heardAt = now;
     this.standby.clear();
-    this.waitAt = Infinity;
+    this.dueAt = Infinity;
     return i !== home;
   }
 

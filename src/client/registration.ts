@@ -143,7 +143,7 @@ export class Registration {
   close(): void {
     this.state = 'closed';
     this.wakeAt = Infinity;
-    this.partner.waitAt = Infinity;
+    this.partner.stop();
   }
 
   tick(now: number): void {
