@@ -4,12 +4,14 @@
 // example is run as written, its documentation addresses mapped to loopback:
 // the relay host 203.0.113.10 is 127.0.0.1, each fixed port is port 0, and
 // the forwarding side's QUIC server is a UDP echo; nothing else is changed.
+// So are the operator's nohup start and its drain through the pid file.
 import t from 'tap';
 import * as dgram from 'node:dgram';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { bundleCopy } from './fixtures/bundle-run';
+import { until } from './fixtures/udp';
 
 const root = resolve(__dirname, '..');
 const { dir, run } = bundleCopy(t);
@@ -106,4 +108,35 @@ t.test("the README's worked example, run as written against loopback", async (t)
   t.equal(await reply, 'echo: initial');
   for (const r of [lis, fwd, relayRun]) r.child.kill('SIGTERM');
   for (const r of [lis, fwd, relayRun]) t.equal((await r.exit).code, 0, 'each exits 0 on SIGTERM');
+});
+
+t.test('docs/operations.md: started with nohup as written, drained through its pid file as written', async (t) => {
+  const blocks = shellBlocks(join(root, 'docs', 'operations.md')).map((b) => b.map((l) => l.trim()).filter((l) => l !== ''));
+  const start = blocks.find((b) => b.some((l) => l.startsWith('nohup node')));
+  const drain = blocks.flat().find((l) => l.startsWith('kill -USR2'));
+  if (start === undefined || drain === undefined) throw new Error('docs/operations.md: no nohup start or no drain line');
+  t.match(drain, /^kill -USR2 "\$\(cat quic-relay\.pid\)"/, 'the drain signals the pid the start wrote, and nothing it has to search for');
+  // Loopback: the documented ports are port 0, on 127.0.0.1.
+  const script = start.map((l) => l.replace('--port 4433', '--port 0 --host 127.0.0.1').replace('--metrics-port 9464', '--metrics-port 0')).join('\n');
+  const shell = { cwd: dir, env: { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` }, encoding: 'utf8' as const };
+  execFileSync('bash', ['-c', script], shell);
+  const pid = Number(readFileSync(join(dir, 'quic-relay.pid'), 'utf8'));
+  const alive = (): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  t.teardown(() => {
+    if (alive()) process.kill(pid, 'SIGKILL');
+  });
+  const log = (): string => readFileSync(join(dir, 'quic-relay.log'), 'utf8');
+  await until(() => /UDP relay listening on 127\.0\.0\.1:\d+/.test(log()), 5000);
+  execFileSync('bash', ['-c', drain], shell); // a shell the signal would kill fails here
+  await until(() => !alive(), 5000);
+  t.match(log(), /draining: new sessions refused/);
+  t.match(log(), /drained: no session left/);
+  t.match(log(), /stopped after [\d.]+ s/, 'and it stopped with its summary');
 });
