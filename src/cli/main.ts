@@ -37,7 +37,8 @@ export function buildProgram(io: ProgramIo): Command {
     .enablePositionalOptions()
     .showSuggestionAfterError(true);
   // `quic-relay --help` shows the relay's own options first, as the original's does.
-  program.addHelpText('after', () => `\nRelay options (the default command):\n${relay.helpInformation().replace(/^Usage:.*\n\n?(.*\n\n)?Options:\n/s, '')}`);
+  // Its usage line and description go; its option groups stay, under their headings.
+  program.addHelpText('after', () => `\nThe relay (the default command):\n\n${relay.helpInformation().replace(/^Usage:[^\n]*\n\n(?:[^\n]+\n)*\n/, '')}`);
   program.addCommand(relay, { isDefault: true });
   addPeerCommand(program, () => ({
     env: io.env,

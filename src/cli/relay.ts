@@ -46,13 +46,59 @@ export interface RelayRun {
 
 /** The relay command; `run` is called with the parsed options. */
 export function relayCommand(env: Record<string, string | undefined>, run: (r: RelayRun) => Promise<void> | void): Command {
-  const opt = (flags: string, name: string, help: string): Option => new Option(flags, help).env(ENV_PREFIX + name);
-  const cmd = new Command('relay')
-    .description('run the relay (the default command)')
-    .usage('[options]')
-    .allowExcessArguments(false)
+  const cmd = new Command('relay').description('run the relay (the default command)').usage('[options]').allowExcessArguments(false);
+  addListenOptions(cmd);
+  addSessionOptions(cmd);
+  addStreamOptions(cmd);
+  addMetricsOptions(cmd);
+  addAuthOptions(cmd.optionsGroup('Tickets (SPEC 4.3):'));
+  return cmd.action(async (_flags: unknown, c: Command) => run(relayRunFrom(c, env)));
+}
+
+/** An option with its QUIC_RELAY_ variable. */
+const opt = (flags: string, name: string, help: string): Option => new Option(flags, help).env(ENV_PREFIX + name);
+
+/** Where and how the relay listens, and what leads back to it (SPEC 4.4). */
+function addListenOptions(cmd: Command): void {
+  cmd
+    .optionsGroup('Listening:')
     .addOption(opt('-p, --port <n>', 'PORT', 'UDP port to listen on (0: any free port)').default(DEFAULT_PORT).argParser(parsePort))
     .addOption(opt('--host <addr>', 'HOST', 'address to bind; "::" is dual-stack').default(DEFAULT_HOST).argParser(parseHost))
+    .addOption(
+      opt('--io <mode>', 'IO', 'how datagrams move: native (batched recvmmsg/sendmmsg, IPv4), dgram (node:dgram), or auto (native if it loads)')
+        .default('auto')
+        .choices(IO_MODES),
+    )
+    .addOption(
+      opt('--recv-buffer-bytes <n>', 'RECV_BUFFER_BYTES', 'UDP receive buffer to ask for (capped by net.core.rmem_max)')
+        .default(DEFAULT_RECV_BUFFER_BYTES)
+        .argParser(integerParser(0, 1 << 30)),
+    )
+    .addOption(
+      opt('--send-buffer-bytes <n>', 'SEND_BUFFER_BYTES', 'UDP send buffer to ask for (capped by net.core.wmem_max)')
+        .default(DEFAULT_SEND_BUFFER_BYTES)
+        .argParser(integerParser(0, 1 << 30)),
+    )
+    .addOption(
+      opt(
+        '--public-address <ips>',
+        'PUBLIC_ADDRESS',
+        "this relay's public IPs (ip or ip:port, comma-separated), e.g. an Elastic IP: never registered, answered or sent to",
+      ).argParser(endpointListParser(true)),
+    )
+    .addOption(
+      opt(
+        '--peer-relays <list>',
+        'PEER_RELAYS',
+        'the other relays of the fleet (host or host:port, comma-separated): never registered, answered or sent to',
+      ).argParser(endpointListParser(false)),
+    );
+}
+
+/** Sessions, their limits and the drain (SPEC 2.5, 3.6, 4.1, 4.4, 4.5). */
+function addSessionOptions(cmd: Command): void {
+  cmd
+    .optionsGroup('Sessions and limits:')
     .addOption(
       opt('--session-timeout-secs <n>', 'SESSION_TIMEOUT_SECS', 'remove a session idle this long')
         .default(DEFAULT_SESSION_TIMEOUT_SECS)
@@ -63,8 +109,6 @@ export function relayCommand(env: Record<string, string | undefined>, run: (r: R
         .default(DEFAULT_UNPAIRED_TIMEOUT_SECS)
         .argParser(integerParser(1, MAX_SESSION_TIMEOUT_SECS)),
     )
-    .addOption(opt('--metrics-port <n>', 'METRICS_PORT', 'serve /metrics, /healthz and /readyz over HTTP on this port (off by default)').argParser(parsePort))
-    .addOption(opt('--metrics-host <addr>', 'METRICS_HOST', 'address for the metrics server').default(DEFAULT_METRICS_HOST).argParser(parseHost))
     .addOption(
       opt('--max-sessions <n>', 'MAX_SESSIONS', 'sessions held at most; new ones get ERR:BUSY')
         .default(DEFAULT_MAX_SESSIONS)
@@ -99,20 +143,6 @@ export function relayCommand(env: Record<string, string | undefined>, run: (r: R
         .argParser(integerParser(0, 100_000_000)),
     )
     .addOption(
-      opt(
-        '--public-address <ips>',
-        'PUBLIC_ADDRESS',
-        "this relay's public IPs (ip or ip:port, comma-separated), e.g. an Elastic IP: never registered, answered or sent to",
-      ).argParser(endpointListParser(true)),
-    )
-    .addOption(
-      opt(
-        '--peer-relays <list>',
-        'PEER_RELAYS',
-        'the other relays of the fleet (host or host:port, comma-separated): never registered, answered or sent to',
-      ).argParser(endpointListParser(false)),
-    )
-    .addOption(
       new Option('--implicit-rebind', `rebind by IP on data from an unregistered port (the default without --auth-secret) [env: ${IMPLICIT_REBIND_ENV}]`),
     )
     .addOption(
@@ -125,17 +155,13 @@ export function relayCommand(env: Record<string, string | undefined>, run: (r: R
       opt('--drain-timeout-secs <n>', 'DRAIN_TIMEOUT_SECS', 'after SIGUSR2 (drain), exit this long later even if sessions remain')
         .default(DEFAULT_DRAIN_TIMEOUT_SECS)
         .argParser(integerParser(1, MAX_SESSION_TIMEOUT_SECS)),
-    )
-    .addOption(
-      opt('--recv-buffer-bytes <n>', 'RECV_BUFFER_BYTES', 'UDP receive buffer to ask for (capped by net.core.rmem_max)')
-        .default(DEFAULT_RECV_BUFFER_BYTES)
-        .argParser(integerParser(0, 1 << 30)),
-    )
-    .addOption(
-      opt('--send-buffer-bytes <n>', 'SEND_BUFFER_BYTES', 'UDP send buffer to ask for (capped by net.core.wmem_max)')
-        .default(DEFAULT_SEND_BUFFER_BYTES)
-        .argParser(integerParser(0, 1 << 30)),
-    )
+    );
+}
+
+/** SPEC 6: the WebSocket leg. */
+function addStreamOptions(cmd: Command): void {
+  cmd
+    .optionsGroup('WebSocket leg (networks that block UDP):')
     .addOption(
       opt(
         '--ws-port <n>',
@@ -171,14 +197,15 @@ export function relayCommand(env: Record<string, string | undefined>, run: (r: R
       opt('--ws-ping-secs <n>', 'WS_PING_SECS', 'ping WebSocket peers this often; no answer by the next ping closes the connection')
         .default(DEFAULT_WS_PING_SECS)
         .argParser(integerParser(1, 3600)),
-    )
-    .addOption(
-      opt('--io <mode>', 'IO', 'how datagrams move: native (batched recvmmsg/sendmmsg, IPv4), dgram (node:dgram), or auto (native if it loads)')
-        .default('auto')
-        .choices(IO_MODES),
     );
-  addAuthOptions(cmd);
-  return cmd.action(async (_flags: unknown, c: Command) => run(relayRunFrom(c, env)));
+}
+
+/** SPEC 3.3 */
+function addMetricsOptions(cmd: Command): void {
+  cmd
+    .optionsGroup('Metrics:')
+    .addOption(opt('--metrics-port <n>', 'METRICS_PORT', 'serve /metrics, /healthz and /readyz over HTTP on this port (off by default)').argParser(parsePort))
+    .addOption(opt('--metrics-host <addr>', 'METRICS_HOST', 'address for the metrics server').default(DEFAULT_METRICS_HOST).argParser(parseHost));
 }
 
 interface RelayFlags {
