@@ -91,71 +91,84 @@ export function addPeerCommand(program: Command, io: () => PeerIo): Command {
         .env('QUIC_RELAY_CANDIDATES')
         .argParser(parseCandidates),
     )
-    .action(async (flags: PeerFlags, cmd: Command) => {
-      const { env, say, running } = io();
-      if ((flags.listen === undefined) === (flags.forward === undefined)) cmd.error("error: give exactly one of '--listen <ip:port>' or '--forward <ip:port>'");
-      let relay: RelayEndpoint;
-      let relays: RelayEndpoint[];
-      let relayOnly: boolean;
-      let streams: StreamEnvironment;
-      try {
-        streams = streamEnvironment(env);
-        relays = rankRelays(relayList(flags.relay, env), flags.session);
-        relay = relays[0]!;
-        relayOnly = flags.relayOnly === true || relayOnlyFromEnv(env);
-      } catch (err) {
-        cmd.error(`error: ${(err as Error).message}`);
-      }
-      const sidecar = new Sidecar({
-        relay: relay!,
-        relays: relays!,
-        sessionId: flags.session,
-        mode: flags.listen !== undefined ? 'listen' : 'forward',
-        local: (flags.listen ?? flags.forward)!,
-        keepaliveSecs: flags.keepaliveSecs,
-        registerTimeoutMs: flags.registerTimeoutSecs * 1000,
-        appIdleMs: flags.appIdleMs,
-        trace: createDebug('quic-relay:peer'), // DEBUG=quic-relay:* shows each REG, ACK, refusal and failover
-        relayOnly: relayOnly!,
-        transport: (flags.transport ?? streams!.transport) as TransportMode,
-        stream: streams!.stream,
-        ...(flags.candidates !== undefined ? { localAddresses: flags.candidates } : {}),
-        ...(flags.bind ? { bindAddress: flags.bind.host, bindPort: flags.bind.port } : {}),
-      });
-      // SPEC 5.4: each change of path, one line; and once the other side has answered.
-      // SPEC 6.4: the relay path names its transport: relay (UDP) or relay-ws.
-      const relayPath = (): string => (sidecar.client.transport === 'ws' ? 'relay-ws' : 'relay');
-      sidecar.link.on('path', (p) =>
-        say(
-          p.kind === 'direct'
-            ? `path direct ${formatAddress(p.address, p.port)} rtt ${p.rttMs.toFixed(2)}`
-            : `path ${relayPath()} ${p.reason} (via ${sidecar.client.relayName})`,
-        ),
-      );
-      sidecar.link.on('peer', (via) => say(`peer ${flags.session} reachable via ${via}`));
-      const c = sidecar.client;
-      c.on('registered', () => say(`registered ${c.sessionId} via ${c.relayName}`));
-      c.on('unregistered', () => say(`no answer from ${c.relayName} to a keepalive; registering ${c.sessionId} again`));
-      c.on('refused', (err) => say(err.message));
-      c.on('relay', (r, why) => say(`relay ${formatAddress(r.host, r.port)} now carries ${c.sessionId} (${why})`));
-      c.on('transport', (tr, why) => say(`transport ${tr}: ${why}`));
-      c.on('error', (err) => say(`socket error: ${err.message}`));
-      running(sidecar);
-      if (flags.statusSecs !== undefined) {
-        setInterval(() => {
-          const p = sidecar.link.path;
-          say(`status: path ${p.kind === 'direct' ? `direct ${formatAddress(p.address, p.port)}` : relayPath()} via ${c.relayName}; ${sidecar.summary()}`);
-        }, flags.statusSecs * 1000).unref();
-      }
-      try {
-        await sidecar.start();
-      } catch (err) {
-        if (sidecar.isClosed) return; // stopped by a signal while registering: not a failure (exit 0)
-        throw err;
-      }
-      const l = sidecar.localAddress();
+    .action(async (flags: PeerFlags, cmd: Command) => runPeer(flags, cmd, io()));
+}
+
+/** Runs the sidecar the flags and variables describe, saying what happens. */
+async function runPeer(flags: PeerFlags, cmd: Command, { env, say, running }: PeerIo): Promise<void> {
+  const sidecar = sidecarFrom(flags, cmd, env);
+  narrate(sidecar, flags.session, say);
+  running(sidecar);
+  if (flags.statusSecs !== undefined) {
+    setInterval(() => {
+      const p = sidecar.link.path;
       say(
-        flags.listen ? `point your QUIC client at ${l.address}:${l.port}` : `forwarding the peer's datagrams to ${flags.forward!.host}:${flags.forward!.port}`,
+        `status: path ${p.kind === 'direct' ? `direct ${formatAddress(p.address, p.port)}` : relayPathOf(sidecar)} via ${sidecar.client.relayName}; ${sidecar.summary()}`,
       );
-    });
+    }, flags.statusSecs * 1000).unref();
+  }
+  try {
+    await sidecar.start();
+  } catch (err) {
+    if (sidecar.isClosed) return; // stopped by a signal while registering: not a failure (exit 0)
+    throw err;
+  }
+  const l = sidecar.localAddress();
+  say(flags.listen ? `point your QUIC client at ${l.address}:${l.port}` : `forwarding the peer's datagrams to ${flags.forward!.host}:${flags.forward!.port}`);
+}
+
+/** The sidecar for the flags and variables; a bad one is one line (cmd.error exits). */
+function sidecarFrom(flags: PeerFlags, cmd: Command, env: Record<string, string | undefined>): Sidecar {
+  if ((flags.listen === undefined) === (flags.forward === undefined)) cmd.error("error: give exactly one of '--listen <ip:port>' or '--forward <ip:port>'");
+  let relay: RelayEndpoint;
+  let relays: RelayEndpoint[];
+  let relayOnly: boolean;
+  let streams: StreamEnvironment;
+  try {
+    streams = streamEnvironment(env);
+    relays = rankRelays(relayList(flags.relay, env), flags.session);
+    relay = relays[0]!;
+    relayOnly = flags.relayOnly === true || relayOnlyFromEnv(env);
+  } catch (err) {
+    cmd.error(`error: ${(err as Error).message}`);
+  }
+  const sidecar = new Sidecar({
+    relay: relay!,
+    relays: relays!,
+    sessionId: flags.session,
+    mode: flags.listen !== undefined ? 'listen' : 'forward',
+    local: (flags.listen ?? flags.forward)!,
+    keepaliveSecs: flags.keepaliveSecs,
+    registerTimeoutMs: flags.registerTimeoutSecs * 1000,
+    appIdleMs: flags.appIdleMs,
+    trace: createDebug('quic-relay:peer'), // DEBUG=quic-relay:* shows each REG, ACK, refusal and failover
+    relayOnly: relayOnly!,
+    transport: (flags.transport ?? streams!.transport) as TransportMode,
+    stream: streams!.stream,
+    ...(flags.candidates !== undefined ? { localAddresses: flags.candidates } : {}),
+    ...(flags.bind ? { bindAddress: flags.bind.host, bindPort: flags.bind.port } : {}),
+  });
+  return sidecar;
+}
+
+/** SPEC 6.4: the relay path names its transport: relay (UDP) or relay-ws. */
+const relayPathOf = (sidecar: Sidecar): string => (sidecar.client.transport === 'ws' ? 'relay-ws' : 'relay');
+
+/** SPEC 5.4: each change of path, one line; and once the other side has answered. The client's events, one line each. */
+function narrate(sidecar: Sidecar, session: string, say: (line: string) => void): void {
+  sidecar.link.on('path', (p) =>
+    say(
+      p.kind === 'direct'
+        ? `path direct ${formatAddress(p.address, p.port)} rtt ${p.rttMs.toFixed(2)}`
+        : `path ${relayPathOf(sidecar)} ${p.reason} (via ${sidecar.client.relayName})`,
+    ),
+  );
+  sidecar.link.on('peer', (via) => say(`peer ${session} reachable via ${via}`));
+  const c = sidecar.client;
+  c.on('registered', () => say(`registered ${c.sessionId} via ${c.relayName}`));
+  c.on('unregistered', () => say(`no answer from ${c.relayName} to a keepalive; registering ${c.sessionId} again`));
+  c.on('refused', (err) => say(err.message));
+  c.on('relay', (r, why) => say(`relay ${formatAddress(r.host, r.port)} now carries ${c.sessionId} (${why})`));
+  c.on('transport', (tr, why) => say(`transport ${tr}: ${why}`));
+  c.on('error', (err) => say(`socket error: ${err.message}`));
 }
