@@ -90,36 +90,7 @@ export async function probe(o: ProbeOptions): Promise<ProbeResult> {
     if (transport === 'udp') result.publicAddress = await a.queryAddress(Math.min(o.timeoutMs, 1000)); // over a WebSocket it names a TCP port
     await b.register();
     result.registerMs = realTimers.now() - t0;
-    b.on('message', (m) => b.send(m)); // the far side echoes
-    const rtts: number[] = [];
-    const sentAt = new Map<number, number>();
-    let lastReply: () => void = () => undefined;
-    a.on('message', (m) => {
-      if (m.length < 8 || m.readUInt32BE(0) !== 0x51525052) return; // 'QRPR'
-      const seq = m.readUInt32BE(4);
-      const at = sentAt.get(seq);
-      if (at === undefined) return;
-      sentAt.delete(seq);
-      rtts.push(realTimers.now() - at);
-      if (sentAt.size === 0 && result.sent === o.count) lastReply();
-    });
-    for (let seq = 0; seq < o.count; seq++) {
-      const ping = Buffer.alloc(64);
-      ping.writeUInt32BE(0x51525052, 0);
-      ping.writeUInt32BE(seq, 4);
-      sentAt.set(seq, realTimers.now());
-      a.send(ping);
-      result.sent++;
-      if (seq < o.count - 1) await new Promise((r) => setTimeout(r, o.intervalMs));
-    }
-    if (sentAt.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        lastReply = resolve;
-        timer = setTimeout(resolve, Math.min(o.timeoutMs, 2000));
-      });
-      clearTimeout(timer); // nothing left running once the probe returns
-    }
+    const rtts = await roundTrips(a, b, o, () => result.sent++);
     rtts.sort((x, y) => x - y);
     result.received = rtts.length;
     result.lossPct = (100 * (result.sent - result.received)) / Math.max(1, result.sent);
@@ -132,17 +103,60 @@ export async function probe(o: ProbeOptions): Promise<ProbeResult> {
       result.refused = err.reason;
     }
   } finally {
-    // The relay has no "leave": over UDP, each side registers a fresh id, which
-    // empties and removes the probe's session now (SPEC 2.2) and leaves two
-    // unpaired ones that go after --unpaired-timeout-secs (60 s), not a paired
-    // one for 300 s. (A ticket cannot be swapped for a random id; a WebSocket
-    // leaves its session when it closes.)
-    if (o.ticket === undefined && transport === 'udp') {
-      for (const c of [a, b]) if (c.registered) c.send(encodeRegister(`probe-gone-${randomBytes(12).toString('hex')}`));
-    }
+    if (o.ticket === undefined && transport === 'udp') leaveSession(a, b);
     await Promise.all([a.close(), b.close()]);
   }
   return result;
+}
+
+const PING_MAGIC = 0x51525052; // 'QRPR'
+
+/** `o.count` pings from a, `o.intervalMs` apart, echoed by b: the round trips of those that came back. */
+async function roundTrips(a: RelayClient, b: RelayClient, o: ProbeOptions, sent: () => void): Promise<number[]> {
+  b.on('message', (m) => b.send(m)); // the far side echoes
+  const rtts: number[] = [];
+  const sentAt = new Map<number, number>();
+  let allSent = false;
+  let lastReply: () => void = () => undefined;
+  a.on('message', (m) => {
+    if (m.length < 8 || m.readUInt32BE(0) !== PING_MAGIC) return;
+    const seq = m.readUInt32BE(4);
+    const at = sentAt.get(seq);
+    if (at === undefined) return;
+    sentAt.delete(seq);
+    rtts.push(realTimers.now() - at);
+    if (sentAt.size === 0 && allSent) lastReply();
+  });
+  for (let seq = 0; seq < o.count; seq++) {
+    const ping = Buffer.alloc(64);
+    ping.writeUInt32BE(PING_MAGIC, 0);
+    ping.writeUInt32BE(seq, 4);
+    sentAt.set(seq, realTimers.now());
+    a.send(ping);
+    sent();
+    if (seq < o.count - 1) await new Promise((r) => setTimeout(r, o.intervalMs));
+  }
+  allSent = true;
+  if (sentAt.size > 0) {
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      lastReply = resolve;
+      timer = setTimeout(resolve, Math.min(o.timeoutMs, 2000));
+    });
+    clearTimeout(timer); // nothing left running once the probe returns
+  }
+  return rtts;
+}
+
+/**
+ * The relay has no "leave": over UDP, each side registers a fresh id, which
+ * empties and removes the probe's session now (SPEC 2.2) and leaves two
+ * unpaired ones that go after --unpaired-timeout-secs (60 s), not a paired
+ * one for 300 s. (A ticket cannot be swapped for a random id; a WebSocket
+ * leaves its session when it closes.)
+ */
+function leaveSession(a: RelayClient, b: RelayClient): void {
+  for (const c of [a, b]) if (c.registered) c.send(encodeRegister(`probe-gone-${randomBytes(12).toString('hex')}`));
 }
 
 /** Undefined when a WebSocket to the relay opens within timeoutMs; else why not. */
