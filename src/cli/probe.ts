@@ -2,6 +2,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isValidSessionId } from '../wire/protocol';
 import { formatNatCheck, formatProbe, natCheck, probe, probePassed } from '../client/probe';
+import type { NatCheck, ProbeResult } from '../client/probe';
 import * as net from 'node:net';
 import type { RelayEndpoint } from '../client/relay-client';
 import { integerParser } from './options';
@@ -51,57 +52,73 @@ export function addProbeCommand(
       ]),
     )
     .addOption(new Option('--json', 'one JSON object on stdout instead of lines, for scripts'))
-    .action(async (flags: ProbeFlags, cmd: Command) => {
-      const { env, print, exit } = io();
-      let all: RelayEndpoint[] = [];
-      let streams: StreamEnvironment | undefined;
-      try {
-        all = relayList(flags.relay, env);
-        streams = streamEnvironment(env);
-      } catch (err) {
-        cmd.error(`error: ${(err as Error).message}`);
-      }
-      // SPEC 6.4: which transports answer from here; auto tries both.
-      const mode = (flags.transport ?? streams!.transport) as TransportMode;
-      const transports: Array<'udp' | 'ws'> = mode === 'auto' ? ['udp', 'ws'] : [mode];
-      // Every relay at once: a netcheck of the fleet, each probe on its own sockets.
-      const perRelay = await Promise.all(
-        all.map((relay) =>
-          Promise.all(
-            transports.map((transport) =>
-              probe({
-                relay,
-                count: flags.count,
-                intervalMs: flags.intervalMs,
-                timeoutMs: flags.timeoutSecs * 1000,
-                transport,
-                stream: streams!.stream,
-                ...(flags.ticket !== undefined ? { ticket: flags.ticket } : {}),
-              }),
-            ),
-          ),
+    .action(async (flags: ProbeFlags, cmd: Command) => runProbe(flags, cmd, io()));
+}
+
+type ProbeIo = { env: Record<string, string | undefined>; print(line: string): void; exit(code: number): void };
+
+/** Probes every listed relay over each transport asked for, prints what answered, and exits 0 when every relay works. */
+async function runProbe(flags: ProbeFlags, cmd: Command, { env, print, exit }: ProbeIo): Promise<void> {
+  let all: RelayEndpoint[] = [];
+  let streams: StreamEnvironment | undefined;
+  try {
+    all = relayList(flags.relay, env);
+    streams = streamEnvironment(env);
+  } catch (err) {
+    cmd.error(`error: ${(err as Error).message}`);
+  }
+  // SPEC 6.4: which transports answer from here; auto tries both.
+  const mode = (flags.transport ?? streams!.transport) as TransportMode;
+  const transports: Array<'udp' | 'ws'> = mode === 'auto' ? ['udp', 'ws'] : [mode];
+  // Every relay at once: a netcheck of the fleet, each probe on its own sockets.
+  const perRelay = await Promise.all(
+    all.map((relay) =>
+      Promise.all(
+        transports.map((transport) =>
+          probe({
+            relay,
+            count: flags.count,
+            intervalMs: flags.intervalMs,
+            timeoutMs: flags.timeoutSecs * 1000,
+            transport,
+            stream: streams!.stream,
+            ...(flags.ticket !== undefined ? { ticket: flags.ticket } : {}),
+          }),
         ),
-      );
-      const results = perRelay.flat();
-      // With several relays (IP literals of one family), how this NAT maps one socket to each.
-      const nat =
-        all.length >= 2 && all.every((e) => net.isIP(e.host) === net.isIP(all[0]!.host) && net.isIP(e.host) !== 0) ? await natCheck(all, 1000) : undefined;
-      // A relay works when one of the transports tried reaches it.
-      const ok = perRelay.every((rs) => rs.some(probePassed));
-      if (flags.json === true) {
-        print(JSON.stringify({ ok, relays: results.map((r) => ({ ...r, ok: probePassed(r) })), nat: nat ?? null }));
-      } else {
-        for (const r of results) print(formatProbe(r));
-        if (nat !== undefined) print(formatNatCheck(nat));
-        if (transports.length > 1) {
-          for (const t of transports)
-            print(
-              `${t === 'udp' ? 'UDP' : 'WebSocket'}: ${results.filter((r) => r.transport === t && probePassed(r)).length} of ${all.length} relays answer from here`,
-            );
-        }
-        if (all.length > 1)
-          print(`${perRelay.filter((rs) => rs.some(probePassed)).length} of ${all.length} relays work${ok ? '' : ': the others are listed above'}`);
-      }
-      exit(ok ? 0 : 1);
-    });
+      ),
+    ),
+  );
+  // With several relays (IP literals of one family), how this NAT maps one socket to each.
+  const nat =
+    all.length >= 2 && all.every((e) => net.isIP(e.host) === net.isIP(all[0]!.host) && net.isIP(e.host) !== 0) ? await natCheck(all, 1000) : undefined;
+  // A relay works when one of the transports tried reaches it.
+  const ok = perRelay.every((rs) => rs.some(probePassed));
+  printProbes(flags.json === true, all.length, transports, perRelay, nat, print);
+  exit(ok ? 0 : 1);
+}
+
+/** The results as lines (or one JSON object): each probe, the NAT check, and the tallies. */
+function printProbes(
+  json: boolean,
+  relays: number,
+  transports: ReadonlyArray<'udp' | 'ws'>,
+  perRelay: ProbeResult[][],
+  nat: NatCheck | undefined,
+  print: (line: string) => void,
+): void {
+  const results = perRelay.flat();
+  const ok = perRelay.every((rs) => rs.some(probePassed));
+  if (json) {
+    print(JSON.stringify({ ok, relays: results.map((r) => ({ ...r, ok: probePassed(r) })), nat: nat ?? null }));
+  } else {
+    for (const r of results) print(formatProbe(r));
+    if (nat !== undefined) print(formatNatCheck(nat));
+    if (transports.length > 1) {
+      for (const t of transports)
+        print(
+          `${t === 'udp' ? 'UDP' : 'WebSocket'}: ${results.filter((r) => r.transport === t && probePassed(r)).length} of ${relays} relays answer from here`,
+        );
+    }
+    if (relays > 1) print(`${perRelay.filter((rs) => rs.some(probePassed)).length} of ${relays} relays work${ok ? '' : ': the others are listed above'}`);
+  }
 }
