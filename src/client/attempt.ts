@@ -110,6 +110,14 @@ export class Attempt {
     this.peerConfirmed.add(key);
   }
 
+  /** Our probe to `target` was answered from it after rttMs; true the first time in this attempt. */
+  answeredBy(target: Target, now: number, rttMs: number): boolean {
+    const first = target.answeredAt === 0;
+    target.answeredAt = now;
+    target.rttMs = rttMs;
+    return first;
+  }
+
   /** Our probe to `key` was answered from it in this attempt. */
   answered(key: string): boolean {
     return (this.byKey.get(key)?.answeredAt ?? 0) > 0;

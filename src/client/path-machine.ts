@@ -174,7 +174,8 @@ export class PathMachine {
     this.own = own.slice(0, MAX_CANDIDATES);
     if (this.phase === 'direct') return;
     // Always ask for the peer's candidates afresh: its public port may have moved.
-    this.startAttempt(now, true);
+    this.retry.cancel();
+    this.attempt.start(now, true);
     this.sendCandidates(false);
     if (this.peerId !== undefined) this.startProbing(now);
     else this.phase = 'exchanging';
@@ -209,11 +210,9 @@ export class PathMachine {
     if (due?.kind === 'lost') this.fallBack(now, due.reason);
     else if (due?.kind === 'heartbeat') this.probe(now, this.direct!.target);
     if (this.phase === 'waiting' && this.retry.due(now)) this.actions.attemptDue();
-    if (now >= this.relayCheck.nextAt) {
-      const verdict = this.relayCheck.due(now, this.phase !== 'direct' && this.peerId !== undefined);
-      if (verdict === 'probe') this.probe(now, RELAY);
-      else if (verdict === 'lost') this.actions.relayLost(); // our registration may be gone (a relay restart)
-    }
+    const verdict = this.relayCheck.due(now, this.phase !== 'direct' && this.peerId !== undefined);
+    if (verdict === 'probe') this.probe(now, RELAY);
+    else if (verdict === 'lost') this.actions.relayLost(); // our registration may be gone (a relay restart)
   }
 
   // ---- inputs
@@ -233,7 +232,8 @@ export class PathMachine {
     if (!msg.haveYours) this.sendCandidates(true);
     if (this.phase === 'waiting') {
       // The peer began an attempt: join it now, so that both sides punch at once.
-      this.startAttempt(now, false);
+      this.retry.cancel();
+      this.attempt.start(now, false);
       this.startProbing(now);
     } else if (this.phase === 'exchanging') {
       this.startProbing(now);
@@ -276,9 +276,7 @@ export class PathMachine {
     }
     const target = this.attempt.get(key);
     if (target === undefined || this.phase !== 'probing') return 'peer';
-    const first = target.answeredAt === 0;
-    target.answeredAt = now;
-    target.rttMs = rttMs;
+    const first = this.attempt.answeredBy(target, now, rttMs);
     this.peerAddresses.add(address, port);
     if (msg.confirmed) this.attempt.confirmedByPeer(key);
     this.evaluate(now);
@@ -312,23 +310,15 @@ export class PathMachine {
     else this.actions.sendTo(target.address, target.port, datagram);
   }
 
-  /** What every attempt, begun or joined, starts from. */
-  private startAttempt(now: number, resendOurs: boolean): void {
-    this.retry.cancel();
-    this.attempt.start(now, resendOurs);
-  }
-
-  /** Goes direct on the best address that has crossed both ways; true if it did. */
-  private evaluate(now: number): boolean {
-    if (this.phase !== 'probing') return false;
-    const best = this.attempt.best();
-    if (best === undefined) return false;
+  /** Goes direct on the best address that has crossed both ways, if any. */
+  private evaluate(now: number): void {
+    const best = this.phase === 'probing' ? this.attempt.best() : undefined;
+    if (best === undefined) return;
     this.phase = 'direct';
     this.direct = new DirectPath(best, now, this.t.heartbeatMs, this.t.directTimeoutMs, this.data);
     this.attempt.clear();
     this.reported = true;
     this.actions.pathChanged({ kind: 'direct', address: best.address, port: best.port, rttMs: best.rttMs });
-    return true;
   }
 
   private attemptFailed(now: number): void {

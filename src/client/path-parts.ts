@@ -163,8 +163,9 @@ export class RelayCheck {
     this.at = now + Math.min(this.gap, RELAY_ANSWER_WAIT_MS);
   }
 
-  /** Due at nextAt: 'probe' (send one through the relay), 'lost' (none answered), or 'none'. `idle`: nothing else keeps the relay path in view. */
+  /** 'probe' (send one through the relay), 'lost' (none answered), or 'none' (also before nextAt). `applies`: on the relay path, with a peer that speaks control datagrams. */
   due(now: number, applies: boolean): 'probe' | 'lost' | 'none' {
+    if (now < this.at) return 'none';
     let verdict: 'probe' | 'lost' | 'none' = 'none';
     if (!applies || this.heardSince) {
       this.heardSince = false;

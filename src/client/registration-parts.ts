@@ -1,26 +1,64 @@
 // Two pure parts of the registration machine (registration.ts), each with
-// its own state: SPEC 5.7's search for the partner across several relays,
-// and SPEC 6.4's choice between UDP and the relays' WebSocket legs.
+// its own state: SPEC 5.7's fleet (which relay is home, failover, the search
+// for the partner), and SPEC 6.4's choice between UDP and the WebSocket legs.
 
 /**
- * SPEC 5.7: with several relays, registered and not hearing the partner for
- * waitMs, the next relay is registered on too (a standby), so two peers that
- * can each reach some listed relay meet. The partner heard through a relay
- * makes it home; standbys are then let go.
+ * SPEC 5.7: which listed relay is home, and when to move on. Registering on
+ * home has until a deadline (failoverMs; lostRelayMs after an unanswered
+ * keepalive of a relay that carried the session); past it, or on ERR:BUSY,
+ * the next relay in order is home. Registered and not hearing the partner
+ * for waitMs, the next relay is registered on too (a standby), so two peers
+ * that can each reach some listed relay meet. The partner heard through a
+ * relay makes it home; standbys are then let go.
  */
-export class PartnerSearch {
+export class Fleet {
   /** Relays registered on besides home, kept alive with it. */
   readonly standby = new Set<number>();
+  private homeRelay = 0;
+  private failoverAt = 0;
   private dueAt = Infinity;
   private heard = false;
   private heardAt = 0;
 
   constructor(
-    private readonly relays: number,
+    /** How many relays are listed: with one, nothing here ever moves. */
+    readonly size: number,
+    private readonly failoverMs: number,
     private readonly waitMs: number,
-    /** While the partner was heard through home this recently, home flows: another relay's datagram does not move it. */
-    private readonly flowsMs: number,
   ) {}
+
+  get home(): number {
+    return this.homeRelay;
+  }
+
+  get several(): boolean {
+    return this.size > 1;
+  }
+
+  /** Home has until `at` to answer. */
+  deadline(at: number): void {
+    this.failoverAt = at;
+  }
+
+  /** How long until home's deadline (Infinity with one relay, or once past it). */
+  untilFailover(now: number): number {
+    return this.several && this.failoverAt > now ? this.failoverAt - now : Infinity;
+  }
+
+  /** Home's time is up. */
+  expired(now: number): boolean {
+    return this.several && now >= this.failoverAt;
+  }
+
+  /** The next relay is home, with failoverMs to answer; the partner is looked for afresh. Returns the one left. */
+  next(now: number): number {
+    const from = this.homeRelay;
+    this.homeRelay = (from + 1) % this.size;
+    this.failoverAt = now + this.failoverMs;
+    this.heard = false;
+    this.standby.delete(this.homeRelay);
+    return from;
+  }
 
   /** When the next standby is due; Infinity: none. */
   get waitAt(): number {
@@ -34,16 +72,16 @@ export class PartnerSearch {
 
   /** Registered: the wait for the partner starts, unless it was heard or a wait is on. */
   await(now: number): void {
-    if (this.relays <= 1 || this.heard || this.dueAt !== Infinity) return;
+    if (!this.several || this.heard || this.dueAt !== Infinity) return;
     this.dueAt = now + this.waitMs;
   }
 
   /** The wait is over: the next relay to register on as a standby, if any is left (the wait restarts for the one after). */
-  due(now: number, home: number): number | undefined {
+  due(now: number): number | undefined {
     this.dueAt = Infinity;
     if (this.heard) return undefined;
-    for (let k = 1; k < this.relays; k++) {
-      const i = (home + k) % this.relays;
+    for (let k = 1; k < this.size; k++) {
+      const i = (this.homeRelay + k) % this.size;
       if (this.standby.has(i)) continue;
       this.standby.add(i);
       this.await(now);
@@ -53,24 +91,22 @@ export class PartnerSearch {
   }
 
   /**
-   * The partner spoke through relay `i`. True when `i` is to be home from now
-   * on: a standby, or another relay while home has carried nothing from the
-   * partner for flowsMs (the partner moved on first). Never back while home flows.
+   * The partner spoke through relay `i`. It becomes home when it is a
+   * standby, or another relay while home has carried nothing from the
+   * partner for failoverMs (the partner moved on first); never while home
+   * flows. Returns the relay left, or -1.
    */
-  heardVia(i: number, home: number, now: number): boolean {
-    if (this.relays <= 1) return false;
-    if (i !== home && this.heard && now - this.heardAt < this.flowsMs) return false;
+  heardVia(i: number, now: number): number {
+    if (!this.several) return -1;
+    if (i !== this.homeRelay && this.heard && now - this.heardAt < this.failoverMs) return -1;
     this.heard = true;
     this.heardAt = now;
     this.standby.clear();
     this.dueAt = Infinity;
-    return i !== home;
-  }
-
-  /** Home moved to `home` by failover: the partner is looked for afresh. */
-  movedHome(home: number): void {
-    this.heard = false;
-    this.standby.delete(home);
+    if (i === this.homeRelay) return -1;
+    const from = this.homeRelay;
+    this.homeRelay = i;
+    return from;
   }
 }
 

@@ -17,7 +17,7 @@
 // search and SPEC 6.4's transport choice are parts (registration-parts.ts).
 
 import type { RefusalReason } from '../wire/errors';
-import { PartnerSearch, TransportChoice } from './registration-parts';
+import { Fleet, TransportChoice } from './registration-parts';
 
 export type RegistrationPhase = 'idle' | 'registering' | 'registered' | 'confirming' | 'closed';
 
@@ -69,20 +69,15 @@ export interface RegistrationOptions {
 
 export class Registration {
   private state: RegistrationPhase = 'idle';
-  /** SPEC 5.7: the relay in use, an index into the list. */
-  private homeRelay = 0;
   private readonly t: RegistrationTimings;
-  /** How many relays are listed (SPEC 5.7 applies from two). */
-  private readonly relays: number;
   /** SPEC 6.4 */
   private readonly transport: TransportChoice;
-  /** SPEC 5.7 */
-  private readonly partner: PartnerSearch;
+  /** SPEC 5.7: home, failover, standbys. */
+  private readonly fleet: Fleet;
   /** The phase's deadline: the next REG (registering), the keepalive (registered), its ACK's (confirming). */
   private wakeAt = Infinity;
   private backoffMs: number;
   private firstAttemptAt = 0;
-  private failoverAt = 0;
   private everRegisteredOnce = false;
   private lastRefusal: RefusalReason | undefined;
   private lastHeardAt = 0;
@@ -93,9 +88,8 @@ export class Registration {
     private readonly actions: RegistrationActions,
   ) {
     this.t = options.timings;
-    this.relays = options.relays;
     this.transport = new TransportChoice(options.transport);
-    this.partner = new PartnerSearch(options.relays, this.t.partnerWaitMs, this.t.failoverMs);
+    this.fleet = new Fleet(options.relays, this.t.failoverMs, this.t.partnerWaitMs);
     this.backoffMs = this.t.backoffInitialMs;
   }
 
@@ -105,7 +99,7 @@ export class Registration {
 
   /** SPEC 5.7: the relay in use, an index into the list. */
   get home(): number {
-    return this.homeRelay;
+    return this.fleet.home;
   }
 
   /** SPEC 6.4: whether datagrams go over the relays' WebSockets. */
@@ -129,7 +123,7 @@ export class Registration {
 
   /** The earliest time tick() has something to do. */
   nextWake(): number {
-    return Math.min(this.wakeAt, this.partner.waitAt);
+    return Math.min(this.wakeAt, this.fleet.waitAt);
   }
 
   // ---- inputs
@@ -143,14 +137,14 @@ export class Registration {
   close(): void {
     this.state = 'closed';
     this.wakeAt = Infinity;
-    this.partner.stop();
+    this.fleet.stop();
   }
 
   tick(now: number): void {
     if (this.phase === 'closed' || this.phase === 'idle') return;
-    if (now >= this.partner.waitAt) {
+    if (now >= this.fleet.waitAt) {
       // SPEC 5.7: registered, and the partner not heard for partnerWaitMs: register on the next relay too.
-      const next = this.partner.due(now, this.homeRelay);
+      const next = this.fleet.due(now);
       if (next !== undefined) this.actions.sendReg(next, 'standby');
     }
     if (now < this.wakeAt) return;
@@ -176,7 +170,7 @@ export class Registration {
     this.state = 'registered';
     this.backoffMs = this.t.backoffInitialMs;
     this.wakeAt = now + this.t.keepaliveMs;
-    this.partner.await(now);
+    this.fleet.await(now);
     if (first) {
       this.everRegisteredOnce = true;
       this.actions.registered();
@@ -185,7 +179,7 @@ export class Registration {
 
   refused(from: number, reason: RefusalReason, now: number): void {
     if (from !== this.home) {
-      this.partner.standby.delete(from); // a standby that refuses is no standby
+      this.fleet.standby.delete(from); // a standby that refuses is no standby
       return;
     }
     if (this.phase === 'closed' || this.phase === 'idle') return;
@@ -195,7 +189,7 @@ export class Registration {
     }
     this.lastRefusal = reason;
     if (this.everRegisteredOnce) this.actions.refused(reason, from);
-    if (this.relays > 1 && reason === 'busy') {
+    if (this.fleet.several && reason === 'busy') {
       // SPEC 5.7: full or draining: the next relay at once.
       this.failOver(now, 'busy');
       this.state = 'registering';
@@ -205,12 +199,10 @@ export class Registration {
     if (this.isRegistered) this.enterRegistering(now, true);
   }
 
-  /** SPEC 5.7: the partner spoke through relay `i`, which may make it home (PartnerSearch.heardVia). */
+  /** SPEC 5.7: the partner spoke through relay `i`, which may make it home (Fleet.heardVia). */
   partnerVia(i: number, now: number): void {
-    if (!this.partner.heardVia(i, this.homeRelay, now)) return;
-    const from = this.homeRelay;
-    this.homeRelay = i;
-    this.actions.relayChanged(i, from, 'partner');
+    const from = this.fleet.heardVia(i, now);
+    if (from >= 0) this.actions.relayChanged(i, from, 'partner');
   }
 
   /** We send data: a relay silent all the while may have lost our NAT mapping; re-register now rather than at the keepalive. */
@@ -228,7 +220,7 @@ export class Registration {
   streamOpened(i: number): void {
     if (this.phase === 'closed' || this.phase === 'idle') return;
     if (i === this.home) this.actions.sendReg(i, 'home');
-    else if (this.partner.standby.has(i)) this.actions.sendReg(i, 'standby');
+    else if (this.fleet.standby.has(i)) this.actions.sendReg(i, 'standby');
   }
 
   /** SPEC 6.4: relay `i`'s WebSocket ended; registered through it: register again now (the relay let us go, SPEC 6.2). */
@@ -247,7 +239,7 @@ export class Registration {
     this.backoffMs = this.t.backoffInitialMs;
     // SPEC 5.7: a relay that stopped answering a session it carried has
     // lostRelayMs from the unanswered keepalive; a first registration failoverMs.
-    this.failoverAt = wasRegistered ? lostAt + this.t.lostRelayMs : now + this.t.failoverMs;
+    this.fleet.deadline(wasRegistered ? lostAt + this.t.lostRelayMs : now + this.t.failoverMs);
     this.attempt(now);
   }
 
@@ -257,13 +249,13 @@ export class Registration {
     // SPEC 6.4: UDP has had its time and no relay answered: the WebSocket legs.
     if (undecided && now - this.firstAttemptAt >= this.t.wsFallbackMs) this.fallBackToStream(now);
     // SPEC 5.7: this relay's time is up: the next one, now.
-    else if (this.relays > 1 && now >= this.failoverAt) this.failOver(now, 'no-ack');
+    else if (this.fleet.expired(now)) this.failOver(now, 'no-ack');
     this.sendReg(now);
     // One relay down is not UDP blocked: any listed relay answering ADDR? keeps us on UDP.
-    if (undecided && this.relays > 1 && !this.transport.onStream) for (let i = 0; i < this.relays; i++) if (i !== this.home) this.askUdp(i);
+    if (undecided && this.fleet.several && !this.transport.onStream) for (let i = 0; i < this.fleet.size; i++) if (i !== this.home) this.askUdp(i);
     // ...and the next try comes no later than the relay's failover time, or the fallback's.
     let wait = this.backoffMs;
-    if (this.relays > 1 && this.failoverAt > now) wait = Math.min(wait, this.failoverAt - now);
+    wait = Math.min(wait, this.fleet.untilFailover(now));
     const toFallback = this.firstAttemptAt + this.t.wsFallbackMs - now;
     if (this.transport.undecided && toFallback > 0) wait = Math.min(wait, toFallback);
     this.backoffMs = Math.min(this.backoffMs * 2, this.t.backoffMaxMs);
@@ -274,7 +266,7 @@ export class Registration {
   private keepalive(now: number): void {
     this.sendReg(now);
     this.state = 'confirming';
-    this.wakeAt = now + Math.min(this.t.backoffMaxMs, this.t.keepaliveMs, this.relays > 1 ? this.t.lostRelayMs : Infinity);
+    this.wakeAt = now + Math.min(this.t.backoffMaxMs, this.t.keepaliveMs, this.fleet.several ? this.t.lostRelayMs : Infinity);
   }
 
   private askUdp(i: number): void {
@@ -286,7 +278,7 @@ export class Registration {
   private sendReg(now: number): void {
     this.lastRegAt = now;
     this.actions.sendReg(this.home, 'home');
-    for (const i of this.partner.standby) this.actions.sendReg(i, 'standby');
+    for (const i of this.fleet.standby) this.actions.sendReg(i, 'standby');
     if (this.transport.askingUdp) this.askUdp(this.home);
   }
 
@@ -299,10 +291,7 @@ export class Registration {
 
   /** SPEC 5.7: registering on `home` failed (no ACK in time, or ERR:BUSY): the next relay in order. */
   private failOver(now: number, why: 'no-ack' | 'busy'): void {
-    const from = this.home;
-    this.homeRelay = (this.home + 1) % this.relays;
-    this.failoverAt = now + this.t.failoverMs;
-    this.partner.movedHome(this.home);
+    const from = this.fleet.next(now);
     this.backoffMs = this.t.backoffInitialMs;
     this.actions.relayChanged(this.home, from, why);
   }
@@ -310,7 +299,7 @@ export class Registration {
   /** SPEC 6.4: no UDP answer from any listed relay: UDP is blocked here (or the relays were down); the WebSocket legs. */
   private fallBackToStream(now: number): void {
     this.transport.fallBack();
-    this.failoverAt = now + this.t.failoverMs;
+    this.fleet.deadline(now + this.t.failoverMs);
     this.backoffMs = this.t.backoffInitialMs;
     this.actions.useStream(true);
     this.actions.transportChanged('ws');

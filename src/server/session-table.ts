@@ -77,10 +77,13 @@ export class SessionTable {
   private pairedSessions = 0;
   private readonly opts: SessionTableOptions;
   private readonly expiry: ExpirySchedule<Session>;
+  /** SPEC 4.5: an unpaired session's lifetime, never longer than a paired one's. */
+  private readonly unpairedMs: number;
 
   constructor(opts: SessionTableOptions) {
     this.opts = opts;
     this.expiry = new ExpirySchedule<Session>(opts.expiryTickMs);
+    this.unpairedMs = Math.min(opts.unpairedTimeoutMs, opts.sessionTimeoutMs);
   }
 
   get size(): number {
@@ -160,17 +163,13 @@ export class SessionTable {
     }
 
     // SPEC 2.2: X in another session S' leaves it first.
-    let left: Session | undefined;
-    let leftRemoved = false;
-    if (existing !== undefined) {
-      left = existing;
-      leftRemoved = this.removeAddress(existing, existing.slotOf(ip, address, port) as Slot, ip);
-    }
+    const left = existing;
+    const leftRemoved = existing !== undefined && this.removeAddress(existing, existing.slotOf(ip, address, port) as Slot, ip);
 
     if (target === undefined) {
       target = new Session(id, address, port, now);
       this.sessionsById.set(id, target);
-      this.expiry.add(target, now + this.unpairedTimeoutMs());
+      this.expiry.add(target, now + this.unpairedMs);
       this.index(ip, port, target, undefined);
       return { ...result('created', target), left, leftRemoved };
     }
@@ -244,7 +243,7 @@ export class SessionTable {
   expire(now: number, max = Infinity): Session[] {
     const removed: Session[] = [];
     const timeout = this.opts.sessionTimeoutMs;
-    const unpairedTimeout = this.unpairedTimeoutMs();
+    const unpairedTimeout = this.unpairedMs;
     // Each session is looked at about once per timeout: when its bucket comes
     // due it goes if its deadline passed, else it moves to its real deadline.
     // At most `max` are looked at, so that a mass expiry is taken in slices.
@@ -268,10 +267,6 @@ export class SessionTable {
   /** True when expire(now) has sessions left to look at (a slice stopped short). */
   expiryDue(now: number): boolean {
     return this.expiry.hasDue(now);
-  }
-
-  private unpairedTimeoutMs(): number {
-    return Math.min(this.opts.unpairedTimeoutMs, this.opts.sessionTimeoutMs);
   }
 
   // ---- mutations: each keeps sessionsById, the peer index and pairedSessions in step
