@@ -13,7 +13,7 @@
  */
 export class Fleet {
   /** Relays registered on besides home, kept alive with it. */
-  readonly standby = new Set<number>();
+  private readonly standby = new Set<number>();
   private homeRelay = 0;
   private failoverAt = 0;
   private dueAt = Infinity;
@@ -33,6 +33,19 @@ export class Fleet {
 
   get several(): boolean {
     return this.size > 1;
+  }
+
+  standbys(): IterableIterator<number> {
+    return this.standby.values();
+  }
+
+  isStandby(i: number): boolean {
+    return this.standby.has(i);
+  }
+
+  /** Relay `i` refused us: it is no standby. */
+  dropStandby(i: number): void {
+    this.standby.delete(i);
   }
 
   /** Home has until `at` to answer. */

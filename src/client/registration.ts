@@ -12,7 +12,7 @@
 //                       +------ no ACK for the keepalive, or a refusal ----+
 //
 // `confirming` is the wait for a keepalive's ACK. Every deadline is a field
-// (wakeAt for the phase, partner.waitAt for SPEC 5.7's standby), so nextWake()
+// (wakeAt for the phase, fleet.waitAt for SPEC 5.7's standby), so nextWake()
 // is their minimum and nothing else is scheduled anywhere. SPEC 5.7's partner
 // search and SPEC 6.4's transport choice are parts (registration-parts.ts).
 
@@ -179,7 +179,7 @@ export class Registration {
 
   refused(from: number, reason: RefusalReason, now: number): void {
     if (from !== this.home) {
-      this.fleet.standby.delete(from); // a standby that refuses is no standby
+      this.fleet.dropStandby(from); // a standby that refuses is no standby
       return;
     }
     if (this.phase === 'closed' || this.phase === 'idle') return;
@@ -220,7 +220,7 @@ export class Registration {
   streamOpened(i: number): void {
     if (this.phase === 'closed' || this.phase === 'idle') return;
     if (i === this.home) this.actions.sendReg(i, 'home');
-    else if (this.fleet.standby.has(i)) this.actions.sendReg(i, 'standby');
+    else if (this.fleet.isStandby(i)) this.actions.sendReg(i, 'standby');
   }
 
   /** SPEC 6.4: relay `i`'s WebSocket ended; registered through it: register again now (the relay let us go, SPEC 6.2). */
@@ -278,7 +278,7 @@ export class Registration {
   private sendReg(now: number): void {
     this.lastRegAt = now;
     this.actions.sendReg(this.home, 'home');
-    for (const i of this.fleet.standby) this.actions.sendReg(i, 'standby');
+    for (const i of this.fleet.standbys()) this.actions.sendReg(i, 'standby');
     if (this.transport.askingUdp) this.askUdp(this.home);
   }
 

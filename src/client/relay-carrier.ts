@@ -92,9 +92,8 @@ export class RelayCarrier {
 
   /** One datagram to relay `i` over the current transport. Never throws. */
   send(i: number, data: Buffer | Uint8Array): void {
-    if (this.onStream)
-      this.linkTo(i).send(data); // while it connects, dropped: the client sends its REG on open
-    else this.sendUdp(i, data);
+    if (!this.onStream) this.sendUdp(i, data);
+    else if (!this.linkTo(i).send(data)) this.counts.sendErrors++; // while it connects: dropped (the client sends its REG on open)
   }
 
   /** One datagram to relay `i` over UDP, whatever the transport (SPEC 6.4's "does UDP answer?"). */

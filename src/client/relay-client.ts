@@ -328,9 +328,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly onRelayDatagram = (from: number, msg: Buffer, udp: boolean): void => {
     if (this.closed) return;
     const now = this.timers.now();
-    // Per datagram: the machine is fed directly (no closure); re-arming is a compare unless a deadline moved.
+    // Per datagram: the machine is fed directly (no closure), and the timer
+    // re-armed once, after the last input (a compare unless a deadline moved).
     this.machine.heard(now, udp);
-    this.rearm();
     const reply = classifyFromRelay(msg, udp, this.machine.askedUdp, this.query.active);
     if (reply === 'data') {
       this.machine.partnerVia(from, now);
@@ -339,21 +339,17 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       this.emit('message', msg);
       return;
     }
-    if (reply === 'swallow') {
-      this.counts.swallowed++;
-      return;
+    if (reply === 'swallow') this.counts.swallowed++;
+    else if (typeof reply === 'object') this.query.answer(reply);
+    else {
+      if (from === this.machine.home) {
+        if (reply === 'ack') this.counts.acks++;
+        else this.counts.refusals++;
+        this.trace.reply(reply, from);
+      }
+      if (reply === 'ack') this.machine.ack(from, now);
+      else this.machine.refused(from, reply, now);
     }
-    if (typeof reply === 'object') {
-      this.query.answer(reply);
-      return;
-    }
-    if (from === this.machine.home) {
-      if (reply === 'ack') this.counts.acks++;
-      else this.counts.refusals++;
-      this.trace.reply(reply, from);
-    }
-    if (reply === 'ack') this.machine.ack(from, now);
-    else this.machine.refused(from, reply, now);
     this.rearm();
   };
 

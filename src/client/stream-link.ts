@@ -50,7 +50,6 @@ export class StreamLink extends EventEmitter<StreamLinkEvents> {
   readonly url: string;
   private readonly ws: WebSocket;
   private ended = false;
-  sendErrors = 0;
 
   constructor(host: string, options: StreamOptions) {
     super();
@@ -87,13 +86,11 @@ export class StreamLink extends EventEmitter<StreamLinkEvents> {
     return this.ws.readyState === WebSocket.CONNECTING;
   }
 
-  /** One datagram; dropped (counted) unless the connection is open. Never throws. */
-  send(data: Buffer | Uint8Array): void {
-    if (this.ws.readyState !== WebSocket.OPEN) {
-      this.sendErrors++;
-      return;
-    }
+  /** One datagram; false (dropped) unless the connection is open. Never throws. */
+  send(data: Buffer | Uint8Array): boolean {
+    if (this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(data, SEND_OPTIONS);
+    return true;
   }
 
   close(): void {

@@ -504,6 +504,13 @@ static void release(napi_env env, relay_socket_t *s) {
   uv_close((uv_handle_t *)(void *)s->poll, on_closed);
 }
 
+/* obj[name] = value, a uint32 (what the module exports about its layout). */
+static void set_u32(napi_env env, napi_value obj, const char *name, uint32_t value) {
+  napi_value v;
+  napi_create_uint32(env, value, &v);
+  napi_set_named_property(env, obj, name, v);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   // The poll handle lives in room we reserved by hand (no uv.h here): ask the
   // running libuv how big it really is, and refuse to load (the relay then
@@ -522,12 +529,9 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   napi_value v;
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  napi_create_uint32(env, BATCH, &v);
-  napi_set_named_property(env, exports, "batch", v);
-  napi_create_uint32(env, SLOT_BYTES, &v);
-  napi_set_named_property(env, exports, "slotBytes", v);
-  napi_create_uint32(env, SCRATCH_BYTES, &v);
-  napi_set_named_property(env, exports, "scratchBytes", v);
+  set_u32(env, exports, "batch", BATCH);
+  set_u32(env, exports, "slotBytes", SLOT_BYTES);
+  set_u32(env, exports, "scratchBytes", SCRATCH_BYTES);
   // layout: { metaInts, regionShift, regionScratch, rx: {length, address, port, flags}, tx: {where, length, address, port}, stats: [names] }
   napi_value layout, rx, tx, names;
   napi_create_object(env, &layout);
@@ -536,18 +540,14 @@ static napi_value init(napi_env env, napi_value exports) {
   const char *rx_names[] = {"length", "address", "port", "flags"};
   const char *tx_names[] = {"where", "length", "address", "port"};
   for (uint32_t i = 0; i < META_INTS; i++) {
-    napi_create_uint32(env, i, &v);
-    napi_set_named_property(env, rx, rx_names[i], v);
-    napi_set_named_property(env, tx, tx_names[i], v);
+    set_u32(env, rx, rx_names[i], i);
+    set_u32(env, tx, tx_names[i], i);
   }
   napi_set_named_property(env, layout, "rx", rx);
   napi_set_named_property(env, layout, "tx", tx);
-  napi_create_uint32(env, META_INTS, &v);
-  napi_set_named_property(env, layout, "metaInts", v);
-  napi_create_uint32(env, REGION_SHIFT, &v);
-  napi_set_named_property(env, layout, "regionShift", v);
-  napi_create_uint32(env, REGION_SCRATCH, &v);
-  napi_set_named_property(env, layout, "regionScratch", v);
+  set_u32(env, layout, "metaInts", META_INTS);
+  set_u32(env, layout, "regionShift", REGION_SHIFT);
+  set_u32(env, layout, "regionScratch", REGION_SCRATCH);
   napi_create_array_with_length(env, S_COUNT, &names);
   for (uint32_t i = 0; i < S_COUNT; i++) {
     napi_create_string_utf8(env, STAT_NAMES[i], NAPI_AUTO_LENGTH, &v);

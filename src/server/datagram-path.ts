@@ -7,6 +7,7 @@
 import { formatAddress } from '../wire/address';
 import type { IpKey } from '../wire/address';
 import { classify, encodeAddressAnswer, replyFits } from '../wire/protocol';
+import type { Classified } from '../wire/protocol';
 import type { DatagramIo } from '../io/datagram-io';
 import type { RelayConfig } from './config';
 import type { RelayCounters } from './counters';
@@ -85,30 +86,30 @@ export class DatagramPath implements StreamSink {
         this.dropLoop(len, address, port);
         return;
       }
-      const msg = data.length === len ? data : data.subarray(0, len); // rare: registrations and queries only
-      if (this.onControl(msg, ip, address, port, port, undefined)) return;
+      // Data may start with these bytes too (a QUIC short header): classified in place, no view made.
+      const m = classify(data, len);
+      if (m.kind !== 'data' && this.onControl(m, len, ip, address, port, port, undefined)) return;
     }
     const now = this.clock();
     if (!this.onData(data, len, slot, ip, address, port, now)) this.onUnknownData(data, len, slot, ip, address, port, now);
   };
 
   /**
-   * SPEC 1.2-1.5: a datagram that starts like a registration or a query.
-   * True when it was one (registered, answered or refused); false when it is
-   * data after all. `answerPort` is what ADDR? answers (a WebSocket peer's
-   * TCP source); `stream` the WebSocket peer it came from, if any.
+   * SPEC 1.2-1.5: a datagram of `len` bytes that classify() did not call
+   * data. True when it was control (registered, answered or refused); false
+   * when it is data after all. `answerPort` is what ADDR? answers (a
+   * WebSocket peer's TCP source); `stream` the WebSocket peer it came from, if any.
    */
-  private onControl(msg: Buffer, ip: IpKey, address: string, port: number, answerPort: number, stream: StreamPeer | undefined): boolean {
-    const m = classify(msg);
+  private onControl(m: Classified, len: number, ip: IpKey, address: string, port: number, answerPort: number, stream: StreamPeer | undefined): boolean {
     if (m.kind === 'register') {
       if (stream !== undefined) this.streams?.registered(stream); // SPEC 6.3: it sent its REG in time
-      this.onRegister(msg.length, m.id, ip, address, port);
+      this.onRegister(len, m.id, ip, address, port);
       return true;
     }
     if (m.kind === 'address-query') {
       // SPEC 1.5: answered from any address; registers, forwards and refreshes nothing.
       this.counters.addressQueries++;
-      this.reply(encodeAddressAnswer(address, answerPort), msg.length, address, port);
+      this.reply(encodeAddressAnswer(address, answerPort), len, address, port);
       return true;
     }
     if (m.kind === 'bad-register' && this.table.find(ip, address, port) === undefined) {
@@ -116,7 +117,7 @@ export class DatagramPath implements StreamSink {
       // longer than the request. (From a registered peer a malformed REG: is
       // data, SPEC 1.4: a QUIC short-header packet may begin with those bytes.)
       if (stream !== undefined) this.streams?.registered(stream); // it tried: the answer says why
-      this.settle(BAD_REGISTRATION, OUTCOMES.bad, msg.length, ip, address, port, '', this.clock());
+      this.settle(BAD_REGISTRATION, OUTCOMES.bad, len, ip, address, port, '', this.clock());
       return true;
     }
     return false;
@@ -264,9 +265,9 @@ export class DatagramPath implements StreamSink {
     c.datagramsReceived++;
     c.bytesReceived += len;
     const { ip, address, port } = peer;
-    const first = len > 0 ? data[0] : -1;
     // SPEC 1.5: ADDR? answers the TCP source.
-    if ((first === R || first === A) && this.onControl(data, ip, address, port, peer.tcpPort, peer)) return;
+    const m = classify(data, len);
+    if (m.kind !== 'data' && this.onControl(m, len, ip, address, port, peer.tcpPort, peer)) return;
     if (this.onData(data, len, -1, ip, address, port, this.clock())) return;
     c.droppedUnknownSource++; // no implicit rebind: a connection's address never changes
     c.droppedUnknownSourceBytes += len;

@@ -164,49 +164,26 @@ function trafficMetrics(m: Metrics, c: RelayCounters): void {
 /** SPEC 6: by transport (the totals count both), and the WebSocket leg's connections. */
 function streamMetrics(m: Metrics, src: MetricsSource): void {
   const c = src.counters;
+  /** One figure of the leg; 0 while it does not run. */
   const ws =
-    (read: (f: StreamFigures) => number): Read =>
+    (key: Exclude<keyof StreamFigures, 'closedBy'>): Read =>
     () =>
-      src.streams === undefined ? 0 : read(src.streams);
-  m.labelled('quic_relay_received_datagrams_by_transport_total', 'Datagrams received, by transport (udp, ws)', 'transport', {
-    udp: () => c.datagramsReceived - ws((f) => f.datagramsIn)(),
-    ws: ws((f) => f.datagramsIn),
-  });
-  m.labelled('quic_relay_received_bytes_by_transport_total', 'Bytes received, by transport (udp, ws)', 'transport', {
-    udp: () => c.bytesReceived - ws((f) => f.bytesIn)(),
-    ws: ws((f) => f.bytesIn),
-  });
-  m.counter(
-    'quic_relay_ws_sent_datagrams_total',
-    'Datagrams sent to WebSocket peers (forwards and replies)',
-    ws((f) => f.datagramsOut),
-  );
-  m.counter(
-    'quic_relay_ws_sent_bytes_total',
-    'Bytes sent to WebSocket peers',
-    ws((f) => f.bytesOut),
-  );
-  m.gauge(
-    'quic_relay_ws_connections',
-    'WebSocket connections open (upgraded)',
-    ws((f) => f.connections),
-  );
-  m.counter(
-    'quic_relay_ws_connections_accepted_total',
-    'WebSocket connections upgraded',
-    ws((f) => f.accepted),
-  );
+      src.streams?.[key] ?? 0;
+  const byTransport = (name: string, help: string, total: Read, onWs: Read): void =>
+    m.labelled(name, help, 'transport', { udp: () => total() - onWs(), ws: onWs });
+  byTransport('quic_relay_received_datagrams_by_transport_total', 'Datagrams received, by transport (udp, ws)', () => c.datagramsReceived, ws('datagramsIn'));
+  byTransport('quic_relay_received_bytes_by_transport_total', 'Bytes received, by transport (udp, ws)', () => c.bytesReceived, ws('bytesIn'));
+  m.counter('quic_relay_ws_sent_datagrams_total', 'Datagrams sent to WebSocket peers (forwards and replies)', ws('datagramsOut'));
+  m.counter('quic_relay_ws_sent_bytes_total', 'Bytes sent to WebSocket peers', ws('bytesOut'));
+  m.gauge('quic_relay_ws_connections', 'WebSocket connections open (upgraded)', ws('connections'));
+  m.counter('quic_relay_ws_connections_accepted_total', 'WebSocket connections upgraded', ws('accepted'));
   m.labelled(
     'quic_relay_ws_connections_closed_total',
     'WebSocket connections refused or closed, by reason',
     'reason',
-    Object.fromEntries(STREAM_CLOSE_REASONS.map((r) => [r, ws((f) => f.closedBy[r] ?? 0)])),
+    Object.fromEntries(STREAM_CLOSE_REASONS.map((r) => [r, () => src.streams?.closedBy[r] ?? 0])),
   );
-  m.counter(
-    'quic_relay_tls_reloads_total',
-    'Times the TLS certificate and key were re-read (SIGHUP)',
-    ws((f) => f.tlsReloads),
-  );
+  m.counter('quic_relay_tls_reloads_total', 'Times the TLS certificate and key were re-read (SIGHUP)', ws('tlsReloads'));
 }
 
 /** Sessions created and removed, replies held back, and errors. */

@@ -107,12 +107,24 @@ export class StreamPeer {
   deadline: number;
   nextPingAt = 0;
   pongPending = false;
+  /** Gone from the leg (closed, or cut off): what it still delivers is ignored. */
+  private gone = false;
   constructor(address: string, tcpPort: number, port: number, deadline: number) {
     this.address = address;
     this.ip = ipKeyOf(address);
     this.tcpPort = tcpPort;
     this.port = port;
     this.deadline = deadline;
+  }
+  get dropped(): boolean {
+    return this.gone;
+  }
+
+  /** Leaves the leg; false when it already had. */
+  leave(): boolean {
+    if (this.gone) return false;
+    this.gone = true;
+    return true;
   }
 }
 
@@ -339,7 +351,7 @@ export class StreamLeg {
       ws.on('message', (data: Buffer, isBinary: boolean) => {
         // ws may still hand over frames it had read before we closed the
         // connection: a peer that is gone registers and sends nothing.
-        if (this.peers.get(peer.port) !== peer) return;
+        if (peer.dropped) return;
         if (!isBinary) {
           // SPEC 6.3: a datagram is a binary message; text is a broken client.
           this.end(peer, 'text_message', CLOSE_UNSUPPORTED, 'binary messages only');
@@ -374,7 +386,7 @@ export class StreamLeg {
 
   /** SPEC 6.2: a closed connection leaves its session at once. False when already gone. */
   private drop(peer: StreamPeer): boolean {
-    if (this.peers.get(peer.port) !== peer) return false;
+    if (!peer.leave()) return false;
     this.sink.onStreamClosed(peer); // first: its log line still finds the peer
     this.peers.delete(peer.port);
     return true;

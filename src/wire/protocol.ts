@@ -34,8 +34,7 @@ export const ADDRESS_QUERY_MIN_BYTES = 64;
  * is what keeps every answer shorter than its query. Looks past the fifth
  * byte only when the first five match.
  */
-export function isAddressQuery(buf: Uint8Array): boolean {
-  const len = buf.length;
+export function isAddressQuery(buf: Uint8Array, len = buf.length): boolean {
   if (len < ADDRESS_QUERY_MIN_BYTES || buf[0] !== A || buf[1] !== D || buf[2] !== D || buf[3] !== R || buf[4] !== QUESTION) return false;
   for (let i = 5; i < len; i++) if (buf[i] !== SPACE) return false;
   return true;
@@ -69,9 +68,9 @@ for (let c = 0x61; c <= 0x7a; c++) ID_BYTE[c] = 1;
 ID_BYTE[0x2d] = 1; // -
 ID_BYTE[0x5f] = 1; // _
 
-/** True when the datagram begins with `REG:`. */
-export function startsWithReg(buf: Uint8Array): boolean {
-  return buf.length >= 4 && buf[0] === R && buf[1] === E && buf[2] === G && buf[3] === COLON;
+/** True when the datagram (its first `len` bytes) begins with `REG:`. */
+export function startsWithReg(buf: Uint8Array, len = buf.length): boolean {
+  return len >= 4 && buf[0] === R && buf[1] === E && buf[2] === G && buf[3] === COLON;
 }
 
 /**
@@ -79,11 +78,13 @@ export function startsWithReg(buf: Uint8Array): boolean {
  * `\r\n` or `\n`, nothing after), a bad registration (starts with `REG:` but
  * breaks that), or data. Whether a bad registration is really data depends on
  * the sender being registered: that is the caller's decision (SPEC 1.4).
+ * `len`: the datagram's length when `buf` is longer (a reused receive slot),
+ * so that no view of it is made per datagram.
  */
-export function classify(buf: Buffer): Classified {
-  if (buf[0] === A) return isAddressQuery(buf) ? ADDRESS_QUERY : DATA;
-  if (!startsWithReg(buf)) return DATA;
-  const len = buf.length;
+export function classify(buf: Buffer, len = buf.length): Classified {
+  if (len === 0) return DATA;
+  if (buf[0] === A) return isAddressQuery(buf, len) ? ADDRESS_QUERY : DATA;
+  if (!startsWithReg(buf, len)) return DATA;
   let end = 4;
   while (end < len && ID_BYTE[buf[end] as number] === 1) end++;
   const idLen = end - 4;

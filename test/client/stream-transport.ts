@@ -47,6 +47,7 @@ t.test("SPEC 6.4: --transport ws: registers over the WebSocket leg, and a UDP pe
   await c.register();
   t.equal(c.transport, 'ws');
   t.equal(relay.streams!.connections, 1, 'the relay holds it as a WebSocket peer');
+  t.ok(c.stats.sendErrors >= 1, 'the REG sent while the WebSocket connected was dropped, and counted (the REG on open registered)');
   const u = await bindPeer(t, address, '127.0.0.2');
   t.equal(await register(u, session), 'ACK\n');
   const got = new Promise<Buffer>((resolve) => c.once('message', resolve));

@@ -59,6 +59,16 @@ t.test('classify() does not allocate a result for data', async (t) => {
   t.equal(classify(b('REG:')), classify(b('REG:!!')), 'bad-register result is shared');
 });
 
+t.test('classify(buf, len) reads the first len bytes only (a reused receive slot)', async (t) => {
+  const slot = Buffer.alloc(2048, 0x21); // what a previous, longer datagram left behind
+  const put = (s: string): number => slot.write(s, 'latin1');
+  t.same(classify(slot, put('REG:slot-id\n')), { kind: 'register', id: 'slot-id' });
+  t.equal(classify(slot, put('ADDR?'.padEnd(64, ' '))).kind, 'address-query');
+  t.equal(classify(slot, put('REG:')).kind, 'bad-register');
+  t.equal(classify(slot, 0).kind, 'data', 'an empty datagram');
+  t.equal(classify(slot).kind, 'bad-register', 'the whole slot, for contrast: the stale bytes break the id');
+});
+
 t.test('SPEC 1.3: replies and the amplification rule', async (t) => {
   t.same(
     [ACK, ERR_FULL, ERR_BAD, ERR_BUSY].map((r) => r.toString()),
